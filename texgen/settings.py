@@ -1,0 +1,126 @@
+"""Typed settings, one dataclass per concern, filled from CLI flags, TOML or the wire.
+
+The same field names are used everywhere: the CLI flag ``--view-size`` is the TOML key
+``view_size`` is the wire option ``view_size``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "sd15-controlnet-depth"
+
+
+@dataclass
+class TextureSettings:
+    """Everything that decides what ``texture_mesh`` paints.
+
+    views : a number of views from the default schedule, or "auto" for next-best-view selection
+    view_size : square view resolution in pixels (multiple of 8)
+    texture_size : square UV texture resolution in texels
+    """
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = DEFAULT_MODEL
+    views: Union[int, str] = 8
+    max_views: int = 12
+    view_size: int = 768
+    texture_size: int = 1024
+    steps: int = 25
+    guidance: float = 7.5
+    controlnet_scale: float = 1.0
+    seed: int = 0
+    direction_prompts: bool = True
+    refine_strength: float = 0.4
+    unwrap: str = "auto"
+    object: str = ""
+    device: str = "auto"
+    pad: int = 8
+
+    def validate(self) -> "TextureSettings":
+        """Check every value; raise ConfigError naming the first bad key."""
+        if isinstance(self.views, str) and self.views != "auto":
+            try:
+                self.views = int(self.views)
+            except ValueError:
+                raise ConfigError(f"views: expected a number or 'auto', got {self.views!r}") from None
+        if isinstance(self.views, int) and not 1 <= self.views <= 64:
+            raise ConfigError(f"views: must be between 1 and 64, got {self.views}")
+        if not 1 <= self.max_views <= 64:
+            raise ConfigError(f"max_views: must be between 1 and 64, got {self.max_views}")
+        if self.view_size < 64 or self.view_size > 4096 or self.view_size % 8:
+            raise ConfigError(f"view_size: must be a multiple of 8 between 64 and 4096, got {self.view_size}")
+        if self.texture_size < 16 or self.texture_size > 16384:
+            raise ConfigError(f"texture_size: must be between 16 and 16384, got {self.texture_size}")
+        if not 1 <= self.steps <= 1000:
+            raise ConfigError(f"steps: must be between 1 and 1000, got {self.steps}")
+        if self.guidance < 0:
+            raise ConfigError(f"guidance: must be >= 0, got {self.guidance}")
+        if not 0.0 <= self.refine_strength <= 1.0:
+            raise ConfigError(f"refine_strength: must be in [0, 1], got {self.refine_strength}")
+        if self.unwrap not in ("auto", "always", "never"):
+            raise ConfigError(f"unwrap: must be auto, always or never, got {self.unwrap!r}")
+        if not 0 <= self.pad <= 256:
+            raise ConfigError(f"pad: must be between 0 and 256 texels, got {self.pad}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def settings_from_mapping(cls: type, values: Mapping[str, Any], *, where: str = "settings") -> Any:
+    """Build dataclass ``cls`` from a mapping, checking key names and value types.
+
+    Unknown keys and values of the wrong type raise ConfigError naming the key and ``where``.
+    """
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(names))}")
+        kwargs[key] = _coerce(key, value, hints[key], where)
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return obj
+
+
+def _coerce(key: str, value: Any, hint: Any, where: str) -> Any:
+    allowed = get_args(hint) if get_origin(hint) is Union else (hint,)
+    for kind in allowed:
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind in (str, bool) and isinstance(value, kind):
+            return value
+    names = " or ".join(getattr(kind, "__name__", str(kind)) for kind in allowed)
+    raise ConfigError(f"{where}: key {key!r} must be {names}, got {type(value).__name__} {value!r}")
+
+
+def load_toml(path: Union[str, Path], cls: type = TextureSettings, section: str = "texture") -> Any:
+    """Read ``[section]`` (or the top level when absent) of a TOML file into ``cls``."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"settings file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    table = data.get(section, data)
+    return settings_from_mapping(cls, table, where=str(path))
+
+
+__all__ = ["TextureSettings", "DEFAULT_MODEL", "settings_from_mapping", "load_toml"]
