@@ -1,0 +1,367 @@
+"""Mesh input: load through trimesh, validate, keep the user's UVs and topology.
+
+Conventions
+-----------
+* ``positions`` (V, 3) float64 and ``faces`` (F, 3) int64 are the user's own vertices, in the
+  user's own frame and units. OBJ files are welded back on exact position equality (trimesh
+  splits OBJ vertices at UV seams), so the exported OBJ keeps the original vertex count.
+* UVs are per face corner, as in OBJ: ``uvs`` (T, 2) float64 in [0, 1] with v pointing up
+  (OpenGL/OBJ/Blender convention; image row 0 is v = 1) and ``uv_faces`` (F, 3) int64 indexing
+  ``uvs``. A UV seam is an edge whose two faces use different UV indices.
+* Rendering uses the *unit frame*: ``(positions - center) * scale`` fits in the unit sphere.
+  The world axes are glTF's (+Y up, the model faces +Z); Blender's +Z-up data is converted at
+  the add-on's edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from .errors import MeshError
+
+log = logging.getLogger(__name__)
+
+MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
+# UVs may stray this far outside [0, 1] (a few texels past the edge); further means tiles/UDIM.
+UV_TOLERANCE = 0.1
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh with per-corner UVs and an optional reference texture.
+
+    positions : (V, 3) float64, user frame
+    faces : (F, 3) int64
+    uvs : (T, 2) float64 or None
+    uv_faces : (F, 3) int64 or None
+    texture : (H, W, 3) uint8 base-colour image the UVs map, or None
+    notes : what loading did to the input (unwrapped, welded, merged, skipped faces...)
+    """
+
+    positions: np.ndarray
+    faces: np.ndarray
+    uvs: Optional[np.ndarray] = None
+    uv_faces: Optional[np.ndarray] = None
+    texture: Optional[np.ndarray] = None
+    name: str = "mesh"
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
+                    uv_faces: Optional[np.ndarray] = None, texture: Optional[np.ndarray] = None,
+                    name: str = "mesh") -> "Mesh":
+        """Build and validate a mesh from plain arrays (the wire and the add-on use this).
+
+        When ``uvs`` is given without ``uv_faces``, it must be per-vertex (V, 2) or
+        per-corner (F * 3, 2).
+        """
+        positions = np.asarray(positions, dtype=np.float64)
+        faces = np.asarray(faces)
+        if uvs is not None:
+            uvs = np.asarray(uvs, dtype=np.float64)
+            if uv_faces is None:
+                if len(uvs) == len(positions):
+                    uv_faces = faces
+                elif len(uvs) == 3 * len(faces):
+                    uv_faces = np.arange(3 * len(faces)).reshape(-1, 3)
+                else:
+                    raise MeshError(f"{name}: uvs has {len(uvs)} rows; expected one per vertex "
+                                    f"({len(positions)}) or one per face corner ({3 * len(faces)})")
+        mesh = cls(positions, faces, uvs, None if uv_faces is None else np.asarray(uv_faces), texture, name)
+        mesh.validate()
+        return mesh
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise MeshError naming the first problem; normalise dtypes in place."""
+        name = self.name
+        if self.positions.ndim != 2 or self.positions.shape[1] != 3:
+            raise MeshError(f"{name}: positions must be (V, 3), got {self.positions.shape}")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+            raise MeshError(f"{name}: faces must be triangles (F, 3), got {self.faces.shape}")
+        if len(self.faces) == 0:
+            raise MeshError(f"{name}: the mesh has no faces (a point cloud or an empty file?)")
+        if not np.issubdtype(self.faces.dtype, np.integer):
+            raise MeshError(f"{name}: face indices must be integers, got {self.faces.dtype}")
+        self.faces = self.faces.astype(np.int64)
+        bad = ~np.isfinite(self.positions).all(axis=1)
+        if bad.any():
+            raise MeshError(f"{name}: {int(bad.sum())} vertices have NaN or infinite coordinates "
+                            f"(first: vertex {int(np.flatnonzero(bad)[0])})")
+        _check_index_range(self.faces, len(self.positions), f"{name}: face", "vertices")
+        if self.uvs is not None:
+            if self.uv_faces is None or self.uv_faces.shape != self.faces.shape:
+                raise MeshError(f"{name}: uv_faces must be (F, 3) like faces")
+            if self.uvs.ndim != 2 or self.uvs.shape[1] != 2:
+                raise MeshError(f"{name}: uvs must be (T, 2), got {self.uvs.shape}")
+            if not np.isfinite(self.uvs).all():
+                raise MeshError(f"{name}: UVs contain NaN or infinite values")
+            self.uv_faces = self.uv_faces.astype(np.int64)
+            _check_index_range(self.uv_faces, len(self.uvs), f"{name}: UV face", "UVs")
+            corners = self.corner_uvs()
+            stray = (corners < -UV_TOLERANCE) | (corners > 1 + UV_TOLERANCE)
+            if stray.any():
+                face = int(np.flatnonzero(stray.any(axis=(1, 2)))[0])
+                raise MeshError(
+                    f"{name}: face {face} has UVs {np.round(self.uvs[self.uv_faces[face]], 3).tolist()} that cross "
+                    "a UV tile border. Tiled UDIM layouts are not supported yet: pack the UVs into the 0-1 "
+                    "square, or use --unwrap always to make a new layout")
+            if self.uv_tiles_wrapped:
+                note = ("UVs outside [0, 1] wrap into the 0-1 square (glTF's repeat sampler), so several "
+                        "faces share texels; the exported UVs are unchanged")
+                if note not in self.notes:
+                    self.notes.append(note)
+        if self.texture is not None:
+            self.texture = _as_rgb8(self.texture, name)
+        degenerate = int((~self.face_ok).sum())
+        if degenerate:
+            note = (f"{degenerate} degenerate faces (repeated vertices or zero area) are skipped in "
+                    "rendering and baking and kept in the export")
+            log.warning("%s: %s", name, note)
+            if note not in self.notes:
+                self.notes.append(note)
+
+    # ------------------------------------------------------------------ derived data
+    @property
+    def has_uvs(self) -> bool:
+        return self.uvs is not None
+
+    @cached_property
+    def face_ok(self) -> np.ndarray:
+        """(F,) bool: faces with three distinct vertices and a non-zero area."""
+        f = self.faces
+        distinct = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
+        area2 = np.linalg.norm(self.face_cross, axis=1)
+        scale = max(float(np.ptp(self.positions, axis=0).max()), 1e-30)
+        return distinct & (area2 > 1e-12 * scale * scale)
+
+    @cached_property
+    def face_cross(self) -> np.ndarray:
+        """(F, 3) cross product of two edges; its length is twice the face area."""
+        tri = self.positions[self.faces]
+        return np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+
+    @cached_property
+    def center(self) -> np.ndarray:
+        """(3,) centre of the bounding box, user frame."""
+        used = self.positions[np.unique(self.faces)]
+        return (used.min(axis=0) + used.max(axis=0)) / 2
+
+    @cached_property
+    def scale(self) -> float:
+        """Factor that maps the user frame into the unit sphere around ``center``."""
+        used = self.positions[np.unique(self.faces)]
+        radius = float(np.linalg.norm(used - self.center, axis=1).max())
+        if radius <= 0:
+            raise MeshError(f"{self.name}: all vertices coincide; the mesh has no extent")
+        return 1.0 / radius
+
+    @cached_property
+    def unit_positions(self) -> np.ndarray:
+        """(V, 3) float32 positions in the unit frame used for rendering."""
+        return ((self.positions - self.center) * self.scale).astype(np.float32)
+
+    @cached_property
+    def vertex_normals(self) -> np.ndarray:
+        """(V, 3) float32 area-weighted vertex normals (unit frame = user frame directions)."""
+        normals = np.zeros_like(self.positions)
+        for corner in range(3):
+            np.add.at(normals, self.faces[:, corner], self.face_cross)
+        length = np.linalg.norm(normals, axis=1, keepdims=True)
+        return (normals / np.maximum(length, 1e-20)).astype(np.float32)
+
+    @cached_property
+    def welded_faces(self) -> np.ndarray:
+        """(F, 3) int64 faces re-indexed so that vertices at the same position share an index.
+
+        Adjacency across UV seams (seam detection, 3D neighbours) is computed on these.
+        """
+        _, inverse = np.unique(self.positions, axis=0, return_inverse=True)
+        return inverse.reshape(-1)[self.faces]
+
+    def corner_uvs(self) -> np.ndarray:
+        """(F, 3, 2) UV of every face corner, each face shifted by whole tiles into the 0-1 square.
+
+        A face lying in tile [k, k + 1] samples the same texels as in [0, 1] under a repeating
+        sampler, so baking and rendering use these; the stored ``uvs`` stay as the user gave them.
+        """
+        self.require_uvs()
+        corners = self.uvs[self.uv_faces]
+        return corners - np.floor(corners.mean(axis=1, keepdims=True))
+
+    @property
+    def uv_tiles_wrapped(self) -> bool:
+        """True when some faces lie outside the 0-1 square and are wrapped into it."""
+        corners = self.uvs[self.uv_faces]
+        return bool((np.floor(corners.mean(axis=1)) != 0).any())
+
+    def require_uvs(self) -> None:
+        if self.uvs is None:
+            raise MeshError(f"{self.name}: the mesh has no UV map; unwrap it first (--unwrap auto)")
+
+
+def _check_index_range(indices: np.ndarray, count: int, what: str, target: str) -> None:
+    bad = (indices < 0) | (indices >= count)
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise MeshError(f"{what} indices out of range: face {row} refers to {indices[row].tolist()}, "
+                        f"but there are only {count} {target}")
+
+
+def _as_rgb8(image: np.ndarray, name: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise MeshError(f"{name}: texture must be (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.dtype != np.uint8:
+        if np.issubdtype(image.dtype, np.floating):
+            image = np.clip(np.round(image * 255.0), 0, 255)
+        image = image.astype(np.uint8)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "auto") -> Mesh:
+    """Load a mesh file into a validated :class:`Mesh`.
+
+    object_name : pick one object of a multi-object scene by node or geometry name; otherwise
+        all objects are merged (with their transforms applied)
+    unwrap : "auto" unwraps with xatlas only when there are no UVs, "always" replaces the UVs,
+        "never" leaves a mesh without UVs as it is
+    """
+    import trimesh
+
+    path = Path(path)
+    if not path.is_file():
+        raise MeshError(f"mesh file not found: {path}")
+    if path.suffix.lower() not in MESH_SUFFIXES:
+        raise MeshError(f"{path.name}: unsupported mesh format {path.suffix!r}; "
+                        f"use one of {', '.join(MESH_SUFFIXES)}")
+    try:
+        loaded = trimesh.load(str(path), process=False)
+    except Exception as exc:  # trimesh raises many types for corrupt files
+        raise MeshError(f"{path.name}: cannot read the file as a mesh ({type(exc).__name__}: {exc})") from None
+    parts = _scene_parts(loaded, path.name, object_name)
+    if not parts:
+        raise MeshError(f"{path.name}: the file contains no triangle mesh")
+    mesh = _merge(parts, path.stem) if len(parts) > 1 else _from_trimesh(parts[0][1], path.stem)
+    if path.suffix.lower() == ".obj":
+        _weld_obj(mesh)
+    mesh.validate()
+    return apply_unwrap(mesh, unwrap)
+
+
+def _scene_parts(loaded, filename: str, object_name: str) -> list:
+    """[(name, trimesh.Trimesh)] with scene transforms applied."""
+    import trimesh
+
+    if isinstance(loaded, trimesh.Trimesh):
+        parts = [(loaded.metadata.get("name", filename), loaded)]
+    elif isinstance(loaded, trimesh.Scene):
+        parts = []
+        for node in loaded.graph.nodes_geometry:
+            transform, geometry_name = loaded.graph[node]
+            geometry = loaded.geometry[geometry_name]
+            if isinstance(geometry, trimesh.Trimesh) and len(geometry.faces):
+                geometry = geometry.copy()
+                geometry.apply_transform(transform)
+                parts.append((node if node == geometry_name else f"{node}/{geometry_name}", geometry))
+    else:
+        raise MeshError(f"{filename}: the file holds a {type(loaded).__name__}, not a triangle mesh")
+    if object_name:
+        chosen = [p for p in parts if object_name in p[0].split("/")]
+        if not chosen:
+            names = ", ".join(p[0] for p in parts) or "none"
+            raise MeshError(f"{filename}: no object named {object_name!r}; objects: {names}")
+        return chosen
+    return parts
+
+
+def _from_trimesh(tm, name: str) -> Mesh:
+    uvs = getattr(tm.visual, "uv", None)
+    texture = None
+    material = getattr(tm.visual, "material", None)
+    if material is not None:
+        image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
+        if image is not None:
+            texture = np.asarray(image.convert("RGB"))
+    faces = np.asarray(tm.faces, dtype=np.int64)
+    if uvs is not None and len(uvs) == len(tm.vertices):
+        uvs = np.asarray(uvs, dtype=np.float64)
+        return Mesh(np.asarray(tm.vertices, dtype=np.float64), faces, uvs, faces.copy(), texture, name)
+    return Mesh(np.asarray(tm.vertices, dtype=np.float64), faces, None, None, texture, name)
+
+
+def _merge(parts: list, name: str) -> Mesh:
+    """Merge several objects into one mesh; UV squares are tiled side by side so they do not overlap."""
+    meshes = [_from_trimesh(tm, part_name) for part_name, tm in parts]
+    with_uvs = all(m.has_uvs for m in meshes)
+    tiles = int(np.ceil(np.sqrt(len(meshes))))
+    positions, faces, uvs, uv_faces = [], [], [], []
+    vertex_offset = uv_offset = 0
+    for index, m in enumerate(meshes):
+        positions.append(m.positions)
+        faces.append(m.faces + vertex_offset)
+        vertex_offset += len(m.positions)
+        if with_uvs:
+            tile = np.array([index % tiles, tiles - 1 - index // tiles], dtype=np.float64)
+            uvs.append((np.clip(m.uvs, 0, 1) + tile) / tiles)
+            uv_faces.append(m.uv_faces + uv_offset)
+            uv_offset += len(m.uvs)
+    mesh = Mesh(np.concatenate(positions), np.concatenate(faces),
+                np.concatenate(uvs) if with_uvs else None,
+                np.concatenate(uv_faces) if with_uvs else None, None, name)
+    names = ", ".join(p[0] for p in parts)
+    note = f"merged {len(parts)} objects ({names})"
+    if with_uvs:
+        note += f"; their UV squares were tiled {tiles}x{tiles} so they do not overlap (use --object NAME to keep one)"
+    elif any(m.has_uvs for m in meshes):
+        note += "; some had no UVs, so the merged mesh is unwrapped anew"
+    mesh.notes.append(note)
+    log.warning("%s: %s", name, note)
+    return mesh
+
+
+def _weld_obj(mesh: Mesh) -> None:
+    """Undo trimesh's OBJ vertex split at UV seams (exact position equality, first-seen order)."""
+    _, first, inverse = np.unique(mesh.positions, axis=0, return_index=True, return_inverse=True)
+    if len(first) == len(mesh.positions):
+        return
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    mesh.positions = mesh.positions[first[order]]
+    mesh.faces = rank[inverse.reshape(-1)][mesh.faces]
+
+
+def apply_unwrap(mesh: Mesh, unwrap: str = "auto") -> Mesh:
+    """Unwrap with xatlas when asked to (``always``) or when there are no UVs (``auto``)."""
+    if unwrap not in ("auto", "always", "never"):
+        raise MeshError(f"unwrap must be auto, always or never, got {unwrap!r}")
+    if unwrap == "never" or (unwrap == "auto" and mesh.has_uvs):
+        return mesh
+    import xatlas
+
+    ok = mesh.face_ok
+    vmapping, indices, uvs = xatlas.parametrize(mesh.positions.astype(np.float32), mesh.faces[ok].astype(np.uint32))
+    uv_faces = np.zeros_like(mesh.faces)
+    uv_faces[ok] = indices.astype(np.int64)
+    uvs = np.asarray(uvs, dtype=np.float64)
+    if not ok.all():  # degenerate faces get a zero-area UV triangle at the first UV
+        uv_faces[~ok] = 0
+    mesh.uvs, mesh.uv_faces = uvs, uv_faces
+    mesh.texture = None
+    note = ("the mesh had no UVs; unwrapped with xatlas" if unwrap == "auto"
+            else "UVs replaced by a new xatlas unwrap (--unwrap always)")
+    mesh.notes.append(note)
+    log.info("%s: %s", mesh.name, note)
+    return mesh

@@ -1,0 +1,24 @@
+"""The result every job returns: the mesh as given, its texture, a report and a preview."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .mesh import Mesh
+
+
+@dataclass
+class TextureResult:
+    """mesh : the input mesh in its own frame, UVs unchanged
+    texture : (N, N, 3) uint8 base-colour map for ``mesh``'s UVs
+    report : JSON-serialisable facts about the run (settings, coverage, seam ratio, timings...)
+    preview : (H, W, 3) uint8 contact sheet
+    """
+
+    mesh: Mesh
+    texture: np.ndarray
+    report: dict[str, Any] = field(default_factory=dict)
+    preview: np.ndarray | None = None
