@@ -1,0 +1,246 @@
+"""Outputs: GLB/OBJ round trips (per corner, user frame), overwrite refusal, atomic writes, previews."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from texgen.errors import TexgenError
+from texgen.export import (OUTPUT_KINDS, atomic_write, contact_sheet, gltf_vertices, output_paths,
+                           texture_render_strip, write_outputs)
+from texgen.mesh import Mesh, load_mesh
+from texgen.result import TextureResult
+
+EVAL_MESHES = Path(__file__).resolve().parents[2] / "shared" / "eval-meshes"
+EVAL_FILES = ["spot/spot_triangulated.obj", "bob/bob_tri.obj", "avocado/avocado.obj", "duck/Duck.glb",
+              "box_textured/BoxTextured.glb"]
+
+
+def seam_mesh() -> Mesh:
+    """A tetrahedron in an odd frame, every face its own UV island, plus one degenerate face."""
+    rng = np.random.default_rng(3)
+    positions = rng.normal(size=(4, 3)) * 123.456 + [1000.0, -50.0, 7.0]
+    faces = np.array([[0, 1, 2], [0, 3, 1], [1, 3, 2], [2, 3, 0], [0, 0, 1]])
+    uvs = rng.uniform(0.02, 0.98, size=(15, 2))
+    uv_faces = np.arange(15).reshape(5, 3)
+    uv_faces[1, 0] = 0  # a UV shared by two faces: not every corner is split
+    texture = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    return Mesh.from_arrays(positions, faces, uvs, uv_faces, texture, name="my tetra")
+
+
+def result_of(mesh: Mesh, report: dict | None = None) -> TextureResult:
+    return TextureResult(mesh, mesh.texture, report or {"seed": 7, "psnr": np.float32(38.5), "ratio": float("nan")})
+
+
+def assert_same_corners(loaded: Mesh, mesh: Mesh, atol: float) -> None:
+    """Per-corner positions and UVs of ``loaded`` equal those of ``mesh`` (user frame)."""
+    assert loaded.faces.shape == mesh.faces.shape
+    np.testing.assert_allclose(loaded.positions[loaded.faces], mesh.positions[mesh.faces],
+                               atol=atol * max(1.0, float(np.abs(mesh.positions).max())), rtol=0)
+    np.testing.assert_allclose(loaded.uvs[loaded.uv_faces], mesh.uvs[mesh.uv_faces], atol=atol, rtol=0)
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+# ---------------------------------------------------------------------- round trips
+
+
+def test_write_outputs_writes_every_file(tmp_path: Path) -> None:
+    mesh = seam_mesh()
+    paths = write_outputs(result_of(mesh), tmp_path / "new" / "folder")
+    assert sorted(paths) == sorted(OUTPUT_KINDS)
+    assert paths["glb"].name == "my_tetra.glb"
+    assert files_in(paths["glb"].parent) == sorted(path.name for path in paths.values())
+    report = json.loads(paths["report"].read_text())
+    assert report == {"seed": 7, "psnr": 38.5, "ratio": None}
+    assert paths["report"].read_text().startswith('{\n  "seed"')
+    assert "map_Kd my_tetra_albedo.png" in paths["mtl"].read_text()
+    assert "mtllib my_tetra.mtl" in paths["obj"].read_text()
+
+
+def test_glb_reloads_with_texture_and_same_corners(tmp_path: Path) -> None:
+    import trimesh
+
+    mesh = seam_mesh()
+    paths = write_outputs(result_of(mesh), tmp_path, name="tetra")
+    scene = trimesh.load(paths["glb"], process=False)
+    (geometry,) = scene.geometry.values()
+    material = geometry.visual.material
+    assert material.baseColorTexture is not None
+    np.testing.assert_array_equal(np.asarray(material.baseColorTexture.convert("RGB")), mesh.texture)
+    assert material.metallicFactor == 0.0 and material.roughnessFactor == 1.0
+    # glTF splits only where a position has several UVs: 15 corners, 14 distinct (position, uv) pairs
+    assert len(geometry.vertices) == len(gltf_vertices(mesh)[0]) == 14
+    loaded = load_mesh(paths["glb"])
+    assert_same_corners(loaded, mesh, atol=1e-6)  # glTF stores float32
+    np.testing.assert_array_equal(loaded.texture, mesh.texture)
+
+
+def test_obj_round_trip_is_exact(tmp_path: Path) -> None:
+    mesh = seam_mesh()
+    paths = write_outputs(result_of(mesh), tmp_path, name="tetra")
+    text = paths["obj"].read_text()
+    assert text.count("\nv ") == 4 and text.count("\nvt ") == 15 and text.count("\nf ") == 5
+    loaded = load_mesh(paths["obj"])
+    assert len(loaded.positions) == len(mesh.positions)
+    assert_same_corners(loaded, mesh, atol=0.0)
+    np.testing.assert_array_equal(loaded.texture, mesh.texture)
+
+
+def test_glb_loaded_mesh_re_exports_the_same_vertices(tmp_path: Path) -> None:
+    first = write_outputs(result_of(seam_mesh()), tmp_path, name="first")
+    loaded = load_mesh(first["glb"])
+    second = write_outputs(result_of(loaded), tmp_path, name="second")
+    again = load_mesh(second["glb"])
+    for field in ("positions", "faces", "uvs", "uv_faces"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(loaded, field))
+
+
+@pytest.mark.skipif(not EVAL_MESHES.is_dir(), reason=f"{EVAL_MESHES} is absent")
+@pytest.mark.parametrize("relative", EVAL_FILES)
+def test_eval_meshes_round_trip(tmp_path: Path, relative: str) -> None:
+    mesh = load_mesh(EVAL_MESHES / relative)
+    paths = write_outputs(result_of(mesh), tmp_path)
+    from_glb = load_mesh(paths["glb"])
+    assert_same_corners(from_glb, mesh, atol=1e-6)
+    np.testing.assert_array_equal(from_glb.texture, mesh.texture)
+    from_obj = load_mesh(paths["obj"])
+    assert_same_corners(from_obj, mesh, atol=0.0)
+    if relative.endswith(".obj"):
+        assert len(from_obj.positions) == len(mesh.positions)
+    else:  # a GLB re-exports with exactly its own vertices
+        np.testing.assert_array_equal(from_glb.positions, mesh.positions.astype(np.float32))
+        np.testing.assert_array_equal(from_glb.uv_faces, mesh.uv_faces)
+
+
+def test_mesh_without_uvs_is_refused(tmp_path: Path) -> None:
+    mesh = seam_mesh()
+    bare = Mesh.from_arrays(mesh.positions, mesh.faces, name="bare")
+    with pytest.raises(TexgenError, match="no UV map"):
+        write_outputs(TextureResult(bare, mesh.texture), tmp_path)
+    assert files_in(tmp_path) == []
+
+
+# ---------------------------------------------------------------------- overwrite and atomicity
+
+
+def test_no_overwrite_without_flag(tmp_path: Path) -> None:
+    mesh = seam_mesh()
+    paths = write_outputs(result_of(mesh), tmp_path, name="tetra")
+    before = {path: path.read_bytes() for path in paths.values()}
+    mesh.texture = 255 - mesh.texture
+    with pytest.raises(TexgenError, match=r"tetra\.glb already exists.*overwrite"):
+        write_outputs(result_of(mesh), tmp_path, name="tetra")
+    assert {path: path.read_bytes() for path in paths.values()} == before
+    paths["glb"].unlink()  # any one existing file blocks the whole job
+    with pytest.raises(TexgenError, match=r"tetra\.obj already exists"):
+        write_outputs(result_of(mesh), tmp_path, name="tetra")
+    assert not paths["glb"].exists()
+    write_outputs(result_of(mesh), tmp_path, name="tetra", overwrite=True)
+    assert paths["albedo"].read_bytes() != before[paths["albedo"]]
+    assert files_in(tmp_path) == sorted(path.name for path in paths.values())
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "a.bin"
+    atomic_write(target, b"one")
+    atomic_write(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert files_in(tmp_path) == ["a.bin"]
+
+
+def test_atomic_write_failure_names_file_and_cleans_up(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked.png"
+    blocked.mkdir()  # the rename onto a folder fails after the temp file is written
+    with pytest.raises(TexgenError, match=r"cannot write .*blocked\.png"):
+        atomic_write(blocked, b"data")
+    with pytest.raises(TypeError):  # a failure inside the write itself
+        atomic_write(tmp_path / "text.txt", "not bytes")  # type: ignore[arg-type]
+    assert files_in(tmp_path) == ["blocked.png"]
+    with pytest.raises(TexgenError, match=r"cannot write .*missing"):
+        atomic_write(tmp_path / "missing" / "a.bin", b"data")
+
+
+def test_atomic_write_on_a_full_disk(tmp_path: Path) -> None:
+    """A file-size limit makes the kernel refuse the write (EFBIG), as a full disk does (ENOSPC)."""
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from texgen.errors import TexgenError
+        from texgen.export import atomic_write
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            atomic_write({str(tmp_path / "big.bin")!r}, bytes(1 << 20))
+        except TexgenError as exc:
+            print(exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "cannot write" in done.stdout and "big.bin" in done.stdout and "disk space" in done.stdout
+    assert files_in(tmp_path) == []
+
+
+def test_failure_midway_removes_what_this_call_wrote(tmp_path: Path) -> None:
+    mesh = seam_mesh()
+    paths = output_paths(tmp_path, "tetra")
+    paths["report"].mkdir()  # with overwrite, the report's rename fails after earlier files were placed
+    with pytest.raises(TexgenError, match=r"cannot write .*tetra_report\.json"):
+        write_outputs(result_of(mesh), tmp_path, name="tetra", overwrite=True)
+    assert files_in(tmp_path) == ["tetra_report.json"]
+
+
+def test_failing_encode_writes_nothing(tmp_path: Path) -> None:
+    mesh = seam_mesh()
+    with pytest.raises(TexgenError, match="report cannot be written as JSON"):
+        write_outputs(result_of(mesh, {"bad": object()}), tmp_path, name="tetra")
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_folder(tmp_path: Path) -> None:
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(TexgenError, match=r"cannot write .*tetra\.glb.*permission"):
+            write_outputs(result_of(seam_mesh()), tmp_path, name="tetra")
+        assert files_in(tmp_path) == []
+    finally:
+        tmp_path.chmod(0o755)
+
+
+# ---------------------------------------------------------------------- previews
+
+
+def test_contact_sheet_layout_and_labels() -> None:
+    tiles = [("rgb", np.full((40, 80, 3), 200, np.uint8)), ("float", np.ones((20, 20), np.float32)),
+             ("rgba", np.zeros((10, 10, 4), np.uint8))]
+    sheet = contact_sheet(tiles, columns=2)
+    assert sheet.dtype == np.uint8 and sheet.ndim == 3 and sheet.shape[2] == 3
+    square = contact_sheet(tiles, columns=2, tile_size=50)
+    assert square.shape[1] == 2 * 54 + 4
+    assert np.median(sheet.reshape(-1, 3), axis=0).tolist() == [24, 24, 24]  # dark background
+    label_band = sheet[4:16, 4:40]
+    assert (label_band > 150).any()  # the label is drawn
+    with pytest.raises(ValueError):
+        contact_sheet([], 2)
+
+
+def test_texture_render_strip() -> None:
+    pytest.importorskip("pyrender")
+    mesh = seam_mesh()
+    texture = np.zeros((64, 64, 3), np.uint8)
+    texture[:, :, 0] = 255  # pure red surface
+    strip = texture_render_strip(mesh, texture, size=64, views=3)
+    assert strip.shape == (64, 192, 3) and strip.dtype == np.uint8
+    assert strip[0, 0].tolist() == [128, 128, 128]  # grey background
+    red = (strip[:, :, 0] == 255) & (strip[:, :, 1] == 0)
+    for view in range(3):
+        assert red[:, view * 64:(view + 1) * 64].mean() > 0.01

@@ -1,0 +1,388 @@
+"""Outputs: the textured mesh as GLB and OBJ, the texture, the report and a preview, written atomically.
+
+Every file is written through a temporary file in the target's own folder, flushed to disk and
+renamed over the target, so a reader never sees half a file. :func:`write_files` extends this
+to a group of files: all temporary files are written first, and if anything fails, whatever the
+call already put in place is removed again.
+
+UV conventions: ``Mesh.uvs`` have v pointing up (OBJ's convention, written to OBJ unchanged);
+glTF's v points down, so the GLB stores ``1 - v``.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import math
+import os
+import re
+import secrets
+import struct
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from .errors import TexgenError
+from .mesh import Mesh
+from .result import TextureResult
+
+PathLike = Union[str, Path]
+TEMP_SUFFIX = ".tmp"
+ROUGHNESS = 1.0  # a neutral, matte PBR material: the texture alone gives the look
+OUTPUT_KINDS = ("glb", "obj", "mtl", "albedo", "report", "preview")
+
+
+# ---------------------------------------------------------------------- atomic files
+
+
+def atomic_write(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+
+    An OSError (full disk, read-only folder...) raises TexgenError naming ``path``; no
+    temporary file is left behind, whatever the failure.
+    """
+    path = Path(path)
+    _commit(_write_temp(path, data), path)
+
+
+def write_files(files: dict[Path, bytes], overwrite: bool = False) -> None:
+    """Write several files as one job: either all of them end up in place or none of them.
+
+    Refuses (TexgenError naming the file) when a target exists and ``overwrite`` is False,
+    before writing anything. On failure, the temporary files and the targets already
+    renamed into place by this call are removed, then the error is raised.
+    """
+    if not overwrite:
+        for path in files:
+            if path.exists():
+                raise TexgenError(f"{path} already exists; choose another output folder or name, "
+                                  "or pass overwrite=True (--overwrite) to replace it")
+    temps: dict[Path, Path] = {}
+    placed: list[Path] = []
+    try:
+        for path, data in files.items():
+            temps[path] = _write_temp(path, data)
+        for path, temp in temps.items():
+            _commit(temp, path)
+            placed.append(path)
+    except BaseException:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+        for path in placed:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a new hidden temporary file beside ``path`` and fsync it; return its path."""
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException as exc:
+        temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
+        raise
+    return temp
+
+
+def _commit(temp: Path, path: Path) -> None:
+    """Rename ``temp`` over ``path`` and fsync the folder; remove ``temp`` on failure."""
+    try:
+        os.replace(temp, path)
+    except BaseException as exc:
+        temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
+        raise
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is done either way
+        return
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass
+    finally:
+        os.close(folder)
+
+
+def _write_error(path: Path, exc: OSError) -> TexgenError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = "free some disk space or write to another folder"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "check the folder's permissions or write to another folder"
+    elif exc.errno == errno.EISDIR:
+        hint = "a folder has that name; remove it or choose another name"
+    else:
+        hint = "check the output folder"
+    return TexgenError(f"cannot write {path}: {reason}; {hint}")
+
+
+# ---------------------------------------------------------------------- job outputs
+
+
+def output_paths(out_dir: PathLike, name: str) -> dict[str, Path]:
+    """The file of each output kind (see ``OUTPUT_KINDS``) for ``name`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    return {"glb": out_dir / f"{name}.glb", "obj": out_dir / f"{name}.obj", "mtl": out_dir / f"{name}.mtl",
+            "albedo": out_dir / f"{name}_albedo.png", "report": out_dir / f"{name}_report.json",
+            "preview": out_dir / f"{name}_preview.png"}
+
+
+def safe_name(name: str) -> str:
+    """``name`` reduced to a plain file stem (letters, digits, ``.``, ``_``, ``-``) that OBJ/MTL can reference."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return cleaned or "texture"
+
+
+def write_outputs(result: TextureResult, out_dir: PathLike, name: str | None = None,
+                  overwrite: bool = False) -> dict[str, Path]:
+    """Write a job's files into ``out_dir`` and return them by kind (``OUTPUT_KINDS``).
+
+    ``NAME.glb`` (texture embedded), ``NAME.obj`` + ``NAME.mtl`` + ``NAME_albedo.png``,
+    ``NAME_report.json`` and ``NAME_preview.png``; NAME defaults to the mesh's name. Every
+    file is encoded before anything is written, then all are written as one job
+    (:func:`write_files`): nothing is overwritten unless ``overwrite``, nothing half-done stays.
+    """
+    mesh = result.mesh
+    mesh.require_uvs()
+    name = safe_name(name or mesh.name)
+    paths = output_paths(out_dir, name)
+    texture = _rgb8(result.texture, "texture")
+    preview = _rgb8(result.preview, "preview") if result.preview is not None else contact_sheet(
+        [("texture", texture)], 1, tile_size=512)
+    albedo = png_bytes(texture)
+    data = {"glb": glb_bytes(mesh, albedo, name), "obj": obj_bytes(mesh, paths["mtl"].name, name),
+            "mtl": mtl_bytes(name, paths["albedo"].name), "albedo": albedo,
+            "report": report_bytes(result.report), "preview": png_bytes(preview)}
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise TexgenError(f"output folder {folder} is a file; choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(folder, exc) from exc
+    write_files({paths[kind]: data[kind] for kind in OUTPUT_KINDS}, overwrite=overwrite)
+    return paths
+
+
+# ---------------------------------------------------------------------- encoders
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) or (H, W, 4) uint8 image as PNG."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def report_bytes(report: dict[str, Any]) -> bytes:
+    """The report as indented JSON; numpy values become plain numbers, NaN/inf become null."""
+    try:
+        text = json.dumps(_jsonable(report), indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TexgenError(f"the report cannot be written as JSON: {exc}") from exc
+    return (text + "\n").encode("utf-8")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def obj_bytes(mesh: Mesh, mtl_name: str, material: str) -> bytes:
+    """Wavefront OBJ text: the welded ``v`` positions, the ``vt`` UVs and ``f v/vt`` corners as stored.
+
+    Numbers are written with Python's shortest round-trip repr, so loading gives back the
+    exact float64 values.
+    """
+    mesh.require_uvs()
+    lines = [f"# texgen: {len(mesh.positions)} vertices, {len(mesh.uvs)} UVs, {len(mesh.faces)} faces",
+             f"mtllib {mtl_name}", f"o {material}"]
+    lines += [f"v {x!r} {y!r} {z!r}" for x, y, z in mesh.positions.tolist()]
+    lines += [f"vt {u!r} {v!r}" for u, v in mesh.uvs.tolist()]
+    lines.append(f"usemtl {material}")
+    corners = np.stack([mesh.faces + 1, mesh.uv_faces + 1], axis=2).reshape(-1, 6)
+    lines += ["f %d/%d %d/%d %d/%d" % tuple(row) for row in corners.tolist()]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def mtl_bytes(material: str, texture_name: str) -> bytes:
+    """An MTL with one matte material whose diffuse map is ``texture_name``."""
+    return (f"newmtl {material}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nNs 0\nd 1\nillum 1\n"
+            f"map_Kd {texture_name}\n").encode("utf-8")
+
+
+def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """Split the mesh's vertices only as far as glTF needs: one per (position, UV) pair.
+
+    returns : pairs (K, 2) int64 of (position index, uv index), in order of first appearance
+        in ``faces``, and triangles (F, 3) int64 into those K vertices. A mesh loaded from a
+        GLB has one pair per vertex, so it keeps its vertices and their order.
+    """
+    mesh.require_uvs()
+    keys = mesh.faces.reshape(-1) * len(mesh.uvs) + mesh.uv_faces.reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    corners = first[order]
+    pairs = np.stack([mesh.faces.reshape(-1)[corners], mesh.uv_faces.reshape(-1)[corners]], axis=1)
+    return pairs, rank[inverse.reshape(-1)].reshape(-1, 3)
+
+
+def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
+    """A binary glTF 2.0 file: one node, one mesh with POSITION, NORMAL and TEXCOORD_0, the PNG
+    embedded as the base-colour texture of a matte material (metallic 0, roughness 1).
+
+    Positions are in the user's frame (as float32, as glTF stores them). Normals are the
+    mesh's smooth vertex normals.
+    """
+    pairs, triangles = gltf_vertices(mesh)
+    positions = mesh.positions[pairs[:, 0]].astype(np.float32)
+    normals = mesh.vertex_normals[pairs[:, 0]]
+    normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 1.0, 0.0)  # vertices of degenerate faces only
+    uvs = mesh.uvs[pairs[:, 1]].astype(np.float32)
+    uvs[:, 1] = 1.0 - uvs[:, 1]
+    index_type, index_dtype = (5123, np.uint16) if len(pairs) < 65535 else (5125, np.uint32)
+    blobs = [(positions, 34962), (normals.astype(np.float32), 34962), (uvs, 34962),
+             (triangles.astype(index_dtype).reshape(-1), 34963), (texture_png, None)]
+    binary = bytearray()
+    views = []
+    for blob, target in blobs:
+        raw = blob.tobytes() if isinstance(blob, np.ndarray) else blob
+        view = {"buffer": 0, "byteOffset": len(binary), "byteLength": len(raw)}
+        if target is not None:
+            view["target"] = target
+        views.append(view)
+        binary += raw + b"\0" * (-len(raw) % 4)
+    count = len(pairs)
+    accessors = [
+        {"bufferView": 0, "componentType": 5126, "count": count, "type": "VEC3",
+         "min": positions.min(axis=0).tolist(), "max": positions.max(axis=0).tolist()},
+        {"bufferView": 1, "componentType": 5126, "count": count, "type": "VEC3"},
+        {"bufferView": 2, "componentType": 5126, "count": count, "type": "VEC2"},
+        {"bufferView": 3, "componentType": index_type, "count": triangles.size, "type": "SCALAR"},
+    ]
+    gltf = {
+        "asset": {"version": "2.0", "generator": "texgen"},
+        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": name}],
+        "meshes": [{"name": name, "primitives": [{
+            "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}, "indices": 3, "material": 0, "mode": 4}]}],
+        "materials": [{"name": name, "doubleSided": True, "pbrMetallicRoughness": {
+            "baseColorTexture": {"index": 0}, "metallicFactor": 0.0, "roughnessFactor": ROUGHNESS}}],
+        "textures": [{"sampler": 0, "source": 0}],
+        "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}],
+        "images": [{"bufferView": 4, "mimeType": "image/png"}],
+        "accessors": accessors, "bufferViews": views, "buffers": [{"byteLength": len(binary)}],
+    }
+    header = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
+    header += b" " * (-len(header) % 4)
+    total = 12 + 8 + len(header) + 8 + len(binary)
+    return b"".join([struct.pack("<4sII", b"glTF", 2, total), struct.pack("<I4s", len(header), b"JSON"), header,
+                     struct.pack("<I4s", len(binary), b"BIN\0"), bytes(binary)])
+
+
+# ---------------------------------------------------------------------- preview pictures
+
+
+def _rgb8(image: np.ndarray, what: str) -> np.ndarray:
+    """(H, W, 3) uint8 from grey, RGB or RGBA, uint8 or float in [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise TexgenError(f"{what} must be an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.clip(np.round(np.nan_to_num(image.astype(np.float64)) * 255.0), 0, 255).astype(np.uint8)
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int, tile_size: int | None = None) -> np.ndarray:
+    """Lay out labelled pictures in a grid on a dark background.
+
+    tiles : (label, image) pairs; images are (H, W), (H, W, 1|3|4), uint8 or float in [0, 1]
+    columns : tiles per row
+    tile_size : side of every tile's square cell; default: the largest tile side. Each picture
+        is scaled to fit its cell, keeping its aspect ratio.
+    returns : (H, W, 3) uint8
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not tiles:
+        raise ValueError("contact_sheet needs at least one tile")
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    images = [_rgb8(image, f"tile {label!r}") for label, image in tiles]
+    cell = tile_size or max(max(image.shape[:2]) for image in images)
+    font = ImageFont.load_default()
+    label_height = font.getbbox("Hg")[3] + 6
+    gap = 4
+    rows = math.ceil(len(tiles) / columns)
+    columns = min(columns, len(tiles))
+    width, height = columns * (cell + gap) + gap, rows * (cell + label_height + gap) + gap
+    sheet = Image.new("RGB", (width, height), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for index, ((label, _), image) in enumerate(zip(tiles, images)):
+        x = gap + (index % columns) * (cell + gap)
+        y = gap + (index // columns) * (cell + label_height + gap)
+        picture = Image.fromarray(image)
+        scale = cell / max(picture.size)
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.LANCZOS)
+        sheet.paste(picture, (x + (cell - size[0]) // 2, y + label_height + (cell - size[1]) // 2))
+        text = label
+        while text and draw.textlength(text, font=font) > cell:
+            text = text[:-1]
+        draw.text((x + 2, y + 2), text, fill=(230, 230, 230), font=font)
+    return np.asarray(sheet)
+
+
+def texture_render_strip(mesh: Mesh, texture: np.ndarray, size: int = 256, views: int = 4) -> np.ndarray:
+    """Render the textured mesh unlit from ``views`` orbit cameras (elevation 20 degrees, evenly
+    spread azimuths starting front-right), over a grey background, side by side.
+
+    texture : (N, M, 3) uint8 or float in [0, 1] for ``mesh``'s UVs
+    returns : (size, views * size, 3) uint8
+    """
+    from .camera import orbit_camera
+    from .render import Renderer
+
+    cameras = [orbit_camera(30.0 + 360.0 * index / views, 20.0, size) for index in range(views)]
+    with Renderer(mesh) as renderer:
+        colors = renderer.render_texture(cameras, _rgb8(texture, "texture")).numpy()
+        mask = renderer.render(cameras).mask.numpy()[:, None]
+    composite = np.where(mask, colors, 0.5)  # (B, 3, H, W)
+    strip = composite.transpose(2, 0, 3, 1).reshape(size, views * size, 3)
+    return np.clip(np.round(strip * 255.0), 0, 255).astype(np.uint8)
+
+
+__all__ = ["atomic_write", "write_files", "write_outputs", "output_paths", "safe_name", "png_bytes",
+           "report_bytes", "obj_bytes", "mtl_bytes", "gltf_vertices", "glb_bytes", "contact_sheet",
+           "texture_render_strip", "OUTPUT_KINDS"]
