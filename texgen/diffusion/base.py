@@ -25,6 +25,8 @@ class ViewBatch:
     image : (B, 3, H, W) float in [0, 1], the current paint seen from each view (inpaint / refine)
     mask : (B, H, W) float in [0, 1], how much each pixel may change: 0 keep, 1 generate from
         scratch, values in between refine with that denoising strength
+    view_indices : optional B global view indices; each view's noise is seeded from
+        (seed, index), so splitting views into batches does not change them (default 0..B-1)
     """
 
     prompts: list[str]
@@ -33,6 +35,7 @@ class ViewBatch:
     cameras: Optional[list] = None
     image: Optional[torch.Tensor] = None
     mask: Optional[torch.Tensor] = None
+    view_indices: Optional[list[int]] = None
 
     def __post_init__(self) -> None:
         batch = len(self.prompts)
@@ -45,6 +48,8 @@ class ViewBatch:
             raise ValueError(f"mask must be ({batch}, {height}, {width}), got {tuple(self.mask.shape)}")
         if (self.mask is None) != (self.image is None):
             raise ValueError("image and mask go together: give both for inpainting, neither for generation")
+        if self.view_indices is not None and len(self.view_indices) != batch:
+            raise ValueError(f"view_indices must have {batch} entries, got {len(self.view_indices)}")
 
     @property
     def size(self) -> tuple[int, int]:

@@ -1,0 +1,466 @@
+"""Model specs -> loaded generators: presets, hub ids, local folders, single files, model cards.
+
+A spec is one of:
+
+* a preset name from PRESETS, such as the default ``sd15-controlnet-depth``;
+* ``random:ARCH``: the full-size ARCH (see ARCHITECTURES) with random weights, no download,
+  for benchmarks; it times like the real weights;
+* a TOML model card (``*.toml``) naming ``base`` and optionally ``controlnet``,
+  ``inpaint_unet`` and ``vae``; each is a string or a table ``{ path = ..., subfolder = ...,
+  config = ... }``, where ``config`` (a diffusers folder or hub id) goes with a single file
+  and relative paths are relative to the card;
+* a local diffusers pipeline folder, a hub id ``org/name``, or a single ``.safetensors`` /
+  ``.ckpt`` checkpoint of a whole pipeline;
+* ``oracle:PATH``, which texgen.eval handles.
+
+Offline (``HF_HUB_OFFLINE=1`` or ``local_files_only``) nothing is downloaded, and a missing
+model raises ModelError listing where it was looked for. Loaded generators are cached by
+spec, device and options until :func:`release` or :func:`release_all`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import inspect
+import json
+import logging
+import os
+import re
+import threading
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator, Optional, Union
+
+import torch
+
+from ..errors import ModelError, OutOfMemoryError, TexgenError
+from .base import Generator
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+SCHEDULERS = {"unipc": "UniPCMultistepScheduler", "ddim": "DDIMScheduler", "euler": "EulerDiscreteScheduler",
+              "dpm++": "DPMSolverMultistepScheduler", "model": None}
+# components texgen never uses: passed as None so they are neither loaded nor downloaded
+_UNUSED = ("safety_checker", "feature_extractor", "depth_estimator", "image_encoder")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w.-]+)*$")
+_CARD_KEYS = ("base", "controlnet", "inpaint_unet", "vae")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load and run a model; part of the pipeline cache key.
+
+    dtype : "auto" (fp16 on cuda and mps, fp32 on cpu), "fp16", "bf16" or "fp32"
+    cpu_offload : keep models in CPU memory and move each to the GPU only while it runs
+    vae_tiling, vae_slicing : decode in tiles / one view at a time, for less VAE memory
+    channels_last : channels-last memory format for the UNet and ControlNet
+    compile : torch.compile the UNet and ControlNet for fixed shapes (slow first call)
+    scheduler : a SCHEDULERS key; "model" keeps the model's own
+    local_files_only : never download (also implied by HF_HUB_OFFLINE=1)
+    """
+
+    dtype: str = "auto"
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    scheduler: str = "unipc"
+    local_files_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be auto, {', '.join(DTYPES)}; got {self.dtype!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}; got {self.scheduler!r}")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where one model comes from: a local folder or file, or a hub id (``org/name[/subfolder]``).
+
+    config : for a single file, a diffusers folder or hub id holding its configs
+    base_dir : the model card's folder, against which a relative path is tried first
+    """
+
+    location: str
+    subfolder: Optional[str] = None
+    config: Optional[str] = None
+    base_dir: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The models one generator is built from."""
+
+    base: ModelRef
+    controlnet: Optional[ModelRef] = None
+    inpaint_unet: Optional[ModelRef] = None
+    vae: Optional[ModelRef] = None
+
+
+PRESETS: dict[str, ModelCard] = {
+    "sd15-controlnet-depth": ModelCard(ModelRef("stable-diffusion-v1-5/stable-diffusion-v1-5"),
+                                       controlnet=ModelRef("lllyasviel/control_v11f1p_sd15_depth")),
+    "sdxl-controlnet-depth": ModelCard(ModelRef("stabilityai/stable-diffusion-xl-base-1.0"),
+                                       controlnet=ModelRef("diffusers/controlnet-depth-sdxl-1.0"),
+                                       vae=ModelRef("madebyollin/sdxl-vae-fp16-fix")),
+    "sd2-depth": ModelCard(ModelRef("stabilityai/stable-diffusion-2-depth")),
+}
+
+
+# Devices ----------------------------------------------------------------------------------------
+
+def pick_device(device: str = "auto") -> torch.device:
+    """"auto" -> cuda, then mps, then cpu; otherwise the named device, which must exist."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__})")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelError(f"device {device!r} asked for, but MPS is not available")
+    return chosen
+
+
+def pick_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
+    """fp16 on a GPU and fp32 on the CPU unless ``dtype`` names one."""
+    if dtype == "auto":
+        return torch.float32 if device.type == "cpu" else torch.float16
+    return DTYPES[dtype]
+
+
+def offline(options: LoadOptions) -> bool:
+    """True when nothing may be downloaded."""
+    return options.local_files_only or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+# Specs and model cards --------------------------------------------------------------------------
+
+def _ref(value: Any, key: str, base_dir: Optional[Path], where: str) -> ModelRef:
+    if isinstance(value, str):
+        return ModelRef(value, base_dir=base_dir)
+    if isinstance(value, dict) and isinstance(value.get("path"), str):
+        unknown = set(value) - {"path", "subfolder", "config"}
+        if unknown:
+            raise ModelError(f"{where}: {key} has unknown keys {', '.join(sorted(unknown))}; "
+                             "known: path, subfolder, config")
+        return ModelRef(value["path"], value.get("subfolder"), value.get("config"), base_dir)
+    raise ModelError(f"{where}: {key} must be a string or a table with a 'path', got {value!r}")
+
+
+def read_card(path: Union[str, Path]) -> ModelCard:
+    """Parse a TOML model card (top level or a ``[model]`` table)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"model card not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelError(f"{path}: not valid TOML: {exc}") from None
+    table = data.get("model", data)
+    unknown = set(table) - set(_CARD_KEYS)
+    if unknown:
+        raise ModelError(f"{path}: unknown keys {', '.join(sorted(unknown))}; known: {', '.join(_CARD_KEYS)}")
+    if "base" not in table:
+        raise ModelError(f"{path}: a model card needs 'base' (a hub id, diffusers folder or checkpoint)")
+    refs = {key: _ref(table[key], key, path.parent.resolve(), str(path)) for key in _CARD_KEYS if key in table}
+    return ModelCard(**refs)
+
+
+def resolve_spec(spec: str) -> ModelCard:
+    """The model card of a spec string (not ``random:`` or ``oracle:``)."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    if spec.endswith(".toml"):
+        return read_card(spec)
+    return ModelCard(ModelRef(spec))
+
+
+def _hub_cache_dir(repo: str) -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+
+
+@dataclass(frozen=True)
+class _Located:
+    """Where a ModelRef was found: a local path, or a hub repo; ``tried`` lists local paths tried."""
+
+    location: str
+    subfolder: Optional[str]
+    local: bool
+    tried: tuple[str, ...] = ()
+
+
+def _locate(ref: ModelRef, what: str) -> _Located:
+    """Find ``ref`` locally, else treat it as a hub id; ModelError lists every place looked at."""
+    raw = Path(ref.location).expanduser()
+    candidates = [raw] if raw.is_absolute() or ref.base_dir is None else [ref.base_dir / raw, raw]
+    for candidate in candidates:
+        if candidate.exists():
+            return _Located(str(candidate.resolve()), ref.subfolder, True)
+    tried = tuple(str(c.resolve()) for c in candidates)
+    if _HUB_ID.match(ref.location) and not ref.location.startswith(("./", "../", "~")):
+        parts = ref.location.split("/")
+        return _Located("/".join(parts[:2]), ref.subfolder or "/".join(parts[2:]) or None, False, tried)
+    raise ModelError(f"{what} {ref.location!r} not found; looked at: {', '.join(tried)}")
+
+
+def _folder_report(folder: Path, index: dict[str, Any]) -> str:
+    """One line per component of a pipeline folder: the files present, or 'missing'."""
+    lines = []
+    for name, entry in sorted(index.items()):
+        if name.startswith("_") or not isinstance(entry, list) or entry[0] is None:
+            continue
+        sub = folder / name
+        files = sorted(p.name for p in sub.iterdir()) if sub.is_dir() else []
+        lines.append(f"  {sub}/: {', '.join(files) if files else 'missing'}")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _load_errors(what: str, where: str, looked: str = "") -> Iterator[None]:
+    """Turn the many exceptions of diffusers / huggingface_hub loading into ModelError."""
+    try:
+        yield
+    except TexgenError:
+        raise
+    except torch.OutOfMemoryError as exc:
+        raise OutOfMemoryError(f"out of memory loading {what} from {where}; try cpu_offload=true "
+                               "or dtype=fp16") from exc
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        detail = f"\nlooked for:\n{looked}" if looked else ""
+        raise ModelError(f"could not load {what} from {where}: {exc}{detail}") from exc
+
+
+def _hub_looked(found: _Located, is_offline: bool) -> str:
+    mode = "offline (HF_HUB_OFFLINE=1 or local_files_only), so nothing was downloaded" if is_offline else "online"
+    lines = [f"  a local folder at {path}: not there" for path in found.tried]
+    lines.append(f"  the hub cache {_hub_cache_dir(found.location)} ({mode}); "
+                 "download the model once online, or point to a local folder")
+    return "\n".join(lines)
+
+
+def _model_index(found: _Located, is_offline: bool) -> dict[str, Any]:
+    """The model_index.json of a pipeline folder or hub repo."""
+    if found.local:
+        path = Path(found.location) / "model_index.json"
+        if not path.is_file():
+            raise ModelError(f"{found.location} is not a diffusers pipeline folder: looked for {path}. A single "
+                             "model folder (config.json) can be a controlnet, vae or inpaint_unet in a model card")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        with _load_errors("the model", found.location, _hub_looked(found, is_offline)):
+            path = Path(hf_hub_download(found.location, "model_index.json", local_files_only=is_offline))
+    return json.loads(path.read_text())
+
+
+def _dtype_kwargs(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """``dtype=`` for diffusers versions that renamed ``torch_dtype`` (0.36+), else ``torch_dtype=``."""
+    import diffusers.utils
+
+    return {"dtype" if hasattr(diffusers.utils, "_resolve_dtype") else "torch_dtype": dtype}
+
+
+def _unused_kwargs(pipeline_class: type) -> dict[str, None]:
+    names = inspect.signature(pipeline_class.__init__).parameters
+    return {name: None for name in _UNUSED if name in names}
+
+
+def _single_file_pipeline(path: Path) -> tuple[str, Optional[str]]:
+    """(pipeline class, default config) for a whole-pipeline checkpoint, from its keys and shapes."""
+    first_conv = "model.diffusion_model.input_blocks.0.0.weight"
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            keys = set(f.keys())
+            in_channels = f.get_slice(first_conv).get_shape()[1] if first_conv in keys else 0
+    else:
+        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        state = state.get("state_dict", state)
+        keys = set(state)
+        in_channels = state[first_conv].shape[1] if first_conv in keys else 0
+    if any(k.startswith("conditioner.embedders.1.") for k in keys):
+        return "StableDiffusionXLPipeline", None
+    if in_channels == 5:
+        return "StableDiffusionDepth2ImgPipeline", "stabilityai/stable-diffusion-2-depth"
+    if not in_channels:
+        raise ModelError(f"{path}: not a Stable Diffusion checkpoint in the original layout (no {first_conv}); "
+                         "a single file of one model (controlnet, vae, unet) goes in a model card")
+    return "StableDiffusionPipeline", None
+
+
+def _load_base(ref: ModelRef, dtype: torch.dtype, is_offline: bool) -> dict[str, Any]:
+    import diffusers
+
+    found = _locate(ref, "model")
+    location = found.location
+    if found.local and Path(location).is_file():
+        class_name, default_config = _single_file_pipeline(Path(location))
+        config = ref.config or default_config
+        pipeline_class = getattr(diffusers, class_name)
+        looked = f"  configs in {config}" if config else "  configs guessed by diffusers from the checkpoint"
+        with _load_errors("the checkpoint", location, looked):
+            pipe = pipeline_class.from_single_file(location, config=config, **_dtype_kwargs(dtype),
+                                                   local_files_only=is_offline, **_unused_kwargs(pipeline_class))
+    else:
+        index = _model_index(found, is_offline)
+        looked = _folder_report(Path(location), index) if found.local else _hub_looked(found, is_offline)
+        unused = {name: None for name in _UNUSED if name in index}
+        with _load_errors("the model", location, looked):
+            pipe = diffusers.DiffusionPipeline.from_pretrained(location, **_dtype_kwargs(dtype),
+                                                               local_files_only=is_offline, **unused)
+    return {name: value for name, value in pipe.components.items() if value is not None}
+
+
+def _load_model(ref: ModelRef, class_name: str, what: str, hub_subfolder: Optional[str],
+                dtype: torch.dtype, is_offline: bool) -> Any:
+    """One model (ControlNet, VAE, UNet) from a model folder, a pipeline's subfolder, a file or the hub."""
+    import diffusers
+
+    model_class = getattr(diffusers, class_name)
+    found = _locate(ref, what)
+    location, subfolder = found.location, found.subfolder
+    if found.local and Path(location).is_file():
+        looked = f"  configs in {ref.config}" if ref.config else "  configs guessed by diffusers from the file"
+        with _load_errors(what, location, looked):
+            return model_class.from_single_file(location, config=ref.config, **_dtype_kwargs(dtype),
+                                                local_files_only=is_offline)
+    if found.local:
+        folder = Path(location)
+        if subfolder is None and not (folder / "config.json").is_file() and hub_subfolder:
+            subfolder = hub_subfolder
+        looked = f"  {folder / (subfolder or '') / 'config.json'} and its weights"
+    else:
+        subfolder = subfolder or hub_subfolder
+        looked = _hub_looked(found, is_offline)
+    with _load_errors(what, location, looked):
+        return model_class.from_pretrained(location, subfolder=subfolder, **_dtype_kwargs(dtype),
+                                           local_files_only=is_offline)
+
+
+def load_components(card: ModelCard, *, dtype: torch.dtype, is_offline: bool) -> dict[str, Any]:
+    """The components of ``card``: the base pipeline's, with the card's models added or replaced."""
+    components = _load_base(card.base, dtype, is_offline)
+    if card.controlnet is not None:
+        components["controlnet"] = _load_model(card.controlnet, "ControlNetModel", "controlnet", None,
+                                               dtype, is_offline)
+    if card.vae is not None:
+        components["vae"] = _load_model(card.vae, "AutoencoderKL", "vae", None, dtype, is_offline)
+    if card.inpaint_unet is not None:
+        components["inpaint_unet"] = _load_model(card.inpaint_unet, "UNet2DConditionModel", "inpaint_unet",
+                                                 "unet", dtype, is_offline)
+    return components
+
+
+# Building and caching generators ----------------------------------------------------------------
+
+def _prepare(components: dict[str, Any], device: torch.device, options: LoadOptions) -> None:
+    """Apply the options to ``components`` in place and move them to ``device``."""
+    import diffusers
+
+    if SCHEDULERS[options.scheduler] is not None:
+        scheduler_class = getattr(diffusers, SCHEDULERS[options.scheduler])
+        components["scheduler"] = scheduler_class.from_config(components["scheduler"].config)
+    denoisers = [name for name in ("unet", "inpaint_unet", "controlnet") if name in components]
+    if options.vae_tiling:
+        components["vae"].enable_tiling()
+    if options.vae_slicing:
+        components["vae"].enable_slicing()
+    for name, component in components.items():
+        if isinstance(component, torch.nn.Module):
+            if name in denoisers and options.channels_last:
+                component.to(memory_format=torch.channels_last)
+            if not options.cpu_offload:
+                component.to(device)
+    if options.compile:
+        for name in denoisers:
+            components[name] = torch.compile(components[name], dynamic=False)
+
+
+def build_generator(spec: str, *, device: str = "auto", options: Optional[LoadOptions] = None) -> Generator:
+    """Load ``spec`` without the cache (see :func:`load_generator`)."""
+    from .registry import ARCHITECTURES, detect_architecture
+    from .tiny import build_components
+
+    options = options or LoadOptions()
+    target = pick_device(device)
+    dtype = pick_dtype(target, options.dtype)
+    if options.cpu_offload and target.type == "cpu":
+        log.info("cpu_offload has no effect on the CPU; ignored")
+        options = replace(options, cpu_offload=False)
+    if spec.startswith("random:"):
+        arch = spec.removeprefix("random:")
+        if arch not in ARCHITECTURES:
+            raise ModelError(f"{spec}: unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+        build_device = torch.device("cpu") if options.cpu_offload else target
+        with _load_errors("random weights", spec):
+            components = build_components(arch, "full", device=build_device, dtype=dtype)
+    else:
+        components = load_components(resolve_spec(spec), dtype=dtype, is_offline=offline(options))
+    arch = detect_architecture(components, spec)
+    _prepare(components, target, options)
+    generator = ARCHITECTURES[arch](components, name=spec, device=target, dtype=dtype,
+                                    cpu_offload=options.cpu_offload)
+    log.info("loaded %s as %s on %s (%s)", spec, arch, target, str(dtype).removeprefix("torch."))
+    return generator
+
+
+_CACHE: dict[tuple[str, str, LoadOptions], Generator] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_key(spec: str, device: str, options: Optional[LoadOptions]) -> tuple[str, str, LoadOptions]:
+    path = Path(spec).expanduser()
+    return (str(path.resolve()) if path.exists() else spec), device, options or LoadOptions()
+
+
+def load_generator(spec: str, *, device: str = "auto", options: Optional[LoadOptions] = None) -> Generator:
+    """The generator for a model spec (see the module docstring), loaded once and then cached.
+
+    ``oracle:PATH`` specs go to :class:`texgen.eval.OracleGenerator` and are not cached here.
+    Raises ModelError for a missing, unreadable or wrong-type model.
+    """
+    if spec.startswith("oracle:"):
+        from ..eval import OracleGenerator
+
+        return OracleGenerator.from_spec(spec)
+    key = _cache_key(spec, device, options)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = build_generator(spec, device=device, options=options)
+        return _CACHE[key]
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def release(spec: str, *, device: str = "auto", options: Optional[LoadOptions] = None) -> bool:
+    """Drop one cached generator; True if it was cached. Memory is freed once no one else holds it."""
+    with _CACHE_LOCK:
+        found = _CACHE.pop(_cache_key(spec, device, options), None) is not None
+    if found:
+        _free_memory()
+    return found
+
+
+def release_all() -> int:
+    """Drop every cached generator; returns how many there were."""
+    with _CACHE_LOCK:
+        count = len(_CACHE)
+        _CACHE.clear()
+    _free_memory()
+    return count
