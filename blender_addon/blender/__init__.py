@@ -1,0 +1,21 @@
+"""bpy glue: registration of properties, operators, the panel and the undo handler."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import materials, operators, panel, props
+
+
+def register() -> None:
+    props.register()
+    for cls in operators.CLASSES + panel.CLASSES:
+        bpy.utils.register_class(cls)
+    materials.register()
+
+
+def unregister() -> None:
+    materials.unregister()
+    for cls in reversed(operators.CLASSES + panel.CLASSES):
+        bpy.utils.unregister_class(cls)
+    props.unregister()

@@ -1,0 +1,78 @@
+"""Synchronous scripting API; it works under ``blender -b file.blend --python script.py``, where
+no modal operator ever ticks. Once the add-on is enabled it is importable as ``texgen_addon``::
+
+    import bpy, texgen_addon
+    texgen_addon.texture_objects(bpy.context.selected_objects, "weathered oak", seed=7)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Union
+
+import bpy
+
+from ..core.request import ServerConfig, TextureOptions
+from .props import ADDON_PACKAGE
+from .runner import Placement, TexgenAddonError, check_server, load_remote, plan_inpaint, plan_texture, start
+
+ServerArg = Union[str, ServerConfig, None]
+
+
+def server_config(server: ServerArg = None) -> ServerConfig:
+    """``server`` as a config: None takes the add-on's preferences, a string is an address."""
+    if isinstance(server, ServerConfig):
+        return server
+    if isinstance(server, str):
+        return ServerConfig(address=server)
+    addon = bpy.context.preferences.addons.get(ADDON_PACKAGE)
+    return addon.preferences.as_config() if addon is not None else ServerConfig()
+
+
+def texture_objects(objects: Iterable[bpy.types.Object], prompt: str, *, server: ServerArg = None,
+                    together: bool = False, space: str = "WORLD", create_uvs: bool = False, storage: str = "PACK",
+                    keep_old_materials: bool = True, timeout: Optional[float] = None,
+                    **options: Any) -> list[bpy.types.Image]:
+    """Texture ``objects`` and wait; return the images made or updated.
+
+    options : texgen's names: negative_prompt, model, seed, views (0 = auto), view_size,
+        texture_size, steps, guidance
+    Raises TexgenAddonError when any job fails; the objects that succeeded keep their results,
+    the others are left as they were.
+    """
+    config = _checked(server)
+    settings = TextureOptions(prompt=prompt, **options)
+    plans = plan_texture(bpy.context, list(objects), settings, space=space, together=together,
+                         create_uvs=create_uvs)
+    return _run(plans, config, Placement(storage, keep_old_materials), timeout)
+
+
+def inpaint_seams(obj: bpy.types.Object, *, server: ServerArg = None, space: str = "WORLD",
+                  timeout: Optional[float] = None, **options: Any) -> bpy.types.Image:
+    """Repaint the UV-seam band of ``obj``'s texture in place and wait; return the image."""
+    config = _checked(server)
+    plan = plan_inpaint(bpy.context, obj, TextureOptions(**options), space=space)
+    return _run([plan], config, Placement(), timeout)[0]
+
+
+def test_connection(server: ServerArg = None) -> Any:
+    """Say hello to the server; returns a ``Probe`` (status, message, models, device)."""
+    return load_remote().probe(_checked(server))
+
+
+def _checked(server: ServerArg) -> ServerConfig:
+    """The server's config, validated, and allowed by Blender's online-access setting."""
+    config = server_config(server)
+    check_server(config)
+    return config
+
+
+def _run(plans: list, config: ServerConfig, placement: Placement, timeout: Optional[float]) -> list[bpy.types.Image]:
+    run = start(plans, config, placement)
+    try:
+        run.wait(timeout_s=timeout)
+    finally:
+        run.close()
+    problems = [text for level, text in run.reports if level != "INFO"]
+    if problems:
+        raise TexgenAddonError("; ".join(problems))
+    return [bpy.data.images[name] for name in run.images]

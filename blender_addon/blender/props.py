@@ -1,0 +1,117 @@
+"""Properties: server settings in the add-on's preferences (never saved in a .blend, since they
+hold a secret key), generation settings on the scene, and runtime state on the window manager.
+
+Each group turns itself into the core's typed objects once (``as_config`` / ``as_options``).
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+from ..core.request import DEFAULT_ADDRESS, ServerConfig, TextureOptions
+
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+
+
+class TexgenPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    address: StringProperty(name="Server", default=DEFAULT_ADDRESS,
+                            description="Address of the texgen server (texgen serve), tcp://HOST:PORT")
+    server_key: StringProperty(name="Server key", description="The server's CURVE public key (Z85, 40 characters); "
+                               "needed for any server that is not on this machine")
+    client_public_key: StringProperty(name="Client public key", description="This client's CURVE public key, which "
+                                      "the server must allow (texgen keys generate)")
+    client_secret_key: StringProperty(name="Client secret key", subtype="PASSWORD",
+                                      description="This client's CURVE secret key; kept in the preferences only")
+    connect_timeout_s: FloatProperty(name="Connect timeout", default=5.0, min=0.5, max=120.0, unit="TIME_ABSOLUTE",
+                                     description="Seconds to wait for the server's hello before giving up")
+    timeout_s: FloatProperty(name="Silence timeout", default=60.0, min=5.0, max=3600.0, unit="TIME_ABSOLUTE",
+                             description="A job fails when the server sends nothing (not even a heartbeat) this long")
+
+    def as_config(self) -> ServerConfig:
+        return ServerConfig(self.address.strip(), self.server_key.strip(), self.client_public_key.strip(),
+                            self.client_secret_key.strip(), self.connect_timeout_s, self.timeout_s)
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_server(self.layout, self)
+
+
+def draw_server(layout: bpy.types.UILayout, prefs: TexgenPreferences) -> None:
+    layout.prop(prefs, "address")
+    keys = layout.column(heading="CURVE (remote servers)", align=True)
+    keys.prop(prefs, "server_key")
+    keys.prop(prefs, "client_public_key")
+    keys.prop(prefs, "client_secret_key")
+    row = layout.row(align=True)
+    row.prop(prefs, "connect_timeout_s")
+    row.prop(prefs, "timeout_s")
+
+
+class TexgenSettings(bpy.types.PropertyGroup):
+    """Generation and placement settings of the scene (``Scene.texgen``)."""
+
+    prompt: StringProperty(name="Prompt", description="What to paint, e.g. 'weathered oak with carved runes'")
+    negative_prompt: StringProperty(name="Negative", description="What to avoid")
+    model: StringProperty(name="Model", description="Model the server should use; empty for the server's default")
+    seed: IntProperty(name="Seed", default=0, min=0, max=2**31 - 1)
+    views: IntProperty(name="Views", default=8, min=0, max=64, description="Views to paint from; 0 chooses "
+                       "them automatically (next best view)")
+    view_size: IntProperty(name="View size", default=768, min=64, max=4096, step=8, subtype="PIXEL")
+    texture_size: IntProperty(name="Texture size", default=1024, min=16, max=8192, subtype="PIXEL")
+    steps: IntProperty(name="Steps", default=25, min=1, max=200)
+    guidance: FloatProperty(name="Guidance", default=7.5, min=0.0, max=50.0)
+    space: EnumProperty(name="Space", default="WORLD", items=[
+        ("WORLD", "World", "Send the mesh with its world transform (up and front as in the scene)"),
+        ("LOCAL", "Local", "Send the mesh in its own coordinates")])
+    together: BoolProperty(name="Together as one scene", default=False,
+                           description="Paint all selected objects in one job, so views see them together; "
+                           "each still gets its own image")
+    missing_uvs: EnumProperty(name="Without UVs", default="ASK", items=[
+        ("ASK", "Ask", "Ask before creating a UV map"),
+        ("SMART_PROJECT", "Smart UV Project", "Create a UV map with Smart UV Project without asking")])
+    image_storage: EnumProperty(name="Image", default="PACK", items=[
+        ("PACK", "Pack into .blend", "Pack the painted image into the .blend file"),
+        ("SAVE", "Save next to .blend", "Save the image as PNG in a textures folder next to the .blend file")])
+    keep_old_materials: BoolProperty(name="Keep old materials", default=True,
+                                     description="When the texgen material takes an object's slots, keep the "
+                                     "materials it replaces in the file (fake user). Off allows them to be lost")
+
+    def as_options(self) -> TextureOptions:
+        return TextureOptions(self.prompt, self.negative_prompt, self.model.strip(), self.seed, self.views,
+                              self.view_size, self.texture_size, self.steps, self.guidance)
+
+
+class TexgenModelName(bpy.types.PropertyGroup):
+    name: StringProperty()
+
+
+class TexgenRuntime(bpy.types.PropertyGroup):
+    """What the last connection test said (``WindowManager.texgen``, never saved)."""
+
+    connection: StringProperty(name="Connection", default="not tested")
+    connection_ok: BoolProperty(default=False)
+    models: CollectionProperty(type=TexgenModelName)
+
+
+CLASSES = (TexgenPreferences, TexgenSettings, TexgenModelName, TexgenRuntime)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.texgen = PointerProperty(type=TexgenSettings)
+    bpy.types.WindowManager.texgen = PointerProperty(type=TexgenRuntime)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.texgen
+    del bpy.types.Scene.texgen
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
+
+
+def preferences(context: bpy.types.Context) -> TexgenPreferences:
+    return context.preferences.addons[ADDON_PACKAGE].preferences

@@ -1,0 +1,133 @@
+"""What a job asks for: typed objects built once from the panel (or the scripting API's arguments).
+
+Option names are texgen's own (``texgen.settings.TextureSettings``), so the CLI flag
+``--view-size``, the TOML key ``view_size`` and the wire option ``view_size`` all match here too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .meshdata import MeshArrays
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+JOB_KINDS = ("texture", "inpaint_seams")
+
+
+class RequestError(ValueError):
+    """A setting cannot be used; the message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the texgen server is and how to authenticate to it.
+
+    server_key : the server's CURVE public key (Z85, 40 characters); empty for a plain loopback server
+    client_public_key, client_secret_key : this client's CURVE key pair (``texgen keys generate``)
+    timeout_s : a job fails when the server says nothing (no event, no heartbeat) for this long
+    """
+
+    address: str = DEFAULT_ADDRESS
+    server_key: str = ""
+    client_public_key: str = ""
+    client_secret_key: str = ""
+    connect_timeout_s: float = 5.0
+    timeout_s: float = 60.0
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.address).hostname or ""
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the address never leaves this machine (127.0.0.0/8, ::1, localhost)."""
+        host = self.host
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def uses_curve(self) -> bool:
+        return bool(self.server_key)
+
+    def validate(self) -> "ServerConfig":
+        parts = urlsplit(self.address)
+        if parts.scheme != "tcp" or not parts.hostname or parts.port is None:
+            raise RequestError(f"Server address {self.address!r} is not of the form tcp://HOST:PORT "
+                               f"(for example {DEFAULT_ADDRESS})")
+        keys = (self.server_key, self.client_public_key, self.client_secret_key)
+        if any(keys) and not all(keys):
+            raise RequestError("CURVE keys: give the server's public key and this client's public and secret "
+                               "keys together (make a pair with `texgen keys generate`), or none of them")
+        for name, key in zip(("server key", "client public key", "client secret key"), keys):
+            if key and len(key) != 40:
+                raise RequestError(f"CURVE {name}: a Z85 key has 40 characters, this one has {len(key)}")
+        if not self.uses_curve and not self.is_loopback:
+            raise RequestError(f"{self.address} is not on this machine: a remote texgen server needs CURVE keys "
+                               "(Server key, Client public key and Client secret key in the add-on's preferences)")
+        if self.connect_timeout_s <= 0 or self.timeout_s <= 0:
+            raise RequestError("timeouts must be positive numbers of seconds")
+        return self
+
+
+@dataclass(frozen=True)
+class TextureOptions:
+    """The panel's generation settings; ``views`` 0 means "auto" (next-best-view selection)."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = ""
+    seed: int = 0
+    views: int = 8
+    view_size: int = 768
+    texture_size: int = 1024
+    steps: int = 25
+    guidance: float = 7.5
+
+    def validate(self, kind: str = "texture") -> "TextureOptions":
+        if kind == "texture" and not self.prompt.strip():
+            raise RequestError("Prompt is empty: describe the texture to paint, e.g. 'weathered oak, carved runes'")
+        if self.view_size % 8:
+            raise RequestError(f"View size must be a multiple of 8, got {self.view_size}")
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        """Options as texgen names them; an empty model means the server's default."""
+        options: dict[str, Any] = asdict(self)
+        options["views"] = self.views if self.views > 0 else "auto"
+        if not self.model:
+            del options["model"]
+        return options
+
+    def replace(self, **changes: Any) -> "TextureOptions":
+        return TextureOptions(**{**asdict(self), **changes})
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job: a mesh, what to paint on it, and (for ``inpaint_seams``) the texture to repair.
+
+    targets : the Blender object names whose images the result goes to (several when the
+        objects were sent together as one scene)
+    texture : (N, N, 3) uint8, top row first; only for ``inpaint_seams``
+    """
+
+    kind: str
+    mesh: MeshArrays
+    options: TextureOptions
+    targets: tuple[str, ...]
+    texture: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in JOB_KINDS:
+            raise RequestError(f"job kind must be one of {JOB_KINDS}, got {self.kind!r}")
+        if (self.kind == "inpaint_seams") != (self.texture is not None):
+            raise RequestError("an inpaint_seams job carries a texture, and only it does")
