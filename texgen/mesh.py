@@ -185,6 +185,20 @@ class Mesh:
         _, inverse = np.unique(self.positions, axis=0, return_inverse=True)
         return inverse.reshape(-1)[self.faces]
 
+    @cached_property
+    def face_islands(self) -> np.ndarray:
+        """(F,) int UV island of every face: faces sharing a UV index belong to one island."""
+        import scipy.sparse
+        import scipy.sparse.csgraph
+
+        self.require_uvs()
+        count = len(self.uv_faces)
+        incidence = scipy.sparse.coo_matrix(
+            (np.ones(3 * count), (np.repeat(np.arange(count), 3), self.uv_faces.reshape(-1))),
+            shape=(count, len(self.uvs))).tocsr()
+        _, labels = scipy.sparse.csgraph.connected_components(incidence @ incidence.T, directed=False)
+        return labels
+
     def corner_uvs(self) -> np.ndarray:
         """(F, 3, 2) UV of every face corner, each face shifted by whole tiles into the 0-1 square.
 

@@ -67,7 +67,7 @@ class Renderer:
         normal_colors = np.concatenate([self._face_normals * 0.5 + 0.5, np.ones((len(self._positions), 1))], axis=1)
         self._normal_node = self._scene.add(pyrender.Mesh([self._primitive(color_0=normal_colors)]))
         self._texture_node = None
-        self._renderers: dict[tuple[int, int], object] = {}
+        self._offscreen_renderer = None
         self._camera_node = None
 
     def _primitive(self, **attributes):
@@ -77,16 +77,20 @@ class Renderer:
         return pyrender.Primitive(positions=self._positions, material=material, **attributes)
 
     def _offscreen(self, camera: Camera):
-        key = (camera.width, camera.height)
-        if key not in self._renderers:
+        """The one OpenGL context of this renderer (pyrender binds buffers to a single context),
+        resized to the camera."""
+        if self._offscreen_renderer is None:
             try:
-                self._renderers[key] = _pyrender().OffscreenRenderer(camera.width, camera.height)
+                self._offscreen_renderer = _pyrender().OffscreenRenderer(camera.width, camera.height)
             except Exception as exc:
                 raise TexgenError(
                     f"cannot start headless OpenGL rendering ({exc}). On Linux install the EGL packages "
                     "(apt install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1) and keep "
                     "PYOPENGL_PLATFORM=egl") from exc
-        return self._renderers[key]
+        renderer = self._offscreen_renderer
+        if (renderer.viewport_width, renderer.viewport_height) != (camera.width, camera.height):
+            renderer.viewport_width, renderer.viewport_height = camera.width, camera.height
+        return renderer
 
     def _draw(self, camera: Camera, node) -> tuple[np.ndarray, np.ndarray]:
         pyrender = _pyrender()
@@ -161,9 +165,9 @@ class Renderer:
         return torch.from_numpy(np.stack(images))
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.delete()
-        self._renderers.clear()
+        if self._offscreen_renderer is not None:
+            self._offscreen_renderer.delete()
+            self._offscreen_renderer = None
 
     def __enter__(self) -> "Renderer":
         return self

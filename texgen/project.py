@@ -1,0 +1,174 @@
+"""Back-projection: view images into texture space, weighted, with visibility tests.
+
+For every valid texel (see :class:`texgen.texels.TexelMap`) and a view, the texel centre is
+projected into the image and sampled with ``grid_sample``. It counts only when
+
+* it lands inside the image, on the foreground, away from silhouettes and depth edges
+  (erosion, after Hunyuan3D-2's depth-edge masking),
+* its depth matches the rendered depth within a tolerance (occlusion test),
+* the surface faces the camera within the cutoff angle.
+
+Its weight is cos(normal, view)^k (after SyncMVD, Meta TextureGen). :class:`TextureState`
+accumulates views and keeps the per-texel record the paint loop's trimap needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .camera import Camera
+from .texels import TexelMap
+
+
+@dataclass
+class ProjectionSettings:
+    """cos_power : k in the cos^k view weight
+    cutoff_deg : texels seen more obliquely than this are ignored
+    depth_tolerance : occlusion test slack in unit-frame units (the mesh fits the unit sphere)
+    edge_erode_px : pixels removed around silhouettes, depth discontinuities and creases
+    depth_edge : a depth jump larger than this (unit frame) between neighbouring pixels is an edge
+    crease_deg : neighbouring pixels whose normals differ more than this are a crease, where a
+        pixel mixes two surfaces (the seam of a seed in a fruit, the corner of a box)
+    """
+
+    cos_power: float = 4.0
+    cutoff_deg: float = 75.0
+    depth_tolerance: float = 0.01
+    edge_erode_px: int = 2
+    depth_edge: float = 0.04
+    crease_deg: float = 45.0
+
+
+@dataclass
+class ViewSamples:
+    """One view's contribution to every texel.
+
+    color : (M, C) float32 sampled colour (0 where not visible)
+    weight : (M,) float32 blending weight, 0 where not visible
+    cos : (M,) float32 cos(normal, direction to camera), 0 where not visible
+    """
+
+    color: torch.Tensor
+    weight: torch.Tensor
+    cos: torch.Tensor
+
+    @property
+    def visible(self) -> torch.Tensor:
+        return self.weight > 0
+
+
+def unreliable_pixels(depth: torch.Tensor, normals: Optional[torch.Tensor],
+                      settings: ProjectionSettings) -> torch.Tensor:
+    """(H, W) bool: background, silhouettes, depth discontinuities and creases, dilated by
+    ``edge_erode_px`` (after Hunyuan3D-2's masking of depth edges).
+
+    depth : (H, W) linear depth, 0 on the background
+    normals : (3, H, W) unit normals, or None to skip the crease test
+    """
+    d = depth[None, None]
+    padded_depth = F.pad(d, (1, 1, 1, 1), mode="replicate")
+    padded_normals = None if normals is None else F.pad(normals[None], (1, 1, 1, 1), mode="replicate")
+    bad = d <= 0
+    crease_cos = math.cos(math.radians(settings.crease_deg))
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        window = (slice(None), slice(None), slice(dy, dy + d.shape[2]), slice(dx, dx + d.shape[3]))
+        bad |= (padded_depth[window] - d).abs() > settings.depth_edge
+        if padded_normals is not None:
+            bad |= (padded_normals[window] * normals[None]).sum(dim=1, keepdim=True) < crease_cos
+    radius = settings.edge_erode_px
+    if radius > 0:
+        bad = F.max_pool2d(bad.float(), 2 * radius + 1, stride=1, padding=radius) > 0
+    return bad[0, 0]
+
+
+def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Optional[torch.Tensor],
+                settings: ProjectionSettings = ProjectionSettings(),
+                normals: Optional[torch.Tensor] = None) -> ViewSamples:
+    """Sample one view at every texel.
+
+    depth : (H, W) the view's rendered depth
+    image : (C, H, W) float image, or None to compute visibility and weights only
+    normals : (3, H, W) the view's rendered normals, for the crease test
+    """
+    pixels, texel_depth = camera.project(texels.position)
+    height, width = depth.shape
+    grid = torch.stack([pixels[:, 0] / width * 2 - 1, pixels[:, 1] / height * 2 - 1], dim=1)[None, None]
+
+    def lookup(values: torch.Tensor, mode: str) -> torch.Tensor:  # (C, H, W) -> (C, M)
+        return F.grid_sample(values[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0, :, 0]
+
+    unreliable = unreliable_pixels(depth, normals, settings)
+    seen_depth = lookup(depth[None], "nearest")[0]
+    reliable = lookup((~unreliable).float()[None], "nearest")[0] > 0.5
+    inside = (grid[0, 0].abs() < 1).all(dim=1)
+    cos = (texels.normal * camera.directions_to_camera(texels.position)).sum(dim=1)
+    visible = (inside & reliable & ((texel_depth - seen_depth).abs() < settings.depth_tolerance)
+               & (cos > math.cos(math.radians(settings.cutoff_deg))))
+    cos = torch.where(visible, cos, torch.zeros_like(cos))
+    weight = cos.clamp_min(0) ** settings.cos_power
+    if image is None:
+        color = torch.zeros((texels.count, 0))
+    else:
+        color = lookup(image.float(), "bilinear").T * visible[:, None]
+    return ViewSamples(color, weight, cos)
+
+
+class TextureState:
+    """The texture being painted, per valid texel, and its record of the views so far.
+
+    color : (M, C) float32 current colour (weighted mean of what was projected)
+    weight : (M,) float32 sum of blending weights
+    best_cos : (M,) float32 the most frontal cos any view saw the texel with (0 = never seen)
+    best_view : (M,) int64 index of that view, -1 for never
+    """
+
+    def __init__(self, texels: TexelMap, channels: int = 3):
+        self.texels = texels
+        self.color = torch.zeros((texels.count, channels))
+        self.weight = torch.zeros(texels.count)
+        self.best_cos = torch.zeros(texels.count)
+        self.best_view = torch.full((texels.count,), -1, dtype=torch.int64)
+
+    @property
+    def painted(self) -> torch.Tensor:
+        """(M,) bool texels that some view has painted."""
+        return self.weight > 0
+
+    def accumulate(self, samples: ViewSamples, view: int, allow: Optional[torch.Tensor] = None) -> None:
+        """Blend a view into the texture with its weights (a weighted running mean).
+
+        allow : (M,) bool, the texels this view may change; others are left exactly as they are
+        """
+        weight = samples.weight if allow is None else samples.weight * allow
+        self._blend(samples, view, weight, weight / (self.weight + weight).clamp_min(1e-12))
+
+    def replace(self, samples: ViewSamples, view: int, allow: torch.Tensor, strength: float = 1.0) -> None:
+        """Overwrite the allowed texels with the view's colour, mixed in with ``strength`` in [0, 1].
+
+        The paint loop uses this for generated and refined regions: a view that generated new
+        content must not be averaged with a different, earlier invention. Unpainted texels take
+        the new colour whatever the strength.
+        """
+        weight = samples.weight * allow
+        fraction = torch.where(self.painted, torch.full_like(self.weight, strength), torch.ones_like(self.weight))
+        self._blend(samples, view, weight, fraction)
+
+    def _blend(self, samples: ViewSamples, view: int, weight: torch.Tensor, fraction: torch.Tensor) -> None:
+        """Move texels with ``weight`` > 0 towards the view's colour by ``fraction``."""
+        changed = weight > 0
+        fraction = torch.where(changed, fraction, torch.zeros_like(fraction))
+        self.color = self.color + (samples.color - self.color) * fraction[:, None]
+        self.weight = self.weight + weight
+        better = changed & (samples.cos > self.best_cos)
+        self.best_cos = torch.where(better, samples.cos, self.best_cos)
+        self.best_view = torch.where(better, torch.full_like(self.best_view, view), self.best_view)
+
+    def image(self, background: float = 0.0):
+        """(N, N, C) float32 numpy texture; unpainted and invalid texels get ``background``."""
+        color = torch.where(self.painted[:, None], self.color, torch.full_like(self.color, background))
+        return self.texels.to_image(color, fill=background)

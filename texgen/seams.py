@@ -1,0 +1,143 @@
+"""UV seams and the seam-discontinuity metric (see shared REFERENCE.md, section 3).
+
+A *seam* is a mesh edge (after welding positions) whose two faces use different UV coordinates
+for it. The metric samples the texture at points along each edge, a little inside each of the
+two faces, and measures the colour difference (CIE76 Delta E in Lab). The seam statistic divided
+by the same statistic over interior edges is the *seam ratio*: 1.0 is seamless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .mesh import Mesh
+
+SAMPLES_PER_EDGE = 5
+UV_MATCH = 1e-6
+
+
+@dataclass
+class EdgePairs:
+    """Edges shared by exactly two faces, with each side's UV endpoints.
+
+    uv_a, uv_b : (E, 2, 2) the edge's two endpoints in UV, as seen from face a and face b
+    opposite_a, opposite_b : (E, 2) UV of the third corner of face a and face b
+    face_a, face_b : (E,) face indices
+    seam : (E,) bool, the two sides use different UVs
+    """
+
+    uv_a: np.ndarray
+    uv_b: np.ndarray
+    opposite_a: np.ndarray
+    opposite_b: np.ndarray
+    face_a: np.ndarray
+    face_b: np.ndarray
+    seam: np.ndarray
+
+
+def edge_pairs(mesh: Mesh) -> EdgePairs:
+    """Find every manifold edge and whether it is a UV seam (vectorised)."""
+    faces = mesh.welded_faces
+    corners = mesh.corner_uvs()
+    ok = np.flatnonzero(mesh.face_ok)
+    local = np.array([[0, 1, 2], [1, 2, 0], [2, 0, 1]])  # (start, end, opposite) corners
+    face = np.repeat(ok, 3)
+    start, end, opposite = (np.tile(local[:, k], len(ok)) for k in range(3))
+    a, b = faces[face, start], faces[face, end]
+    flip = a > b
+    key = np.where(flip, b, a).astype(np.int64) * (int(faces.max()) + 1) + np.where(flip, a, b)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    # keep edges that appear exactly twice
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[first, len(key)])
+    pair = first[counts == 2]
+    i, j = order[pair], order[pair + 1]
+
+    def endpoints(k: np.ndarray) -> np.ndarray:  # (E, 2, 2), ordered by welded vertex index
+        uv = np.stack([corners[face[k], start[k]], corners[face[k], end[k]]], axis=1)
+        return np.where(flip[k][:, None, None], uv[:, ::-1], uv)
+
+    uv_a, uv_b = endpoints(i), endpoints(j)
+    seam = np.abs(uv_a - uv_b).max(axis=(1, 2)) > UV_MATCH
+    return EdgePairs(uv_a, uv_b, corners[face[i], opposite[i]], corners[face[j], opposite[j]],
+                     face[i], face[j], seam)
+
+
+def _inward(uv: np.ndarray, opposite: np.ndarray, offset: float) -> np.ndarray:
+    """Move edge points (E, S, 2) towards the opposite corner (E, 2) by ``offset`` UV units (at most halfway)."""
+    direction = opposite[:, None, :] - uv
+    length = np.linalg.norm(direction, axis=-1, keepdims=True)
+    return uv + direction * np.minimum(offset / np.maximum(length, 1e-12), 0.5)
+
+
+def sample_uv(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinear texture lookups.
+
+    texture : (H, W, C) uint8 or float in [0, 1]
+    uv : (..., 2) UV coordinates (v up)
+    returns : (..., C) float32 in [0, 1]
+    """
+    image = torch.from_numpy(np.ascontiguousarray(texture)).float()
+    if texture.dtype == np.uint8:
+        image = image / 255.0
+    flat = torch.from_numpy(uv.reshape(-1, 2).astype(np.float32))
+    grid = torch.stack([flat[:, 0] * 2 - 1, (1 - flat[:, 1]) * 2 - 1], dim=1)[None, None]
+    values = F.grid_sample(image.permute(2, 0, 1)[None], grid, mode="bilinear", padding_mode="border",
+                           align_corners=False)[0, :, 0].T
+    return values.numpy().reshape(uv.shape[:-1] + (image.shape[2],))
+
+
+def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> np.ndarray:
+    """CIE76 colour difference of two (..., 3) sRGB arrays in [0, 1]."""
+    lab = [cv2.cvtColor(np.ascontiguousarray(x.reshape(-1, 1, 3), dtype=np.float32), cv2.COLOR_RGB2Lab)
+           for x in (rgb_a, rgb_b)]
+    return np.linalg.norm(lab[0] - lab[1], axis=-1).reshape(rgb_a.shape[:-1])
+
+
+@dataclass
+class SeamStats:
+    """seam_delta_e : mean colour jump across seam edges (Delta E)
+    interior_delta_e : the same statistic over interior edges
+    seam_ratio : seam / interior (1.0 = seamless)
+    per_seam : (S,) mean Delta E of each seam edge, in the order of ``EdgePairs.seam``'s True entries
+    """
+
+    seam_delta_e: float
+    interior_delta_e: float
+    seam_ratio: float
+    seam_edges: int
+    per_seam: np.ndarray
+
+    def as_dict(self) -> dict[str, float]:
+        return {"seam_ratio": self.seam_ratio, "seam_delta_e": self.seam_delta_e,
+                "interior_delta_e": self.interior_delta_e, "seam_edges": self.seam_edges}
+
+
+def seam_stats(mesh: Mesh, texture: np.ndarray, offset_texels: float = 1.5,
+               pairs: EdgePairs | None = None) -> SeamStats:
+    """Measure colour discontinuity across UV seams, relative to interior edges.
+
+    texture : (H, W, 3) uint8 or float texture for ``mesh``'s UVs
+    offset_texels : how far inside each face the two sides are sampled
+    """
+    pairs = edge_pairs(mesh) if pairs is None else pairs
+    offset = offset_texels / max(texture.shape[:2])
+    t = np.linspace(0.1, 0.9, SAMPLES_PER_EDGE)[None, :, None]
+
+    def side(uv: np.ndarray, opposite: np.ndarray) -> np.ndarray:
+        points = uv[:, :1] * (1 - t) + uv[:, 1:] * t  # (E, S, 2)
+        return sample_uv(texture, _inward(points, opposite, offset))[..., :3]
+
+    difference = delta_e(side(pairs.uv_a, pairs.opposite_a), side(pairs.uv_b, pairs.opposite_b)).mean(axis=1)
+    seam = difference[pairs.seam]
+    interior = difference[~pairs.seam]
+    seam_mean = float(seam.mean()) if len(seam) else 0.0
+    interior_mean = float(interior.mean()) if len(interior) else 0.0
+    ratio = seam_mean / interior_mean if interior_mean > 0 else (1.0 if seam_mean == 0 else float("inf"))
+    return SeamStats(seam_mean, interior_mean, ratio, int(len(seam)), seam)
