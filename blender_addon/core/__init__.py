@@ -1,0 +1,1 @@
+"""Pure-Python core of the add-on: nothing here imports bpy (see README.md)."""
