@@ -9,7 +9,6 @@ but keeps the pixels it has in memory).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -49,19 +48,27 @@ class PixelHistory:
         self._shown: dict[str, int] = {}
         self._counter = 0
 
-    def write(self, image: bpy.types.Image, texture: np.ndarray) -> None:
-        """Set ``image``'s pixels to ``texture`` (H, W, 3) uint8, remembering the pixels it had."""
-        revisions = self._revisions.setdefault(image.name, {})
+    def write(self, image: bpy.types.Image, texture: np.ndarray, transaction: Optional[Transaction] = None) -> None:
+        """Set ``image``'s pixels to ``texture`` (H, W, 3) uint8, remembering the pixels it had;
+        ``transaction``'s rollback puts them back."""
+        name = image.name
+        revisions = self._revisions.setdefault(name, {})
         old = int(image.get(REVISION, 0))
         if image.has_data and old not in revisions:
             revisions[old] = read_texture(image)
+        if transaction is not None and old in revisions:
+            previous = revisions[old]
+            transaction.on_rollback(lambda: self._show(bpy.data.images[name], old, previous))
         self._counter = max(self._counter, old, *revisions) + 1
-        set_pixels(image, texture)
-        image[REVISION] = self._counter
         revisions[self._counter] = np.array(texture, dtype=np.uint8, copy=True)
-        self._shown[image.name] = self._counter
+        self._show(image, self._counter, texture)
         for stale in sorted(revisions)[:-self.keep]:
             del revisions[stale]
+
+    def _show(self, image: bpy.types.Image, revision: int, texture: np.ndarray) -> None:
+        set_pixels(image, texture)
+        image[REVISION] = revision
+        self._shown[image.name] = revision
 
     def restore(self) -> list[str]:
         """After undo/redo: give each tracked image the pixels of the revision it now names."""
@@ -72,8 +79,7 @@ class PixelHistory:
                 continue
             revision = int(image.get(REVISION, 0))
             if revision != self._shown.get(name) and revision in revisions:
-                set_pixels(image, revisions[revision])
-                self._shown[name] = revision
+                self._show(image, revision, revisions[revision])
                 restored.append(name)
         return restored
 
@@ -137,11 +143,7 @@ def store_image(image: bpy.types.Image, storage: str, transaction: Transaction) 
         transaction.on_rollback(lambda: path.write_bytes(previous))
     image.filepath_raw = image_path(image.name)
     image.file_format = "PNG"
-    temporary = path.with_name(path.name + ".tmp")
-    image.save(filepath=str(temporary))
-    os.replace(temporary, path)
-    image.filepath_raw = image_path(image.name)
-    image.source = "FILE"
+    image.save()
 
 
 def texgen_material(obj: bpy.types.Object) -> Optional[bpy.types.Material]:
@@ -154,7 +156,7 @@ def texgen_material(obj: bpy.types.Object) -> Optional[bpy.types.Material]:
 
 def material_image(material: Optional[bpy.types.Material]) -> Optional[bpy.types.Image]:
     """The image a material's Principled BSDF base colour reads, if it reads one directly."""
-    if material is None or not material.use_nodes:
+    if material is None or material.node_tree is None:
         return None
     for node in material.node_tree.nodes:
         if node.type == "BSDF_PRINCIPLED":
@@ -171,13 +173,11 @@ def apply_texture(obj: bpy.types.Object, texture: np.ndarray, uv_name: str, *, s
     material = texgen_material(obj)
     image = material_image(material)
     if image is None:
+        material = None  # no texgen material, or its image was deleted: make both anew
         image = bpy.data.images.new(f"{obj.name}_texgen", texture.shape[1], texture.shape[0], alpha=False)
         image[MARK] = True
         transaction.on_rollback(lambda name=image.name: _remove_image(name))
-    else:
-        previous = read_texture(image)
-        transaction.on_rollback(lambda: set_pixels(image, previous))
-    HISTORY.write(image, texture)
+    HISTORY.write(image, texture, transaction)
     store_image(image, "PACK" if image.packed_file is not None else storage, transaction)
     if material is None:
         material = _new_material(obj.name, image, uv_name, transaction)
@@ -191,7 +191,8 @@ def _new_material(name: str, image: bpy.types.Image, uv_name: str, transaction: 
     material = bpy.data.materials.new(f"{name}_texgen")
     transaction.on_rollback(lambda name=material.name: bpy.data.materials.remove(bpy.data.materials[name]))
     material[MARK] = True
-    material.use_nodes = True
+    if bpy.app.version < (5, 0, 0):  # from 5.0 every material has its node tree
+        material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
     texture_node = nodes.new("ShaderNodeTexImage")

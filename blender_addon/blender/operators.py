@@ -16,6 +16,7 @@ import bpy
 from bpy.props import BoolProperty
 
 from ..core.request import ServerConfig
+from ..core.worker import Remote
 from . import props, runner
 from .mesh_io import active_uv_name
 
@@ -74,13 +75,14 @@ class JobSession:
         return {"FINISHED"} if self.run.images else {"CANCELLED"}
 
 
-def start_session(context: bpy.types.Context, plans_for: Callable[[], list[runner.Plan]]) -> JobSession:
-    """Check the server settings, plan the jobs and start them."""
+def start_session(context: bpy.types.Context, plans_for: Callable[[], list[runner.Plan]],
+                  connect: Optional[Callable[[ServerConfig], Remote]] = None) -> JobSession:
+    """Check the server settings, plan the jobs and start them (``connect`` defaults to texgen's client)."""
     settings = context.scene.texgen
     config = _server(context)
     runner.check_server(config)
     placement = runner.Placement(settings.image_storage, settings.keep_old_materials)
-    return JobSession(context, runner.start(plans_for(), config, placement))
+    return JobSession(context, runner.start(plans_for(), config, placement, connect))
 
 
 class _JobOperator:

@@ -161,6 +161,9 @@ class Run:
     def __init__(self, plans: list[Plan], config: ServerConfig, placement: Placement,
                  connect: Optional[Callable[[ServerConfig], Remote]] = None, board: JobBoard = BOARD) -> None:
         check_server(config)
+        if placement.storage == "SAVE" and not bpy.data.filepath:
+            raise TexgenAddonError("Save the .blend file first, so the image can be saved next to it "
+                                   "(or choose Image: Pack into .blend)")
         connect = connect or load_remote().connect
         self.board, self.placement = board, placement
         self.plans = {board.add(plan.request).id: plan for plan in plans}
@@ -264,9 +267,7 @@ class Run:
             image = bpy.data.images.get(plan.image_name)
             if image is None:
                 raise ValueError(f"the image {plan.image_name!r} was deleted while the job ran")
-            previous = materials.read_texture(image)
-            transaction.on_rollback(lambda: materials.set_pixels(image, previous))
-            materials.HISTORY.write(image, texture)
+            materials.HISTORY.write(image, texture, transaction)
             if image.packed_file is not None:
                 image.pack()
             self.images.append(image.name)
