@@ -85,6 +85,20 @@ def start_session(context: bpy.types.Context, plans_for: Callable[[], list[runne
     return JobSession(context, runner.start(plans_for(), config, placement, connect))
 
 
+def plan_selected(context: bpy.types.Context, create_uvs: bool = False) -> list[runner.Plan]:
+    """Texture jobs for the selected objects, from the scene's settings."""
+    settings = context.scene.texgen
+    create = create_uvs or settings.missing_uvs == "SMART_PROJECT"
+    return runner.plan_texture(context, context.selected_objects, settings.as_options(), space=settings.space,
+                               together=settings.together, create_uvs=create)
+
+
+def plan_active(context: bpy.types.Context) -> list[runner.Plan]:
+    """A seam-inpainting job for the active object, from the scene's settings."""
+    settings = context.scene.texgen
+    return [runner.plan_inpaint(context, context.active_object, settings.as_options(), space=settings.space)]
+
+
 class _JobOperator:
     """Shared body of the job operators; subclasses say what to plan."""
 
@@ -141,10 +155,7 @@ class TEXGEN_OT_texture_selected(_JobOperator, bpy.types.Operator):
         return self.execute(context)
 
     def plans(self, context: bpy.types.Context) -> list[runner.Plan]:
-        settings = context.scene.texgen
-        create = self.create_uvs or settings.missing_uvs == "SMART_PROJECT"
-        return runner.plan_texture(context, context.selected_objects, settings.as_options(), space=settings.space,
-                                   together=settings.together, create_uvs=create)
+        return plan_selected(context, self.create_uvs)
 
 
 class TEXGEN_OT_inpaint_seams(_JobOperator, bpy.types.Operator):
@@ -154,8 +165,7 @@ class TEXGEN_OT_inpaint_seams(_JobOperator, bpy.types.Operator):
     bl_label = "Inpaint Seams"
 
     def plans(self, context: bpy.types.Context) -> list[runner.Plan]:
-        settings = context.scene.texgen
-        return [runner.plan_inpaint(context, context.active_object, settings.as_options(), space=settings.space)]
+        return plan_active(context)
 
 
 class TEXGEN_OT_cancel(bpy.types.Operator):

@@ -1,0 +1,226 @@
+"""The job operators' path, driven step by step as the modal timer drives it, with a scripted
+server connection; and the failure paths with texgen's real client (server down, offline)."""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+import bpy
+import numpy as np
+import pytest
+
+from conftest import ADDON_MODULE, free_port
+
+
+@pytest.fixture
+def mods(addon):
+    class Mods:
+        operators = importlib.import_module(f"{ADDON_MODULE}.blender.operators")
+        runner = importlib.import_module(f"{ADDON_MODULE}.blender.runner")
+        materials = importlib.import_module(f"{ADDON_MODULE}.blender.materials")
+        jobs = importlib.import_module(f"{ADDON_MODULE}.core.jobs")
+    return Mods
+
+
+def pattern(size: int) -> np.ndarray:
+    """A texture whose every texel is distinct enough to check where it went."""
+    y, x = np.mgrid[0:size, 0:size]
+    return np.stack([x * 255 // max(1, size - 1), y * 255 // max(1, size - 1), np.full_like(x, 128)],
+                    axis=2).astype(np.uint8)
+
+
+class ScriptedRemote:
+    """Answers each job like a server would: accepted, progress with previews, then the result."""
+
+    def __init__(self, mods, steps=3, delay=0.0, fail_with=None):
+        self.mods, self.steps, self.delay, self.fail_with = mods, steps, delay, fail_with
+        self.requests = []
+
+    def __call__(self, config):
+        return self
+
+    def run(self, ticket, emit):
+        JobEvent = self.mods.jobs.JobEvent
+        self.requests.append(ticket.request)
+        emit(JobEvent(ticket.id, "accepted", position=0))
+        for step in range(self.steps):
+            time.sleep(self.delay)
+            if ticket.cancel_event.is_set():
+                emit(JobEvent(ticket.id, "cancelled", message="cancelled by the user"))
+                return
+            emit(JobEvent(ticket.id, "progress", fraction=(step + 1) / (self.steps + 1), message=f"step {step + 1}",
+                          image=np.full((8, 8, 3), 40 * step, np.uint8)))
+        if self.fail_with:
+            emit(JobEvent(ticket.id, "failed", message=self.fail_with))
+            return
+        size = ticket.request.options.texture_size
+        emit(JobEvent(ticket.id, "result", fraction=1.0, image=pattern(size), report={}))
+
+    def close(self):
+        pass
+
+
+def drive(session, timeout=20.0):
+    """Call the timer step as the modal operator's TIMER events do, until it says done."""
+    ticks = 0
+    deadline = time.monotonic() + timeout
+    while not session.on_timer(bpy.context):
+        ticks += 1
+        assert time.monotonic() < deadline, session.run.status
+        time.sleep(0.01)
+    return ticks
+
+
+def reports_of(session):
+    collected = []
+    result = session.finish(bpy.context, lambda level, text: collected.append((next(iter(level)), text)))
+    return result, collected
+
+
+def _select(*objects):
+    for obj in bpy.context.view_layer.objects:
+        obj.select_set(obj in objects)
+    bpy.context.view_layer.objects.active = objects[0]
+
+
+def _snapshot():
+    return (sorted(bpy.data.images.keys()), sorted(bpy.data.materials.keys()),
+            {o.name: ([s.material for s in o.material_slots], o.data.uv_layers.keys())
+             for o in bpy.data.objects if o.type == "MESH"})
+
+
+def test_modal_steps_paint_each_selected_object(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    bpy.ops.mesh.primitive_uv_sphere_add(location=(3, 0, 0), segments=8, ring_count=6)
+    sphere = bpy.context.active_object
+    _select(cube, sphere)
+    remote = ScriptedRemote(mods, delay=0.02)
+    op = mods.operators.TEXGEN_OT_texture_selected
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context), connect=remote)
+    assert not op.poll(bpy.context)  # buttons grey out while jobs run
+    assert drive(session) > 0
+    assert bpy.data.images.get(mods.runner.PREVIEW_IMAGE) is not None
+    result, reports = reports_of(session)
+    assert result == {"FINISHED"} and [level for level, _ in reports] == ["INFO", "INFO"]
+    assert op.poll(bpy.context) and not mods.runner.BOARD.jobs
+    assert [r.targets for r in remote.requests] == [(cube.name,), (sphere.name,)]  # one job after the other
+    for obj in (cube, sphere):
+        image = mods.materials.material_image(mods.materials.texgen_material(obj))
+        assert np.array_equal(mods.materials.read_texture(image), pattern(64))
+
+
+def test_together_sends_one_scene_and_splits_the_atlas(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))
+    other = bpy.context.active_object
+    _select(cube, other)
+    scene.texgen.together = True
+    remote = ScriptedRemote(mods)
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context), connect=remote)
+    drive(session)
+    assert reports_of(session)[0] == {"FINISHED"}
+    (request,) = remote.requests
+    assert request.targets == (cube.name, other.name) and request.options.texture_size == 128
+    assert len(request.mesh.faces) == 24
+    atlas = pattern(128)
+    for obj, tile in ((cube, atlas[:64, :64]), (other, atlas[:64, 64:])):
+        image = mods.materials.material_image(mods.materials.texgen_material(obj))
+        assert np.array_equal(mods.materials.read_texture(image), tile)
+
+
+def test_escape_cancels_and_leaves_the_scene_unchanged(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.data.uv_layers.remove(cube.data.uv_layers[0])
+    scene.texgen.missing_uvs = "SMART_PROJECT"
+    _select(cube)
+    before = _snapshot()
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context),
+                                           connect=ScriptedRemote(mods, steps=200, delay=0.01))
+    assert len(cube.data.uv_layers) == 1  # made by Smart UV Project for this job
+    for _ in range(5):
+        session.on_timer(bpy.context)
+        time.sleep(0.01)
+    session.on_escape()
+    drive(session)
+    result, reports = reports_of(session)
+    assert result == {"CANCELLED"} and reports[0][0] == "WARNING" and "cancelled" in reports[0][1]
+    assert _snapshot() == before
+
+
+def test_cancel_button_cancels_running_jobs(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    _select(bpy.context.active_object)
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context),
+                                           connect=ScriptedRemote(mods, steps=500, delay=0.01))
+    assert mods.operators.TEXGEN_OT_cancel.poll(bpy.context)
+    assert bpy.ops.texgen.cancel() == {"FINISHED"}
+    drive(session)
+    assert reports_of(session)[0] == {"CANCELLED"}
+
+
+def test_failed_job_reports_and_changes_nothing(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    _select(bpy.context.active_object)
+    before = _snapshot()
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context),
+                                           connect=ScriptedRemote(mods, fail_with="out of GPU memory [out_of_memory]"))
+    drive(session)
+    result, reports = reports_of(session)
+    assert result == {"CANCELLED"} and reports == [("ERROR", f"{bpy.context.active_object.name}: "
+                                                               "out of GPU memory [out_of_memory]")]
+    assert _snapshot() == before
+
+
+def test_missing_uvs_are_refused_when_asking(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.data.uv_layers.remove(cube.data.uv_layers[0])
+    _select(cube)
+    with pytest.raises(RuntimeError, match="no UV map"):
+        bpy.ops.texgen.texture_selected()
+    assert len(cube.data.uv_layers) == 0
+
+
+def test_server_down_gives_a_clear_report_and_changes_nothing(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.data.uv_layers.remove(cube.data.uv_layers[0])
+    scene.texgen.missing_uvs = "SMART_PROJECT"
+    _select(cube)
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.address, prefs.connect_timeout_s = f"tcp://127.0.0.1:{free_port()}", 0.5
+    before = _snapshot()
+    with pytest.raises(RuntimeError, match="no texgen server answered at tcp://127.0.0.1"):
+        bpy.ops.texgen.texture_selected()  # background mode: the operator runs its steps in a loop
+    assert _snapshot() == before
+    with pytest.raises(RuntimeError, match="Not reachable"):
+        bpy.ops.texgen.test_connection()
+    assert "Not reachable" in bpy.context.window_manager.texgen.connection
+    import texgen_addon
+
+    with pytest.raises(texgen_addon.TexgenAddonError, match="start it with `texgen serve`"):
+        texgen_addon.texture_objects([cube], "moss", create_uvs=True, texture_size=64, view_size=64)
+    assert _snapshot() == before
+    prefs.property_unset("address")
+    prefs.property_unset("connect_timeout_s")
+
+
+def test_online_access_off_blocks_remote_servers_and_says_why(scene, mods):
+    import texgen_addon
+
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    remote = texgen_addon.server_config("tcp://10.0.0.1:5555")
+    keyed = type(remote)(remote.address, "a" * 40, "b" * 40, "c" * 40)
+    assert not bpy.app.online_access
+    with pytest.raises(texgen_addon.TexgenAddonError, match="Allow Online Access.*Preferences > System > Network"):
+        texgen_addon.texture_objects([cube], "moss", server=keyed)
+    with pytest.raises(texgen_addon.TexgenAddonError, match="Allow Online Access"):
+        texgen_addon.test_connection(keyed)
+    with pytest.raises(texgen_addon.TexgenAddonError, match="needs CURVE keys"):
+        texgen_addon.texture_objects([cube], "moss", server="tcp://10.0.0.1:5555")
+    assert not cube.material_slots
