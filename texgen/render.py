@@ -8,6 +8,7 @@ a textured render shows the texture's values alone, with no lighting or material
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -67,7 +68,6 @@ class Renderer:
         normal_colors = np.concatenate([self._face_normals * 0.5 + 0.5, np.ones((len(self._positions), 1))], axis=1)
         self._normal_node = self._scene.add(pyrender.Mesh([self._primitive(color_0=normal_colors)]))
         self._texture_node = None
-        self._offscreen_renderer = None
         self._camera_node = None
 
     def _primitive(self, **attributes):
@@ -77,20 +77,7 @@ class Renderer:
         return pyrender.Primitive(positions=self._positions, material=material, **attributes)
 
     def _offscreen(self, camera: Camera):
-        """The one OpenGL context of this renderer (pyrender binds buffers to a single context),
-        resized to the camera."""
-        if self._offscreen_renderer is None:
-            try:
-                self._offscreen_renderer = _pyrender().OffscreenRenderer(camera.width, camera.height)
-            except Exception as exc:
-                raise TexgenError(
-                    f"cannot start headless OpenGL rendering ({exc}). On Linux install the EGL packages "
-                    "(apt install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1) and keep "
-                    "PYOPENGL_PLATFORM=egl") from exc
-        renderer = self._offscreen_renderer
-        if (renderer.viewport_width, renderer.viewport_height) != (camera.width, camera.height):
-            renderer.viewport_width, renderer.viewport_height = camera.width, camera.height
-        return renderer
+        return _offscreen(camera.width, camera.height)
 
     def _draw(self, camera: Camera, node) -> tuple[np.ndarray, np.ndarray]:
         pyrender = _pyrender()
@@ -165,15 +152,40 @@ class Renderer:
         return torch.from_numpy(np.stack(images))
 
     def close(self) -> None:
-        if self._offscreen_renderer is not None:
-            self._offscreen_renderer.delete()
-            self._offscreen_renderer = None
+        """Free this mesh's GPU buffers (the shared context stays for the next renderer)."""
+        for node in list(self._scene.mesh_nodes):
+            self._scene.remove_node(node)
+        _offscreen(1, 1).render(self._scene, flags=_pyrender().RenderFlags.DEPTH_ONLY)
 
     def __enter__(self) -> "Renderer":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_local = threading.local()
+
+
+def _offscreen(width: int, height: int):
+    """This thread's OpenGL context, resized to ``width`` x ``height``.
+
+    All renderers of a thread share one context: pyrender's EGL platform terminates the
+    display when any context is deleted, which would break every other renderer.
+    """
+    renderer = getattr(_local, "offscreen", None)
+    if renderer is None:
+        try:
+            renderer = _pyrender().OffscreenRenderer(width, height)
+        except Exception as exc:
+            raise TexgenError(
+                f"cannot start headless OpenGL rendering ({exc}). On Linux install the EGL packages "
+                "(apt install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1) and keep "
+                "PYOPENGL_PLATFORM=egl") from exc
+        _local.offscreen = renderer
+    if (renderer.viewport_width, renderer.viewport_height) != (width, height):
+        renderer.viewport_width, renderer.viewport_height = width, height
+    return renderer
 
 
 def _pyrender():

@@ -1,0 +1,319 @@
+"""The paint loop: texture a whole mesh from a prompt, view after view, into its own UVs.
+
+``texture_mesh`` reads top to bottom like a diffusers pipeline:
+
+1. check the settings and load the mesh (unwrapping it only when it has no UVs)
+2. rasterise the UV layout once (TexelMap)
+3. plan the views: a fixed schedule, or next-best-view selection from candidates
+4. for each view: render depth and the current paint, build the trimap, generate or inpaint,
+   back-project only what the trimap allows
+5. fill what no view saw, smooth the seams, pad the islands
+6. report and preview
+
+The trimap follows TEXTure and Text2Tex: *generate* texels are visible and never painted,
+*refine* texels are seen clearly more frontally than by the view that painted them (cos
+better by ``REFINE_MARGIN``), *keep* texels are everything else and are never written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .camera import Camera, candidate_views, default_views, orbit_camera
+from .diffusion.base import Generator, SamplerSettings, ViewBatch
+from .errors import MeshError
+from .eval import Timer
+from .fill import fill_unseen, pad_islands
+from .mesh import Mesh, apply_unwrap, load_mesh
+from .progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
+from .project import ProjectionSettings, TextureState, ViewSamples, sample_view
+from .render import Renderer, ViewBuffers
+from .result import TextureResult
+from .seams import seam_stats
+from .settings import TextureSettings, settings_from_mapping
+from .texels import TexelMap
+
+log = logging.getLogger(__name__)
+
+REFINE_MARGIN = 0.2  # TEXTure: refine when the view's cos beats the painting view's by this much
+GENERATE_DILATE_PX = 5  # grow the generate mask so the model blends into the known paint
+MIN_NEW_FRACTION = 0.01  # next-best-view stops when the best candidate adds less (Hunyuan3D-2)
+PLANNING_SIZE = 256  # render size of the candidate views in next-best-view planning
+UNPAINTED_GREY = 0.5
+
+
+@dataclass
+class ViewRecord:
+    """What one view did, for the report and the preview.
+
+    depth, image : (H, W) float and (3, H, W) float of the view
+    mask : (H, W) float, how much each pixel was allowed to change
+    """
+
+    camera: Camera
+    prompt: str
+    depth: torch.Tensor
+    image: torch.Tensor
+    mask: torch.Tensor
+    generated: int = 0
+    refined: int = 0
+
+    def summary(self, total: int) -> dict:
+        return {"azimuth": self.camera.azimuth, "elevation": self.camera.elevation, "prompt": self.prompt,
+                "generated_fraction": self.generated / max(total, 1),
+                "refined_fraction": self.refined / max(total, 1)}
+
+
+@dataclass
+class Trimap:
+    """Per-texel decision of one view: generate (M,) bool, refine (M,) bool; the rest is keep."""
+
+    generate: torch.Tensor
+    refine: torch.Tensor
+    samples: ViewSamples = field(repr=False)
+
+
+def resolve_settings(prompt: Optional[str], settings: Optional[TextureSettings], overrides: dict) -> TextureSettings:
+    """One validated settings object from the defaults, ``settings``, ``prompt`` and keyword overrides."""
+    values = (settings or TextureSettings()).to_dict()
+    if prompt is not None:
+        values["prompt"] = prompt
+    values.update(overrides)
+    return settings_from_mapping(TextureSettings, values, where="texture settings")
+
+
+def prepare_mesh(mesh: Union[Mesh, str, Path], settings: TextureSettings) -> Mesh:
+    """Load (or take) the mesh and make sure it has a UV layout, as ``settings.unwrap`` says."""
+    if isinstance(mesh, Mesh):
+        mesh = apply_unwrap(mesh, settings.unwrap)
+    else:
+        mesh = load_mesh(mesh, object_name=settings.object, unwrap=settings.unwrap)
+    if not mesh.has_uvs:
+        raise MeshError(f"{mesh.name}: the mesh has no UV map and unwrap is 'never'; "
+                        "use --unwrap auto to let texgen unwrap it with xatlas")
+    return mesh
+
+
+def build_trimap(state: TextureState, samples: ViewSamples) -> Trimap:
+    """Generate = visible and never painted; refine = visible and seen much better than before."""
+    visible = samples.visible
+    generate = visible & ~state.painted
+    refine = visible & state.painted & (samples.cos > state.best_cos + REFINE_MARGIN)
+    return Trimap(generate, refine, samples)
+
+
+def pixel_mask(renderer: Renderer, camera: Camera, state: TextureState, trimap: Trimap,
+               refine_strength: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render the paint and the trimap into the view.
+
+    returns : the current paint (3, H, W) with unpainted pixels grey, and the mask (H, W):
+        1 where the model generates (unpainted surface, dilated), ``refine_strength`` where it
+        refines, 0 where it keeps
+    """
+    texels = state.texels
+    paint = state.image(background=UNPAINTED_GREY)
+    records = np.stack([texels.to_image(state.painted.float()), texels.to_image(trimap.refine.float()),
+                        np.zeros((texels.size, texels.size), np.float32)], axis=-1)
+    padded = pad_islands(np.concatenate([paint, records], axis=-1), texels.valid, 2)
+    rendered = renderer.render_texture([camera], np.clip(padded[..., :3], 0, 1))[0]
+    flags = renderer.render_texture([camera], padded[..., 3:], smooth=False)[0]
+    foreground = renderer.render([camera]).mask[0]
+    unpainted = (flags[0] < 0.5) & foreground
+    if GENERATE_DILATE_PX:
+        unpainted = F.max_pool2d(unpainted.float()[None, None], 2 * GENERATE_DILATE_PX + 1, 1,
+                                 GENERATE_DILATE_PX)[0, 0] > 0
+    mask = torch.where(unpainted, 1.0, torch.where((flags[1] > 0.5) & foreground, refine_strength, 0.0))
+    image = torch.where(foreground[None], rendered, torch.full_like(rendered, UNPAINTED_GREY))
+    return image, mask
+
+
+class NextBestView:
+    """Picks, among candidate cameras, the one that shows the most unpainted or badly seen surface."""
+
+    def __init__(self, texels: TexelMap, renderer: Renderer, settings: TextureSettings,
+                 projection: ProjectionSettings):
+        self.settings = settings
+        self.candidates = candidate_views(PLANNING_SIZE)
+        buffers = renderer.render(self.candidates)
+        self.visibility = [sample_view(texels, camera, buffers.depth[i], None, projection, buffers.normals[i])
+                           for i, camera in enumerate(self.candidates)]
+        self.used: set[int] = set()
+
+    def next(self, state: TextureState) -> Optional[Camera]:
+        """The best unused candidate at full view size, or None when none adds enough."""
+        best, best_heat, best_new = None, 0.0, 0.0
+        for index, samples in enumerate(self.visibility):
+            if index in self.used:
+                continue
+            trimap = build_trimap(state, samples)
+            heat = float(trimap.generate.sum()) + 0.5 * float(trimap.refine.sum())  # Text2Tex's heat
+            if heat > best_heat:
+                best, best_heat, best_new = index, heat, float(trimap.generate.float().mean())
+        if best is None or (state.painted.any() and best_new < MIN_NEW_FRACTION):
+            return None
+        self.used.add(best)
+        chosen = self.candidates[best]
+        return orbit_camera(chosen.azimuth, chosen.elevation, self.settings.view_size)
+
+
+def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
+                 settings: Optional[TextureSettings] = None, generator: Optional[Generator] = None,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                 projection: ProjectionSettings = ProjectionSettings(), **overrides) -> TextureResult:
+    """Texture ``mesh`` from ``prompt`` into its own UV map.
+
+    mesh : a Mesh or a path to a mesh file
+    settings : defaults for every option; ``prompt`` and keyword ``overrides`` win over them
+    generator : a loaded Generator; by default ``settings.model`` is loaded (and cached)
+    progress : receives ProgressEvents; cancel : checked between steps and views
+    """
+    progress = progress or no_progress
+    cancel = cancel or CancelToken()
+    timer = Timer()
+
+    # 1. check settings, load the mesh and the model
+    settings = resolve_settings(prompt, settings, overrides)
+    progress(ProgressEvent("load", message="loading the mesh"))
+    mesh = prepare_mesh(mesh, settings)
+    timer.lap("load_mesh")
+    if generator is None:
+        from .diffusion import load_generator
+
+        progress(ProgressEvent("load", message=f"loading model {settings.model}"))
+        generator = load_generator(settings.model, device=settings.device)
+        timer.lap("load_model")
+    cancel.raise_if_cancelled()
+
+    # 2. rasterise the UV layout once
+    texels = TexelMap.build(mesh, settings.texture_size)
+    state = TextureState(texels)
+    timer.lap("rasterise_uv")
+
+    # 3. plan the views
+    progress(ProgressEvent("plan", message="planning views"))
+    renderer = Renderer(mesh)
+    try:
+        # a fixed schedule for a view count; for "auto", views are chosen as painting goes
+        cameras = None if settings.views == "auto" else default_views(int(settings.views), settings.view_size)
+        planner = None if cameras is not None else NextBestView(texels, renderer, settings, projection)
+        budget = len(cameras) if cameras is not None else settings.max_views
+        timer.lap("plan")
+
+        # 4. paint view after view
+        records: list[ViewRecord] = []
+        for index in range(budget):
+            cancel.raise_if_cancelled()
+            camera = cameras[index] if cameras is not None else planner.next(state)
+            if camera is None:
+                break
+            records.append(_paint_view(index, budget, camera, mesh, renderer, state, generator, settings,
+                                       projection, timer, progress, cancel))
+
+        # 5. fill, smooth seams, pad
+        progress(ProgressEvent("fill", message="filling unseen texels"))
+        painted = state.painted.clone()
+        color = fill_unseen(texels, state.color, painted)
+        texture = pad_islands(texels.to_image(color.clamp(0, 1)), texels.valid, settings.pad)
+        texture8 = np.clip(np.round(texture * 255.0), 0, 255).astype(np.uint8)
+        timer.lap("fill")
+
+        # 6. report and preview
+        seams = seam_stats(mesh, texture8)
+        timer.lap("metrics")
+        preview = _preview(records, texture8, mesh)
+        timer.lap("preview")
+    finally:
+        renderer.close()
+    coverage = float(torch.isfinite(color).all(dim=1).float().mean())
+    report = _report(mesh, settings, generator, texels, painted, coverage, records, seams.as_dict(), timer.timings)
+    progress(ProgressEvent("done", views=len(records), message="done"))
+    return TextureResult(mesh, texture8, report, preview)
+
+
+def _paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Renderer, state: TextureState,
+                generator: Generator, settings: TextureSettings, projection: ProjectionSettings, timer: Timer,
+                progress: ProgressCallback, cancel: CancelToken) -> ViewRecord:
+    """Render, build the trimap, generate or inpaint, and back-project one view."""
+    progress(ProgressEvent("render", view=index, views=budget, message=f"view {index + 1}: {camera.direction_word}"))
+    buffers: ViewBuffers = renderer.render([camera])
+    visibility = sample_view(state.texels, camera, buffers.depth[0], None, projection, buffers.normals[0])
+    trimap = build_trimap(state, visibility)
+    first = not bool(state.painted.any())
+    if first:
+        image = mask = None
+    else:
+        image, mask = pixel_mask(renderer, camera, state, trimap, settings.refine_strength)
+    prompt = settings.prompt + (f", {camera.direction_word}" if settings.direction_prompts else "")
+    batch = ViewBatch([prompt], buffers.control_depth(), settings.negative_prompt, [camera],
+                      None if first else image[None], None if first else mask[None])
+    sampler = SamplerSettings(steps=settings.steps, guidance=settings.guidance,
+                              controlnet_scale=settings.controlnet_scale, seed=settings.seed + index)
+    timer.lap("render")
+
+    def step(event: ProgressEvent) -> None:
+        progress(dataclasses.replace(event, view=index, views=budget))
+
+    if first:
+        generated = generator.generate(batch, sampler, step, cancel)[0]
+    else:
+        generated = generator.inpaint(batch, sampler, step, cancel)[0]
+    timer.lap("diffusion")
+
+    progress(ProgressEvent("project", view=index, views=budget))
+    samples = sample_view(state.texels, camera, buffers.depth[0], generated, projection, buffers.normals[0])
+    state.replace(samples, index, trimap.generate)
+    state.replace(samples, index, trimap.refine)
+    timer.lap("project")
+    return ViewRecord(camera, prompt, batch.depth[0], generated,
+                      torch.ones_like(batch.depth[0]) if mask is None else mask,
+                      int(trimap.generate.sum()), int(trimap.refine.sum()))
+
+
+def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.ndarray:
+    """Contact sheet: each view's depth, image and mask, the UV texture, renders of the result."""
+    from .export import contact_sheet, texture_render_strip
+
+    def rgb(image: torch.Tensor) -> np.ndarray:
+        image = image if image.ndim == 3 else image[None].expand(3, -1, -1)
+        return (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+    tiles = []
+    for number, record in enumerate(records, 1):
+        tiles += [(f"view {number} depth", rgb(record.depth)), (f"view {number} {record.camera.direction_word}",
+                  rgb(record.image)), (f"view {number} mask", rgb(record.mask))]
+    tiles.append(("UV texture", texture))
+    tiles.append(("textured", texture_render_strip(mesh, texture)))
+    return contact_sheet(tiles, columns=6)
+
+
+def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, texels: TexelMap, painted: torch.Tensor,
+            coverage: float, records: list[ViewRecord], seams: dict, timings: dict[str, float]) -> dict:
+    diffusion = timings.get("diffusion", 0.0)
+    total = sum(timings.values())
+    coverage_views = float(painted.float().mean())
+    return {
+        "texgen_version": __version__,
+        "mesh": {"name": mesh.name, "vertices": len(mesh.positions), "faces": len(mesh.faces),
+                 "notes": list(mesh.notes)},
+        "settings": settings.to_dict(),
+        "seed": settings.seed,
+        "model": settings.model,
+        "generator": getattr(generator, "name", type(generator).__name__),
+        "views": [record.summary(texels.count) for record in records],
+        "coverage_views": coverage_views,
+        "coverage": coverage,
+        "unseen_fraction": 1.0 - coverage_views,
+        "overlap_fraction": float(texels.overlap.float().mean()),
+        **seams,
+        "timings": timings,
+        "seconds": {"diffusion": diffusion, "geometry": total - diffusion, "total": total},
+    }
