@@ -292,7 +292,7 @@ def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.n
                   rgb(record.image)), (f"view {number} mask", rgb(record.mask))]
     tiles.append(("UV texture", texture))
     tiles.append(("textured", texture_render_strip(mesh, texture)))
-    return contact_sheet(tiles, columns=6)
+    return contact_sheet(tiles, columns=6, tile_size=256)
 
 
 def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, texels: TexelMap, painted: torch.Tensor,
