@@ -83,7 +83,7 @@ def sample_uv(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     uv : (..., 2) UV coordinates (v up)
     returns : (..., C) float32 in [0, 1]
     """
-    image = torch.from_numpy(np.ascontiguousarray(texture)).float()
+    image = torch.from_numpy(np.array(texture, copy=True)).float()
     if texture.dtype == np.uint8:
         image = image / 255.0
     flat = torch.from_numpy(uv.reshape(-1, 2).astype(np.float32))
