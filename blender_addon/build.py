@@ -53,7 +53,7 @@ def vendor(addon_dir: Path = ADDON_DIR, source: Path = TEXGEN_DIR) -> Path:
     each other, so torch or diffusers can never reach Blender this way.
     """
     target = addon_dir / "vendor"
-    target.mkdir(exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     for name in VENDORED:
         path = source / name
         if not path.is_file():

@@ -226,3 +226,17 @@ def test_cancel_a_running_job_on_the_server(connected, mods):
     assert reports[0][0] == {"WARNING"} and "cancel" in reports[0][1]
     assert (sorted(bpy.data.images.keys()), sorted(bpy.data.materials.keys())) == before
     assert not cube.material_slots
+
+
+def test_example_script_textures_and_saves(connected, server, mods, tmp_path):
+    import runpy
+
+    from conftest import ADDON_DIR
+
+    bpy.ops.mesh.primitive_cube_add(**CUBE)
+    cube = bpy.context.active_object
+    example = runpy.run_path(str(ADDON_DIR / "examples" / "texture_selected.py"))
+    saved = tmp_path / "textured.blend"
+    assert example["main"](["--prompt", "moss", "--server", server, "--objects", cube.name, "--views", "2",
+                            "--view-size", "64", "--texture-size", "32", "--save", str(saved)]) == 0
+    assert saved.is_file() and mods.materials.texgen_material(cube) is not None
