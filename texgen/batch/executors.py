@@ -1,0 +1,274 @@
+"""Where a batch's texturing runs: in this process, on texgen servers, or on a Ray cluster.
+
+Every executor takes :class:`Task` objects and returns, per task, a ``concurrent.futures.Future``
+of the :class:`~texgen.result.TextureResult`. The runner writes the outputs and the ledger
+itself, so all executors give the same files and the same ledger.
+
+A future that fails with :class:`WorkerLost` means the worker died, not the asset: the runner
+gives the asset to another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from ..errors import ConfigError, TexgenError
+from ..progress import CancelToken
+from ..result import TextureResult
+from ..settings import TextureSettings
+
+log = logging.getLogger(__name__)
+
+RAY_INSTALL_HINT = "pip install texgen[ray]"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One asset to texture: its ledger key, its mesh file and its resolved settings."""
+
+    key: str
+    source: Path
+    settings: TextureSettings
+
+
+class WorkerLost(TexgenError):
+    """The worker running a task died or became unreachable; the task itself may be fine."""
+
+
+class Executor(Protocol):
+    """Runs tasks; ``slots`` tasks may be in flight at once."""
+
+    name: str
+
+    @property
+    def slots(self) -> int: ...
+
+    def submit(self, task: Task) -> "Future[TextureResult]": ...
+
+    def worker_of(self, future: "Future[TextureResult]") -> str: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """In this process, one asset at a time, the model loaded once (load_generator's cache).
+
+    Texturing runs in a worker thread, so the runner writes one asset's outputs while the
+    next is being painted.
+    """
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="texgen-local")
+        self._cancel = CancelToken()
+
+    @property
+    def slots(self) -> int:
+        return 1
+
+    def submit(self, task: Task) -> "Future[TextureResult]":
+        from ..pipeline import texture_mesh
+
+        return self._pool.submit(texture_mesh, task.source, settings=task.settings, cancel=self._cancel)
+
+    def worker_of(self, future: "Future[TextureResult]") -> str:
+        return "local"
+
+    def close(self) -> None:
+        self._cancel.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ServerExecutor:
+    """Spread tasks over running `texgen serve` servers with the client (texgen.client_jobs).
+
+    Each server gets as many tasks in flight as it has workers. A server that stops answering is
+    dropped and its tasks go back to the runner (WorkerLost); when none is left, submit raises.
+    """
+
+    name = "server"
+
+    def __init__(self, addresses: list[str], *, server_key: Optional[Path] = None, client_key: Optional[Path] = None,
+                 timeout: float = 10.0) -> None:
+        if not addresses:
+            raise ConfigError("--executor server needs at least one --server ADDRESS")
+        self._keys = {"server_key": server_key, "client_key": client_key}
+        self._timeout = timeout
+        self._capacity = {address: self._probe(address, fatal=True) for address in dict.fromkeys(addresses)}
+        self._busy = dict.fromkeys(self._capacity, 0)
+        self._where: dict[Future, str] = {}
+        self._lock = threading.Lock()
+        self._cancel = CancelToken()
+        self._pool = ThreadPoolExecutor(max_workers=sum(self._capacity.values()), thread_name_prefix="texgen-server")
+
+    def _probe(self, address: str, fatal: bool = False) -> int:
+        """The server's worker count; 0 when it does not answer (TexgenError when ``fatal``)."""
+        from .. import client as remote
+
+        try:
+            with remote.Client(address, server_public_key=self._keys["server_key"],
+                               client_keys=self._keys["client_key"], timeout=self._timeout, retries=1) as client:
+                return max(1, len(client.status().get("workers", [])))
+        except (remote.ClientError, remote.ProtocolError) as exc:
+            if fatal:
+                raise TexgenError(f"the server at {address} does not answer: {exc}") from None
+            return 0
+
+    @property
+    def slots(self) -> int:
+        return sum(self._capacity.values())
+
+    def submit(self, task: Task) -> "Future[TextureResult]":
+        with self._lock:
+            free = [a for a, n in self._capacity.items() if n and self._busy[a] < n]
+            if not free:
+                raise TexgenError("no texgen server is left to run the batch; check the servers and run the "
+                                  "same command again to resume")
+            address = min(free, key=lambda a: self._busy[a] / self._capacity[a])
+            self._busy[address] += 1
+        future = self._pool.submit(self._run, address, task)
+        self._where[future] = address
+        future.add_done_callback(lambda _: self._release(address))
+        return future
+
+    def _release(self, address: str) -> None:
+        with self._lock:
+            self._busy[address] -= 1
+
+    def _run(self, address: str, task: Task) -> TextureResult:
+        from ..client_jobs import run_remote
+        from ..errors import Cancelled, ConfigError as BadOptions, MeshError
+
+        try:
+            return run_remote(address, task.source, task.settings, cancel=self._cancel, timeout=self._timeout,
+                              **self._keys)
+        except (MeshError, BadOptions, Cancelled):
+            raise
+        except TexgenError:
+            if self._probe(address):
+                raise
+            with self._lock:
+                self._capacity[address] = 0
+            log.warning("the server at %s stopped answering; its assets go to the other servers", address)
+            raise WorkerLost(f"the server at {address} stopped answering") from None
+
+    def worker_of(self, future: "Future[TextureResult]") -> str:
+        return self._where.pop(future, "")
+
+    def close(self) -> None:
+        self._cancel.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class TextureWorker:
+    """The body of a Ray actor: textures meshes sent as file bytes, its model kept warm between tasks."""
+
+    def texture(self, filename: str, data: bytes, settings: TextureSettings) -> TextureResult:
+        from ..pipeline import texture_mesh
+
+        with tempfile.TemporaryDirectory(prefix="texgen-ray-") as folder:
+            path = Path(folder) / filename
+            path.write_bytes(data)
+            return texture_mesh(path, settings=settings)
+
+
+def import_ray() -> Any:
+    """The ray module, or a ConfigError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--executor ray needs Ray: {RAY_INSTALL_HINT}") from None
+    return ray
+
+
+class RayExecutor:
+    """One Ray actor per worker (per GPU when the cluster has GPUs), each keeping its model warm.
+
+    address : ``auto`` or ``ray://HOST:PORT`` to join a cluster; None starts (or reuses) a local
+        Ray instance. Meshes travel as file bytes and results come back through Ray, so workers
+        need no shared file system.
+    workers : actors to start; default one per GPU, or 2 on a cluster without GPUs
+    """
+
+    name = "ray"
+
+    def __init__(self, address: Optional[str] = None, workers: Optional[int] = None) -> None:
+        ray = import_ray()
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False)
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        count = workers or (int(gpus) if gpus >= 1 else 2)
+        if count < 1:
+            raise ConfigError(f"--ray-workers: must be at least 1, got {count}")
+        per_actor = {"num_gpus": min(1.0, gpus / count)} if gpus else {"num_cpus": 1}
+        actor_class = ray.remote(max_restarts=2, max_task_retries=0, **per_actor)(TextureWorker)
+        self._actors = [actor_class.remote() for _ in range(count)]
+        self._busy = [0] * count
+        self._names = [f"ray-{index}" for index in range(count)]
+        self._where: dict[Future, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def slots(self) -> int:
+        return len(self._actors)
+
+    def submit(self, task: Task) -> "Future[TextureResult]":
+        with self._lock:
+            index = min(range(len(self._actors)), key=self._busy.__getitem__)
+            self._busy[index] += 1
+        ref = self._actors[index].texture.remote(task.source.name, task.source.read_bytes(), task.settings)
+        future: Future[TextureResult] = Future()
+        self._where[future] = index
+
+        def settle(done: Future) -> None:
+            with self._lock:
+                self._busy[index] -= 1
+            try:
+                future.set_result(done.result())
+            except self._ray.exceptions.RayActorError as exc:
+                future.set_exception(WorkerLost(f"Ray worker {self._names[index]} died: {exc}"))
+            except self._ray.exceptions.RayTaskError as exc:
+                future.set_exception(exc.cause if isinstance(exc.cause, BaseException) else exc)
+            except BaseException as exc:  # noqa: BLE001 - handed to the runner, which records it
+                future.set_exception(exc)
+
+        ref.future().add_done_callback(settle)
+        return future
+
+    def worker_of(self, future: "Future[TextureResult]") -> str:
+        index = self._where.pop(future, None)
+        return "" if index is None else self._names[index]
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+        self._actors = []
+
+
+def make_executor(kind: str, *, servers: Optional[list[str]] = None, server_key: Optional[Path] = None,
+                  client_key: Optional[Path] = None, server_timeout: float = 10.0, ray_address: Optional[str] = None,
+                  ray_workers: Optional[int] = None) -> Executor:
+    """The executor named ``kind`` (local, server or ray), checking that its options fit."""
+    if kind != "server" and servers:
+        raise ConfigError("--server needs --executor server")
+    if kind != "ray" and (ray_address or ray_workers):
+        raise ConfigError("--ray-address and --ray-workers need --executor ray")
+    if kind == "local":
+        return LocalExecutor()
+    if kind == "server":
+        return ServerExecutor(servers or [], server_key=server_key, client_key=client_key, timeout=server_timeout)
+    if kind == "ray":
+        return RayExecutor(ray_address, ray_workers)
+    raise ConfigError(f"--executor: expected local, server or ray, got {kind!r}")
+
+
+__all__ = ["Task", "WorkerLost", "Executor", "LocalExecutor", "ServerExecutor", "RayExecutor", "TextureWorker",
+           "make_executor", "import_ray"]
