@@ -17,7 +17,7 @@ import contextlib
 import inspect
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Optional
 
 import numpy as np
@@ -116,7 +116,12 @@ class LatentBlend:
 
 @dataclass
 class StepHook:
-    """The ``callback_on_step_end`` of one call: blend, report progress, preview, cancel."""
+    """The ``callback_on_step_end`` of one call: blend, report progress, preview, cancel.
+
+    Cancelling raises :class:`Cancelled` from the hook, which stops every pipeline at once
+    (Depth2Img ignores diffusers' ``_interrupt`` flag); the scheduler state is reset by
+    ``set_timesteps`` at the start of the next call, so the pipeline stays usable.
+    """
 
     blend: Optional[LatentBlend]
     progress: Optional[ProgressCallback]
@@ -124,7 +129,6 @@ class StepHook:
     preview_every: int
     rgb_factors: torch.Tensor
     rgb_bias: torch.Tensor
-    cancelled: bool = field(default=False, init=False)
 
     def __call__(self, pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         latents = kwargs["latents"]
@@ -138,8 +142,7 @@ class StepHook:
             self.progress(ProgressEvent(stage="generate", step=step + 1, steps=steps, preview=preview,
                                         message=f"denoising step {step + 1}/{steps}"))
         if self.cancel is not None and self.cancel.cancelled:
-            pipe._interrupt = True  # diffusers skips the remaining steps; set_timesteps resets state next call
-            self.cancelled = True
+            raise Cancelled(f"cancelled at denoising step {step + 1}/{steps}")
         return {"latents": latents}
 
 
@@ -272,20 +275,22 @@ class DiffusersGenerator:
             blend = LatentBlend(self.encode(batch.image.to(device)).to(self.dtype), noise, strength)
 
         # 4. Denoise; the step hook blends, reports and cancels
-        hook = StepHook(blend, progress, cancel, sampler.preview_every, *self._rgb)
-        latents = pipe(
-            prompt=list(batch.prompts),
-            negative_prompt=[batch.negative_prompt] * len(batch.prompts),
-            num_inference_steps=sampler.steps,
-            guidance_scale=sampler.guidance,
-            generator=generators(),
-            output_type="latent",
-            callback_on_step_end=hook,
-            callback_on_step_end_tensor_inputs=["latents"],
-            **self.call_kwargs(task, batch, sampler, noise, blend),
-        ).images
-        if hook.cancelled:
-            raise Cancelled(f"cancelled during denoising with {self.name}")
+        try:
+            latents = pipe(
+                prompt=list(batch.prompts),
+                negative_prompt=[batch.negative_prompt] * len(batch.prompts),
+                num_inference_steps=sampler.steps,
+                guidance_scale=sampler.guidance,
+                generator=generators(),
+                output_type="latent",
+                callback_on_step_end=StepHook(blend, progress, cancel, sampler.preview_every, *self._rgb),
+                callback_on_step_end_tensor_inputs=["latents"],
+                **self.call_kwargs(task, batch, sampler, noise, blend),
+            ).images
+        except Cancelled:
+            if self.cpu_offload:
+                pipe.maybe_free_model_hooks()  # offload what the interrupted call left on the GPU
+            raise
 
         # 5. Decode, and paste back the kept pixels
         images = self.decode(latents)

@@ -216,7 +216,7 @@ def _locate(ref: ModelRef, what: str) -> _Located:
 
 def _folder_report(folder: Path, index: dict[str, Any]) -> str:
     """One line per component of a pipeline folder: the files present, or 'missing'."""
-    lines = []
+    lines = ["files in each component folder:"]
     for name, entry in sorted(index.items()):
         if name.startswith("_") or not isinstance(entry, list) or entry[0] is None:
             continue
@@ -227,7 +227,7 @@ def _folder_report(folder: Path, index: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def _load_errors(what: str, where: str, looked: str = "") -> Iterator[None]:
+def _load_errors(what: str, where: str, detail: str = "") -> Iterator[None]:
     """Turn the many exceptions of diffusers / huggingface_hub loading into ModelError."""
     try:
         yield
@@ -237,13 +237,12 @@ def _load_errors(what: str, where: str, looked: str = "") -> Iterator[None]:
         raise OutOfMemoryError(f"out of memory loading {what} from {where}; try cpu_offload=true "
                                "or dtype=fp16") from exc
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        detail = f"\nlooked for:\n{looked}" if looked else ""
-        raise ModelError(f"could not load {what} from {where}: {exc}{detail}") from exc
+        raise ModelError(f"could not load {what} from {where}: {exc}" + (f"\n{detail}" if detail else "")) from exc
 
 
 def _hub_looked(found: _Located, is_offline: bool) -> str:
     mode = "offline (HF_HUB_OFFLINE=1 or local_files_only), so nothing was downloaded" if is_offline else "online"
-    lines = [f"  a local folder at {path}: not there" for path in found.tried]
+    lines = ["looked at:"] + [f"  a local folder at {path}: not there" for path in found.tried]
     lines.append(f"  the hub cache {_hub_cache_dir(found.location)} ({mode}); "
                  "download the model once online, or point to a local folder")
     return "\n".join(lines)
@@ -309,42 +308,52 @@ def _load_base(ref: ModelRef, dtype: torch.dtype, is_offline: bool) -> dict[str,
         class_name, default_config = _single_file_pipeline(Path(location))
         config = ref.config or default_config
         pipeline_class = getattr(diffusers, class_name)
-        looked = f"  configs in {config}" if config else "  configs guessed by diffusers from the checkpoint"
-        with _load_errors("the checkpoint", location, looked):
+        detail = f"configs from {config}" if config else "configs guessed by diffusers from the checkpoint's keys"
+        with _load_errors("the checkpoint", location, detail):
             pipe = pipeline_class.from_single_file(location, config=config, **_dtype_kwargs(dtype),
                                                    local_files_only=is_offline, **_unused_kwargs(pipeline_class))
     else:
         index = _model_index(found, is_offline)
-        looked = _folder_report(Path(location), index) if found.local else _hub_looked(found, is_offline)
+        detail = _folder_report(Path(location), index) if found.local else _hub_looked(found, is_offline)
         unused = {name: None for name in _UNUSED if name in index}
-        with _load_errors("the model", location, looked):
+        with _load_errors("the model", location, detail):
             pipe = diffusers.DiffusionPipeline.from_pretrained(location, **_dtype_kwargs(dtype),
                                                                local_files_only=is_offline, **unused)
     return {name: value for name, value in pipe.components.items() if value is not None}
 
 
-def _load_model(ref: ModelRef, class_name: str, what: str, hub_subfolder: Optional[str],
-                dtype: torch.dtype, is_offline: bool) -> Any:
-    """One model (ControlNet, VAE, UNet) from a model folder, a pipeline's subfolder, a file or the hub."""
+# card key -> (diffusers model class, the model's subfolder name inside a pipeline)
+_CARD_MODELS = {"controlnet": ("ControlNetModel", "controlnet"), "vae": ("AutoencoderKL", "vae"),
+                "inpaint_unet": ("UNet2DConditionModel", "unet")}
+
+
+def _load_model(ref: ModelRef, key: str, dtype: torch.dtype, is_offline: bool) -> Any:
+    """The model of card entry ``key`` from a model folder, a pipeline folder, a file or the hub.
+
+    A local pipeline folder is read from its subfolder (controlnet, vae, unet). On the hub
+    only UNets default to their subfolder: inpainting UNets ship inside pipeline repos,
+    ControlNets and VAEs as repos of their own.
+    """
     import diffusers
 
+    class_name, component = _CARD_MODELS[key]
     model_class = getattr(diffusers, class_name)
-    found = _locate(ref, what)
+    found = _locate(ref, key)
     location, subfolder = found.location, found.subfolder
     if found.local and Path(location).is_file():
-        looked = f"  configs in {ref.config}" if ref.config else "  configs guessed by diffusers from the file"
-        with _load_errors(what, location, looked):
+        detail = f"configs from {ref.config}" if ref.config else "configs guessed by diffusers from the file's keys"
+        with _load_errors(key, location, detail):
             return model_class.from_single_file(location, config=ref.config, **_dtype_kwargs(dtype),
                                                 local_files_only=is_offline)
     if found.local:
         folder = Path(location)
-        if subfolder is None and not (folder / "config.json").is_file() and hub_subfolder:
-            subfolder = hub_subfolder
-        looked = f"  {folder / (subfolder or '') / 'config.json'} and its weights"
+        if subfolder is None and not (folder / "config.json").is_file():
+            subfolder = component
+        detail = f"looked for {folder / (subfolder or '') / 'config.json'} and its weights"
     else:
-        subfolder = subfolder or hub_subfolder
-        looked = _hub_looked(found, is_offline)
-    with _load_errors(what, location, looked):
+        subfolder = subfolder or ("unet" if component == "unet" else None)
+        detail = _hub_looked(found, is_offline)
+    with _load_errors(key, location, detail):
         return model_class.from_pretrained(location, subfolder=subfolder, **_dtype_kwargs(dtype),
                                            local_files_only=is_offline)
 
@@ -352,14 +361,10 @@ def _load_model(ref: ModelRef, class_name: str, what: str, hub_subfolder: Option
 def load_components(card: ModelCard, *, dtype: torch.dtype, is_offline: bool) -> dict[str, Any]:
     """The components of ``card``: the base pipeline's, with the card's models added or replaced."""
     components = _load_base(card.base, dtype, is_offline)
-    if card.controlnet is not None:
-        components["controlnet"] = _load_model(card.controlnet, "ControlNetModel", "controlnet", None,
-                                               dtype, is_offline)
-    if card.vae is not None:
-        components["vae"] = _load_model(card.vae, "AutoencoderKL", "vae", None, dtype, is_offline)
-    if card.inpaint_unet is not None:
-        components["inpaint_unet"] = _load_model(card.inpaint_unet, "UNet2DConditionModel", "inpaint_unet",
-                                                 "unet", dtype, is_offline)
+    for key in _CARD_MODELS:
+        ref = getattr(card, key)
+        if ref is not None:
+            components[key] = _load_model(ref, key, dtype, is_offline)
     return components
 
 

@@ -22,7 +22,8 @@ ARCH_NAMES = ("sd15-controlnet", "sdxl-controlnet", "sd2-depth")
 TINY_VERSION = 1  # bump when the builder changes in a way the configs do not show
 
 _SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                     beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1)
+                     beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1,
+                     clip_sample=False, set_alpha_to_one=False)
 _SD_VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
                sample_size=512, scaling_factor=0.18215)
@@ -40,10 +41,12 @@ _SD2_UNET = dict(in_channels=5, attention_head_dim=(5, 10, 20, 20), cross_attent
 _TINY_DOWN = dict(block_out_channels=(32, 64), layers_per_block=2, norm_num_groups=32, cross_attention_dim=32,
                   attention_head_dim=(2, 4), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"))
 _TINY_UP = dict(up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), sample_size=8)
-# four VAE blocks keep the real 8x latent scale, so mask and depth handling is exercised as in SD
+# Four VAE blocks keep the real 8x latent scale, so mask and depth handling run as in SD. The
+# scaling factor is about 1 / std of this random encoder's latents, as 0.18215 is for SD's VAE:
+# latents of unit variance make noise levels, and so refine strengths, behave as with real models.
 _TINY_VAE = dict(block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=8, latent_channels=4,
                  down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                 sample_size=64, scaling_factor=0.18215)
+                 sample_size=64, scaling_factor=5.0)
 _TINY_CLIP = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
                   hidden_act="gelu", projection_dim=32)
 _TINY_CONTROL = dict(conditioning_embedding_out_channels=(8, 8, 16, 16))  # 3 stride-2 convs: 8x, as the VAE
@@ -75,7 +78,7 @@ CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
                                 scheduler=_SD_SCHEDULER),
         "sdxl-controlnet": dict(unet={**_TINY_DOWN, **_TINY_UP, **_TINY_SDXL},
                                 controlnet={**_TINY_DOWN, **_TINY_CONTROL, **_TINY_SDXL},
-                                vae={**_TINY_VAE, "scaling_factor": 0.13025}, text_encoder=_TINY_CLIP,
+                                vae=_TINY_VAE, text_encoder=_TINY_CLIP,
                                 text_encoder_2=_TINY_CLIP, scheduler=_SD_SCHEDULER),
         "sd2-depth": dict(unet={**_TINY_DOWN, **_TINY_UP, "in_channels": 5, "use_linear_projection": True},
                           controlnet=None, vae=_TINY_VAE, text_encoder=_TINY_CLIP, text_encoder_2=None,
