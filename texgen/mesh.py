@@ -3,8 +3,8 @@
 Conventions
 -----------
 * ``positions`` (V, 3) float64 and ``faces`` (F, 3) int64 are the user's own vertices, in the
-  user's own frame and units. OBJ files are welded back on exact position equality (trimesh
-  splits OBJ vertices at UV seams), so the exported OBJ keeps the original vertex count.
+  user's own frame and units. trimesh splits OBJ vertices at UV seams; they are joined back
+  (see ``_weld_obj``), so the exported OBJ keeps the original vertex count.
 * UVs are per face corner, as in OBJ: ``uvs`` (T, 2) float64 in [0, 1] with v pointing up
   (OpenGL/OBJ/Blender convention; image row 0 is v = 1) and ``uv_faces`` (F, 3) int64 indexing
   ``uvs``. A UV seam is an edge whose two faces use different UV indices.
@@ -16,6 +16,7 @@ Conventions
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -83,10 +84,10 @@ class Mesh:
         name = self.name
         if self.positions.ndim != 2 or self.positions.shape[1] != 3:
             raise MeshError(f"{name}: positions must be (V, 3), got {self.positions.shape}")
+        if self.faces.size == 0:
+            raise MeshError(f"{name}: the mesh has no faces (a point cloud or an empty file?)")
         if self.faces.ndim != 2 or self.faces.shape[1] != 3:
             raise MeshError(f"{name}: faces must be triangles (F, 3), got {self.faces.shape}")
-        if len(self.faces) == 0:
-            raise MeshError(f"{name}: the mesh has no faces (a point cloud or an empty file?)")
         if not np.issubdtype(self.faces.dtype, np.integer):
             raise MeshError(f"{name}: face indices must be integers, got {self.faces.dtype}")
         self.faces = self.faces.astype(np.int64)
@@ -187,15 +188,20 @@ class Mesh:
 
     @cached_property
     def face_islands(self) -> np.ndarray:
-        """(F,) int UV island of every face: faces sharing a UV index belong to one island."""
+        """(F,) int UV island of every face: faces that share a corner, the same (welded) vertex
+        with the same UV, belong to one island, whether or not the file shares the UV's index."""
         import scipy.sparse
         import scipy.sparse.csgraph
 
         self.require_uvs()
         count = len(self.uv_faces)
+        keys = np.empty((3 * count, 3), dtype=np.int64)
+        keys[:, 0] = self.welded_faces.reshape(-1)
+        keys[:, 1:] = (self.corner_uvs().reshape(-1, 2) + 0.0).view(np.int64)  # + 0.0 folds -0.0 into 0.0
+        _, corner = np.unique(keys, axis=0, return_inverse=True)
         incidence = scipy.sparse.coo_matrix(
-            (np.ones(3 * count), (np.repeat(np.arange(count), 3), self.uv_faces.reshape(-1))),
-            shape=(count, len(self.uvs))).tocsr()
+            (np.ones(3 * count), (np.repeat(np.arange(count), 3), corner.reshape(-1))),
+            shape=(count, 3 * count)).tocsr()
         _, labels = scipy.sparse.csgraph.connected_components(incidence @ incidence.T, directed=False)
         return labels
 
@@ -269,7 +275,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
     mesh = _merge(parts, path.stem) if len(parts) > 1 else _from_trimesh(parts[0][1], path.stem)
     if path.suffix.lower() == ".obj":
-        _weld_obj(mesh)
+        _weld_obj(mesh, path)
     mesh.validate()
     return apply_unwrap(mesh, unwrap)
 
@@ -308,6 +314,8 @@ def _from_trimesh(tm, name: str) -> Mesh:
         image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
         if image is not None:
             texture = np.asarray(image.convert("RGB"))
+            if texture.shape[:2] == (2, 2) and (texture == texture[0, 0]).all():
+                texture = None  # trimesh's placeholder image for a material that has none
     faces = np.asarray(tm.faces, dtype=np.int64)
     if uvs is not None and len(uvs) == len(tm.vertices):
         uvs = np.asarray(uvs, dtype=np.float64)
@@ -345,8 +353,22 @@ def _merge(parts: list, name: str) -> Mesh:
     return mesh
 
 
-def _weld_obj(mesh: Mesh) -> None:
-    """Undo trimesh's OBJ vertex split at UV seams (exact position equality, first-seen order)."""
+def _weld_obj(mesh: Mesh, path: Path) -> None:
+    """Undo trimesh's OBJ vertex split at UV seams.
+
+    A file of triangles gets its own ``v`` list and indices back, so vertices that the user kept
+    apart at one position (hard edges, touching parts) stay apart. Otherwise (polygons, relative
+    indices, several objects) vertices are welded on exact position equality, first-seen order.
+    """
+    text = path.read_text(errors="replace")
+    file_faces = re.findall(r"^f[ \t]+(\d+)\S*[ \t]+(\d+)\S*[ \t]+(\d+)\S*\s*$", text, flags=re.MULTILINE)
+    if len(file_faces) == len(mesh.faces):
+        faces = np.array(file_faces, dtype=np.int64) - 1
+        positions = np.array(re.findall(r"^v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", text, flags=re.MULTILINE),
+                             dtype=np.float64)
+        if faces.max() < len(positions) and np.array_equal(positions[faces], mesh.positions[mesh.faces]):
+            mesh.positions, mesh.faces = positions, faces
+            return
     _, first, inverse = np.unique(mesh.positions, axis=0, return_index=True, return_inverse=True)
     if len(first) == len(mesh.positions):
         return

@@ -1,0 +1,403 @@
+"""Mesh input: every format keeps the user's vertices, faces and per-corner UVs; bad input is named."""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from texgen.errors import MeshError
+from texgen.mesh import Mesh, load_mesh
+
+trimesh = pytest.importorskip("trimesh")
+Image = pytest.importorskip("PIL.Image")
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+EVAL_MESHES = Path(__file__).resolve().parents[2] / "shared" / "eval-meshes"
+
+# A cube with 8 vertices and 14 UVs in the classic cross layout: positions are shared, UVs are
+# split at the seams, faces are listed out of order and the values carry many digits.
+CUBE_OBJ = """\
+# a hand-written cube with UV seams
+v -0.123456789012345 -1.5 1.0000000000000002
+v 1.25 -1.5 1.0000000000000002
+v -0.123456789012345 1.5 1.0000000000000002
+v 1.25 1.5 1.0000000000000002
+v -0.123456789012345 1.5 -1.1
+v 1.25 1.5 -1.1
+v -0.123456789012345 -1.5 -1.1
+v 1.25 -1.5 -1.1
+vt 0.375 0.0
+vt 0.625 0.0
+vt 0.375 0.25
+vt 0.625 0.25
+vt 0.375 0.5
+vt 0.625 0.5
+vt 0.375 0.75
+vt 0.625 0.75
+vt 0.375 1.0
+vt 0.625 1.0
+vt 0.875 0.0
+vt 0.875 0.25
+vt 0.125 0.0
+vt 0.3333333333333333 0.25
+f 5/7 6/8 8/10
+f 1/1 2/2 3/3
+f 3/3 2/2 4/4
+f 3/3 4/4 5/5
+f 5/5 4/4 6/6
+f 5/7 8/10 7/9
+f 2/2 8/11 4/4
+f 8/11 6/12 4/4
+f 7/13 1/1 5/14
+f 1/1 3/3 5/14
+f 7/1 8/2 1/3
+f 1/3 8/2 2/4
+"""
+
+
+def parse_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The file's own v, vt and triangle corners (v index, vt index), read without trimesh."""
+    positions, uvs, corners = [], [], []
+    for line in path.read_text().splitlines():
+        head, _, rest = line.partition(" ")
+        if head == "v":
+            positions.append([float(x) for x in rest.split()[:3]])
+        elif head == "vt":
+            uvs.append([float(x) for x in rest.split()[:2]])
+        elif head == "f":
+            refs = [token.split("/") for token in rest.split()]
+            assert len(refs) == 3, "the test files hold triangles only"
+            corners.append([[int(r[0]) - 1, int(r[1]) - 1] for r in refs])
+    corners = np.array(corners)
+    return np.array(positions), np.array(uvs), corners[:, :, 0], corners[:, :, 1]
+
+
+def read_glb_primitive(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """POSITION, TEXCOORD_0 (as stored: v down) and indices of a one-primitive GLB, without trimesh."""
+    data = path.read_bytes()
+    json_length = struct.unpack_from("<I", data, 12)[0]
+    gltf = json.loads(data[20:20 + json_length])
+    binary = data[28 + json_length:]
+    dtypes = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+    widths = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}
+
+    def accessor(index: int) -> np.ndarray:
+        spec = gltf["accessors"][index]
+        view = gltf["bufferViews"][spec["bufferView"]]
+        assert "byteStride" not in view, "the test files hold tightly packed arrays"
+        start = view.get("byteOffset", 0) + spec.get("byteOffset", 0)
+        count = spec["count"] * widths[spec["type"]]
+        return np.frombuffer(binary, dtypes[spec["componentType"]], count, start).reshape(spec["count"], -1)
+
+    (primitive,) = gltf["meshes"][0]["primitives"]
+    return (accessor(primitive["attributes"]["POSITION"]), accessor(primitive["attributes"]["TEXCOORD_0"]),
+            accessor(primitive["indices"]).reshape(-1, 3))
+
+
+def textured_box(uv_seed: int = 0, offset: tuple[float, float, float] = (0, 0, 0)):
+    """A trimesh box with per-vertex UVs and a random 16 x 16 texture."""
+    rng = np.random.default_rng(uv_seed)
+    box = trimesh.creation.box(extents=(1.0, 2.0, 3.0))
+    visual = trimesh.visual.TextureVisuals(uv=rng.uniform(0.01, 0.99, (len(box.vertices), 2)),
+                                           image=Image.fromarray(rng.integers(0, 256, (16, 16, 3), np.uint8)))
+    return trimesh.Trimesh(box.vertices + offset, box.faces, visual=visual, process=False)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+TRIANGLE = "v 0 0 0\nv 1 0 0\nv 0 1 0\n"
+
+
+# ---------------------------------------------------------------------- formats, exactly
+
+
+def test_obj_keeps_vertices_faces_and_uv_seams_exactly(tmp_path: Path) -> None:
+    path = write(tmp_path / "cube.obj", CUBE_OBJ)
+    positions, uvs, face_v, face_vt = parse_obj(path)
+    mesh = load_mesh(path)
+    # trimesh splits OBJ vertices at UV seams; the weld gives back the file's 8 vertices in order
+    np.testing.assert_array_equal(mesh.positions, positions)
+    np.testing.assert_array_equal(mesh.faces, face_v)
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], uvs[face_vt])
+    assert mesh.notes == []
+    # a seam stays a seam: vertex 0 (file's 1) carries two different UVs in the file and in the mesh
+    at_vertex_0 = {tuple(uv) for uv in mesh.uvs[mesh.uv_faces][mesh.faces == 0]}
+    assert at_vertex_0 == {tuple(uv) for uv in uvs[face_vt][face_v == 0]} and len(at_vertex_0) == 2
+
+
+def test_obj_vertices_kept_apart_at_one_position_stay_apart(tmp_path: Path) -> None:
+    """Hard edges: two file vertices at one position are not welded; an unused vertex stays too."""
+    path = write(tmp_path / "split.obj", TRIANGLE + "v 1 0 0\nv 1 1 0\nv 5 5 5\nvt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n"
+                 "f 1/1 2/2 3/3\nf 4/2 5/4 3/3\n")
+    positions, _, face_v, _ = parse_obj(path)
+    mesh = load_mesh(path)
+    np.testing.assert_array_equal(mesh.positions, positions)
+    np.testing.assert_array_equal(mesh.faces, face_v)
+
+
+def parse_obj_positions(path: Path) -> np.ndarray:
+    return np.array([[float(x) for x in line.split()[1:4]] for line in path.read_text().splitlines()
+                     if line.startswith("v ")])
+
+
+def test_obj_polygons_are_welded_on_position(tmp_path: Path) -> None:
+    path = write(tmp_path / "quad.obj", TRIANGLE + "v 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\nf 1/1 2/2 4/4 3/3\n")
+    mesh = load_mesh(path)
+    np.testing.assert_array_equal(mesh.positions, parse_obj_positions(path))
+    assert len(mesh.faces) == 2 and len(np.unique(mesh.face_islands)) == 1
+    np.testing.assert_array_equal(np.unique(mesh.uvs[mesh.uv_faces].reshape(-1, 2), axis=0),
+                                  [[0, 0], [0, 1], [1, 0], [1, 1]])
+
+
+OBJ_FILES = [ASSETS / "crate.obj", ASSETS / "creature.obj", EVAL_MESHES / "spot" / "spot_triangulated.obj",
+             EVAL_MESHES / "bob" / "bob_tri.obj", EVAL_MESHES / "avocado" / "avocado.obj"]
+
+
+@pytest.mark.parametrize("path", OBJ_FILES, ids=lambda p: p.name)
+def test_real_obj_files_keep_every_corner(path: Path) -> None:
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    positions, uvs, face_v, face_vt = parse_obj(path)
+    mesh = load_mesh(path)
+    assert len(mesh.positions) == len(positions)  # the weld keeps the original vertex count
+    np.testing.assert_array_equal(mesh.positions[mesh.faces], positions[face_v])
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], uvs[face_vt])
+    assert mesh.texture is not None and mesh.texture.dtype == np.uint8
+
+
+def test_glb_keeps_what_the_file_stores(tmp_path: Path) -> None:
+    path = tmp_path / "box.glb"
+    textured_box().export(path)
+    positions, stored_uvs, indices = read_glb_primitive(path)
+    mesh = load_mesh(path)
+    np.testing.assert_array_equal(mesh.positions[mesh.faces], positions[indices].astype(np.float64))
+    # glTF stores v down; texgen's UVs have v up (OBJ/Blender convention)
+    truth = stored_uvs.astype(np.float64)
+    truth[:, 1] = 1.0 - truth[:, 1]
+    np.testing.assert_allclose(mesh.uvs[mesh.uv_faces], truth[indices], rtol=0, atol=1e-7)
+    assert mesh.texture.shape == (16, 16, 3)
+
+
+def test_ply_keeps_per_vertex_and_per_corner_uvs(tmp_path: Path) -> None:
+    header = "ply\nformat ascii 1.0\nelement vertex 4\nproperty double x\nproperty double y\nproperty double z\n"
+    vertex_uv = write(tmp_path / "vertex.ply", header.replace("z\n", "z\nproperty double s\nproperty double t\n")
+                      + "element face 2\nproperty list uchar int vertex_indices\nend_header\n"
+                      "0 0 0 0.1 0.2\n1.5 0 0 0.7 0.2\n1.5 1 0.25 0.7 0.9\n0 1 0.25 0.1 0.9\n3 0 1 2\n3 0 2 3\n")
+    mesh = load_mesh(vertex_uv)
+    np.testing.assert_array_equal(mesh.positions, [[0, 0, 0], [1.5, 0, 0], [1.5, 1, 0.25], [0, 1, 0.25]])
+    np.testing.assert_array_equal(mesh.faces, [[0, 1, 2], [0, 2, 3]])
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], np.array([[0.1, 0.2], [0.7, 0.2], [0.7, 0.9]] * 1
+                                                                   + [[0.1, 0.2], [0.7, 0.9], [0.1, 0.9]]).reshape(2, 3, 2))
+    # MeshLab's per-corner texcoord: a UV seam along the shared diagonal
+    corner_uv = write(tmp_path / "corner.ply", header + "element face 2\nproperty list uchar int vertex_indices\n"
+                      "property list uchar float texcoord\nend_header\n0 0 0\n1.5 0 0\n1.5 1 0.25\n0 1 0.25\n"
+                      "3 0 1 2 6 0.1 0.1 0.4 0.1 0.4 0.4\n3 0 2 3 6 0.6 0.6 0.9 0.9 0.6 0.9\n")
+    mesh = load_mesh(corner_uv)
+    np.testing.assert_array_equal(mesh.positions[mesh.faces], np.array([[0, 0, 0], [1.5, 0, 0], [1.5, 1, 0.25],
+                                                                        [0, 0, 0], [1.5, 1, 0.25], [0, 1, 0.25]]
+                                                                       ).reshape(2, 3, 3))
+    stored = np.array([0.1, 0.1, 0.4, 0.1, 0.4, 0.4, 0.6, 0.6, 0.9, 0.9, 0.6, 0.9], np.float32)
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], stored.astype(np.float64).reshape(2, 3, 2))
+
+
+def test_stl_and_off_load_without_uvs(tmp_path: Path) -> None:
+    box = trimesh.creation.box(extents=(1.0, 2.0, 3.0))
+    for suffix in (".stl", ".off"):
+        path = tmp_path / f"box{suffix}"
+        box.export(path)
+        mesh = load_mesh(path, unwrap="never")
+        assert not mesh.has_uvs and mesh.texture is None and len(mesh.faces) == 12
+        # STL stores float32 triangle corners; OFF stores the vertices as text
+        np.testing.assert_allclose(mesh.positions[mesh.faces], box.vertices[box.faces], rtol=0, atol=1e-6)
+
+
+def test_uvs_without_an_image_give_no_texture(tmp_path: Path) -> None:
+    """trimesh puts a 2 x 2 grey placeholder on materials without an image; it is not a texture."""
+    box = trimesh.creation.box()
+    bare = trimesh.Trimesh(box.vertices, box.faces, process=False,
+                           visual=trimesh.visual.TextureVisuals(uv=np.random.default_rng(0).uniform(0, 1, (8, 2))))
+    for suffix in (".obj", ".glb", ".ply"):
+        bare.export(tmp_path / f"bare{suffix}")
+        mesh = load_mesh(tmp_path / f"bare{suffix}")
+        assert mesh.has_uvs and mesh.texture is None, suffix
+
+
+# ---------------------------------------------------------------------- unwrap
+
+
+def test_unwrap_modes(tmp_path: Path) -> None:
+    pytest.importorskip("xatlas")
+    path = tmp_path / "sphere.ply"
+    trimesh.creation.icosphere(subdivisions=2).export(path)
+    bare = load_mesh(path, unwrap="never")
+    assert not bare.has_uvs and bare.notes == []
+
+    auto = load_mesh(path)
+    assert auto.notes == ["the mesh had no UVs; unwrapped with xatlas"]
+    corners = auto.uvs[auto.uv_faces]
+    assert corners.min() >= 0 and corners.max() <= 1
+    np.testing.assert_array_equal(auto.positions, bare.positions)  # unwrapping adds UVs, never vertices
+    np.testing.assert_array_equal(auto.faces, bare.faces)
+    assert len(np.unique(auto.face_islands)) > 1
+
+    textured = tmp_path / "box.obj"
+    textured_box().export(textured)
+    kept = load_mesh(textured, unwrap="auto")
+    assert kept.notes == [] and kept.texture is not None
+    replaced = load_mesh(textured, unwrap="always")
+    assert replaced.notes == ["UVs replaced by a new xatlas unwrap (--unwrap always)"]
+    assert replaced.texture is None  # the old texture does not fit the new layout
+    assert not np.array_equal(replaced.uvs[replaced.uv_faces], kept.uvs[kept.uv_faces])
+    with pytest.raises(MeshError, match="unwrap must be auto, always or never, got 'sometimes'"):
+        load_mesh(textured, unwrap="sometimes")
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("nan.obj", "v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n",
+     r"nan: 1 vertices have NaN or infinite coordinates \(first: vertex 1\)"),
+    ("inf.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 inf 0\n3 0 1 2\n",
+     r"inf: 1 vertices have NaN or infinite coordinates \(first: vertex 2\)"),
+    ("range.obj", TRIANGLE + "f 1 2 4\n", r"range.obj: cannot read the file as a mesh \(IndexError: index 3 is out"),
+    ("range.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 5\n", "face index outside the range of its vertices"),
+    ("points.obj", TRIANGLE, "points.obj: the file holds a PointCloud, not a triangle mesh"),
+    ("nofaces.off", "OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n", r"nofaces: the mesh has no faces \(a point cloud or an empty"),
+    ("udim.obj", TRIANGLE + "vt 0.5 0.5\nvt 1.5 0.5\nvt 0.5 0.9\nf 1/1 2/2 3/3\n",
+     r"udim: face 0 has UVs \[\[0.5, 0.5\], \[1.5, 0.5\], \[0.5, 0.9\]\] that cross a UV tile border. "
+     "Tiled UDIM layouts are not supported yet"),
+    ("empty.obj", "", "empty.obj: the file contains no triangle mesh"),
+])
+def test_bad_files_raise_a_named_mesh_error(tmp_path: Path, name: str, text: str, message: str) -> None:
+    with pytest.raises(MeshError, match=message):
+        load_mesh(write(tmp_path / name, text), unwrap="never")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("noise.obj", "noise.obj: the file contains no triangle mesh"),
+    ("noise.glb", r"noise.glb: cannot read the file as a mesh \(ValueError: incorrect header on GLB file\)"),
+    ("noise.ply", r"noise.ply: cannot read the file as a mesh \(ValueError: Not a ply file!\)"),
+    ("empty.glb", r"empty.glb: cannot read the file as a mesh \(IndexError"),
+])
+def test_files_that_are_not_meshes(tmp_path: Path, name: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"" if name.startswith("empty") else np.random.default_rng(5).bytes(4000))
+    with pytest.raises(MeshError, match=message):
+        load_mesh(path)
+
+
+def test_missing_file_and_unsupported_suffix(tmp_path: Path) -> None:
+    with pytest.raises(MeshError, match="mesh file not found: .*missing.obj"):
+        load_mesh(tmp_path / "missing.obj")
+    with pytest.raises(MeshError, match=r"model.fbx: unsupported mesh format '.fbx'; use one of .obj, .glb, "
+                                        r".gltf, .ply, .stl, .off"):
+        load_mesh(write(tmp_path / "model.fbx", "Kaydara FBX Binary"))
+
+
+def test_degenerate_faces_are_kept_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "degenerate.obj", TRIANGLE + "v 2 2 2\nv 4 4 4\nf 1 2 3\nf 1 1 2\nf 1 4 5\nf 1 2 4\n")
+    with caplog.at_level(logging.WARNING, logger="texgen.mesh"):
+        mesh = load_mesh(path, unwrap="never")
+    note = ("2 degenerate faces (repeated vertices or zero area) are skipped in rendering and baking and "
+            "kept in the export")
+    assert mesh.notes == [note] and note in caplog.text
+    np.testing.assert_array_equal(mesh.faces, [[0, 1, 2], [0, 0, 1], [0, 3, 4], [0, 1, 3]])
+    np.testing.assert_array_equal(mesh.face_ok, [True, False, False, True])  # repeated index; collinear
+
+
+def test_uvs_in_one_other_tile_wrap_with_a_note(tmp_path: Path) -> None:
+    mesh = load_mesh(write(tmp_path / "wrap.obj", TRIANGLE + "vt 1.2 0.5\nvt 1.5 0.5\nvt 1.2 0.9\nf 1/1 2/2 3/3\n"))
+    assert mesh.notes == ["UVs outside [0, 1] wrap into the 0-1 square (glTF's repeat sampler), so several faces "
+                          "share texels; the exported UVs are unchanged"]
+    np.testing.assert_array_equal(mesh.uvs, [[1.2, 0.5], [1.5, 0.5], [1.2, 0.9]])  # stored as given
+    np.testing.assert_allclose(mesh.corner_uvs()[0], [[0.2, 0.5], [0.5, 0.5], [0.2, 0.9]])
+
+
+def test_multi_object_scene_merges_or_picks_one(tmp_path: Path) -> None:
+    scene = trimesh.Scene()
+    scene.add_geometry(textured_box(1), node_name="body", geom_name="body")
+    scene.add_geometry(textured_box(2, offset=(4.0, 0.0, 0.0)), node_name="lid", geom_name="lid")
+    path = tmp_path / "chest.glb"
+    scene.export(path)
+
+    merged = load_mesh(path)
+    assert len(merged.positions) == 16 and len(merged.faces) == 24
+    assert len(merged.notes) == 1 and merged.notes[0].startswith("merged 2 objects (")
+    assert "their UV squares were tiled 2x2 so they do not overlap (use --object NAME to keep one)" in merged.notes[0]
+    corners = merged.uvs[merged.uv_faces]
+    tiles = {tuple(t) for t in np.floor(corners.mean(axis=1) * 2).astype(int)}
+    assert len(tiles) == 2  # each object in its own quarter of the square
+
+    lid = load_mesh(path, object_name="lid")
+    assert len(lid.positions) == 8 and lid.notes == []
+    np.testing.assert_allclose(lid.center, [4.0, 0.0, 0.0])  # the node's placement is applied
+    with pytest.raises(MeshError, match=r"chest.glb: no object named 'wheel'; objects: (body, lid|lid, body)"):
+        load_mesh(path, object_name="wheel")
+
+
+# ---------------------------------------------------------------------- arrays
+
+
+def test_from_arrays_per_vertex_and_per_corner_uvs() -> None:
+    positions = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float64)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    per_vertex = np.array([[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]])
+    mesh = Mesh.from_arrays(positions, faces, per_vertex)
+    np.testing.assert_array_equal(mesh.uv_faces, faces)
+    assert mesh.faces.dtype == np.int64 and len(np.unique(mesh.face_islands)) == 1
+
+    corners = per_vertex[faces].reshape(-1, 2)  # each corner its own row, as many tools send them
+    mesh = Mesh.from_arrays(positions, faces, corners)
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], per_vertex[faces])
+    assert len(np.unique(mesh.face_islands)) == 1  # equal UVs at a shared vertex join one island
+
+    split = corners.copy()
+    split[3:] = per_vertex[faces[1]] * 0.5  # the second triangle moved: a seam along the diagonal
+    mesh = Mesh.from_arrays(positions, faces, split)
+    assert len(np.unique(mesh.face_islands)) == 2
+
+    with pytest.raises(MeshError, match=r"quad: uvs has 5 rows; expected one per vertex \(4\) or one per face "
+                                        r"corner \(6\)"):
+        Mesh.from_arrays(positions, faces, np.zeros((5, 2)), name="quad")
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(faces=np.array([[0, 1, 4]])), r"tri: face indices out of range: face 0 refers to \[0, 1, 4\], but there "
+                                        r"are only 3 vertices"),
+    (dict(faces=np.array([[0, 1, -1]])), r"face indices out of range: face 0 refers to \[0, 1, -1\]"),
+    (dict(faces=np.zeros((0, 3), int)), r"tri: the mesh has no faces"),
+    (dict(faces=np.zeros(0, int)), r"tri: the mesh has no faces"),
+    (dict(faces=np.array([[0.0, 1.0, 2.0]])), "tri: face indices must be integers, got float64"),
+    (dict(positions=np.array([[0, 0, 0], [1, np.inf, 0], [0, 1, 0]])),
+     r"tri: 1 vertices have NaN or infinite coordinates \(first: vertex 1\)"),
+    (dict(uvs=np.array([[0, 0], [1, 0], [0, 1]]), uv_faces=np.array([[0, 1, 3]])),
+     r"tri: UV face indices out of range: face 0 refers to \[0, 1, 3\], but there are only 3 UVs"),
+    (dict(uvs=np.array([[0, 0], [np.nan, 0], [0, 1]])), "tri: UVs contain NaN or infinite values"),
+    (dict(uvs=np.array([[0.2, 0.2], [0.8, 0.2], [0.5, -0.4]])), "tri: face 0 has UVs .* that cross a UV tile border"),
+    (dict(texture=np.zeros((4, 4, 2))), r"tri: texture must be \(H, W, 3\) or \(H, W, 4\), got \(4, 4, 2\)"),
+])
+def test_from_arrays_rejects_bad_arrays(change: dict, message: str) -> None:
+    arrays = dict(positions=np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float64), faces=np.array([[0, 1, 2]]))
+    arrays.update(change)
+    with pytest.raises(MeshError, match=message):
+        Mesh.from_arrays(**arrays, name="tri")
+
+
+def test_unit_frame_fits_the_unit_sphere_and_keeps_the_user_frame() -> None:
+    rng = np.random.default_rng(2)
+    positions = rng.normal(size=(50, 3)) * 300.0 + [1e4, -20.0, 5.0]
+    faces = rng.integers(0, 50, size=(80, 3))
+    mesh = Mesh.from_arrays(positions, faces)
+    radius = np.linalg.norm(mesh.unit_positions[np.unique(faces)], axis=1)
+    assert radius.max() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_array_equal(mesh.positions, positions)  # the user's frame is never changed
+    np.testing.assert_allclose(mesh.unit_positions / mesh.scale + mesh.center, positions, rtol=1e-6)
