@@ -25,13 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ADDON_DIR = ROOT / "blender_addon"
 REPO_MODULE = "texgen_test"
 ADDON_MODULE = f"bl_ext.{REPO_MODULE}.texgen"
-_USER = tempfile.mkdtemp(prefix="texgen-blender-user-")
-os.environ.setdefault("BLENDER_USER_RESOURCES", _USER)
-
-try:
+if importlib.util.find_spec("bpy") is not None:
+    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="texgen-blender-user-"))
     import bpy
-except ImportError:  # the project's own venv: these tests run through tests/test_blender_suite.py
-    bpy = None
+else:  # the project's own venv: these tests run through tests/test_blender_suite.py
     collect_ignore_glob = ["test_*.py"]
 
 
