@@ -4,6 +4,7 @@ server connection; and the failure paths with texgen's real client (server down,
 from __future__ import annotations
 
 import importlib
+import re
 import time
 
 import bpy
@@ -224,3 +225,77 @@ def test_online_access_off_blocks_remote_servers_and_says_why(scene, mods):
     with pytest.raises(texgen_addon.TexgenAddonError, match="needs CURVE keys"):
         texgen_addon.texture_objects([cube], "moss", server="tcp://10.0.0.1:5555")
     assert not cube.material_slots
+
+
+class FakeServer:
+    """A ROUTER speaking texgen's protocol that greets, accepts a job, sends one progress event, and
+    then either answers with an error reply ("error") or vanishes without a word ("vanish")."""
+
+    def __init__(self, behaviour: str):
+        import threading
+
+        import zmq
+
+        self.protocol = importlib.import_module(f"{ADDON_MODULE}.vendor.protocol")
+        self.behaviour, self.address = behaviour, f"tcp://127.0.0.1:{free_port()}"
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.linger = 0
+        self.socket.bind(self.address)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        Message = self.protocol.Message
+        while not self.done.is_set():
+            if not self.socket.poll(50):
+                continue
+            identity, *frames = self.socket.recv_multipart()
+            message = self.protocol.decode(frames)
+            reply = lambda m: self.protocol.send(self.socket, m, prefix=[identity])  # noqa: E731
+            if message.type == "hello":
+                reply(Message("welcome", fields={
+                    "protocol": self.protocol.PROTOCOL_VERSION, "texgen": "test", "models": ["fake"],
+                    "architectures": [], "device": "nowhere", "workers": 1,
+                    "limits": self.protocol.Limits().to_dict(), "auth": "none", "heartbeat_s": 0.2,
+                    "client_timeout_s": 5.0}))
+            elif message.type in ("texture", "inpaint_seams"):
+                reply(Message("accepted", message.job, {"position": 0}))
+                reply(Message("progress", message.job, {"stage": "generate", "view": 0, "views": 2, "step": 1,
+                                                        "steps": 2}))
+                if self.behaviour == "error":
+                    reply(Message("error", message.job, {"code": "out_of_memory",
+                                                         "message": "the GPU ran out of memory: lower view_size"}))
+                else:
+                    self.socket.close(linger=0)  # the server is gone mid-job
+                    return
+
+    def close(self):
+        self.done.set()
+        self.thread.join()
+        self.context.destroy(linger=0)
+
+
+@pytest.mark.parametrize("behaviour, words", [
+    ("vanish", "stopped answering during job"),
+    ("error", "the GPU ran out of memory: lower view_size [out_of_memory]"),
+])
+def test_server_failure_mid_job_is_reported_and_changes_nothing(scene, mods, behaviour, words):
+    import texgen_addon
+
+    request = importlib.import_module(f"{ADDON_MODULE}.core.request")
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.data.uv_layers.remove(cube.data.uv_layers[0])
+    before = _snapshot()
+    server = FakeServer(behaviour)
+    try:
+        config = request.ServerConfig(server.address, connect_timeout_s=0.3, timeout_s=1.0)
+        started = time.monotonic()
+        with pytest.raises(texgen_addon.TexgenAddonError, match=re.escape(words)):
+            texgen_addon.texture_objects([cube], "moss", server=config, create_uvs=True, texture_size=32)
+        assert time.monotonic() - started < 20
+    finally:
+        server.close()
+    assert _snapshot() == before
