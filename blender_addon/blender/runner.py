@@ -289,6 +289,7 @@ class Run:
             image = bpy.data.images.new(PREVIEW_IMAGE, preview.shape[1], preview.shape[0], alpha=False)
             self._preview_created = True
         materials.set_pixels(image, preview)
+        image.preview_ensure().reload()  # the panel shows it as an icon; image editors show the image
 
 
 def _remove_created_uvs(targets: list[Target]) -> None:

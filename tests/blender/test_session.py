@@ -102,7 +102,9 @@ def test_modal_steps_paint_each_selected_object(scene, mods):
     session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context), connect=remote)
     assert not op.poll(bpy.context)  # buttons grey out while jobs run
     assert drive(session) > 0
-    assert bpy.data.images.get(mods.runner.PREVIEW_IMAGE) is not None
+    preview = bpy.data.images[mods.runner.PREVIEW_IMAGE]  # the last step's preview, shown as it arrived
+    assert np.array_equal(mods.materials.read_texture(preview), np.full((8, 8, 3), 80, np.uint8))
+    assert preview.preview is not None
     result, reports = reports_of(session)
     assert result == {"FINISHED"} and [level for level, _ in reports] == ["INFO", "INFO"]
     assert op.poll(bpy.context) and not mods.runner.BOARD.jobs
