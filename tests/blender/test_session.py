@@ -8,6 +8,7 @@ import re
 import time
 
 import bpy
+import msgpack
 import numpy as np
 import pytest
 
@@ -230,19 +231,27 @@ def test_online_access_off_blocks_remote_servers_and_says_why(scene, mods):
 
 
 class FakeServer:
-    """A ROUTER speaking texgen's protocol that greets, accepts a job, sends one progress event, and
-    then either answers with an error reply ("error") or vanishes without a word ("vanish")."""
+    """A ROUTER speaking texgen's protocol (with CURVE when given a secret key) that greets, accepts
+    a job, sends one progress event, then answers with an error reply ("error") or vanishes without
+    a word ("vanish"). As "old version" it greets in protocol version 99."""
 
-    def __init__(self, behaviour: str):
+    def __init__(self, behaviour: str, curve_secret: bytes = b"", allow_dir: str = ""):
         import threading
 
         import zmq
+        from zmq.auth.thread import ThreadAuthenticator
 
         self.protocol = importlib.import_module(f"{ADDON_MODULE}.vendor.protocol")
         self.behaviour, self.address = behaviour, f"tcp://127.0.0.1:{free_port()}"
         self.context = zmq.Context()
+        self.authenticator = None
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.linger = 0
+        if curve_secret:
+            self.authenticator = ThreadAuthenticator(self.context)
+            self.authenticator.start()
+            self.authenticator.configure_curve(domain="*", location=allow_dir)
+            self.socket.curve_server, self.socket.curve_secretkey = True, curve_secret
         self.socket.bind(self.address)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -256,7 +265,10 @@ class FakeServer:
             identity, *frames = self.socket.recv_multipart()
             message = self.protocol.decode(frames)
             reply = lambda m: self.protocol.send(self.socket, m, prefix=[identity])  # noqa: E731
-            if message.type == "hello":
+            if message.type == "hello" and self.behaviour == "old version":
+                header = {"version": 99, "type": "welcome", "job": "", "fields": {}, "frames": []}
+                self.socket.send_multipart([identity, msgpack.packb(header)])
+            elif message.type == "hello":
                 reply(Message("welcome", fields={
                     "protocol": self.protocol.PROTOCOL_VERSION, "texgen": "test", "models": ["fake"],
                     "architectures": [], "device": "nowhere", "workers": 1,
@@ -276,7 +288,35 @@ class FakeServer:
     def close(self):
         self.done.set()
         self.thread.join()
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.context.destroy(linger=0)
+
+
+def test_test_connection_names_each_problem(scene, mods, tmp_path):
+    """Not reachable is tested above; here: wrong version, authentication refused, and ok over CURVE."""
+    import zmq
+    import zmq.auth
+
+    import texgen_addon
+
+    request = importlib.import_module(f"{ADDON_MODULE}.core.request")
+    server_public, server_secret = zmq.curve_keypair()
+    allowed_public, allowed_secret = zmq.curve_keypair()
+    stranger_public, stranger_secret = zmq.curve_keypair()
+    (tmp_path / "artist.key").write_text(f'metadata\ncurve\n    public-key = "{allowed_public.decode()}"\n')
+    cases = [("old version", b"", allowed_public, allowed_secret, "version", "Wrong version"),
+             ("greet", server_secret, stranger_public, stranger_secret, "auth", "Authentication refused"),
+             ("greet", server_secret, allowed_public, allowed_secret, "ok", "OK: texgen test on nowhere")]
+    for behaviour, secret, public, client_secret, status, words in cases:
+        server = FakeServer(behaviour, curve_secret=secret, allow_dir=str(tmp_path))
+        try:
+            keys = (server_public.decode(), public.decode(), client_secret.decode()) if secret else ("", "", "")
+            probe = texgen_addon.test_connection(request.ServerConfig(server.address, *keys, connect_timeout_s=2.0))
+        finally:
+            server.close()
+        assert (probe.status, probe.message.split(":")[0]) == (status, words.split(":")[0]), probe.message
+        assert probe.message.startswith(words)
 
 
 @pytest.mark.parametrize("behaviour, words", [
