@@ -218,6 +218,11 @@ def unsafe_reason(raw: str) -> str:
 
 def _asset(src: Path, dst: Path, where: str, row: dict[str, Any], source: BatchSource) -> Asset:
     raw = str(row["path"]).strip()
+    overrides = {key: value for key, value in row.items() if key != "path"}
+    try:  # every row's options are checked, whatever its path, so a typo stops the batch before any work
+        settings = resolve_settings(None, source.defaults, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     reason = unsafe_reason(raw)
     if reason:
         return Asset(raw, None, None, "", None, f"refused: {reason}", where)
@@ -237,19 +242,13 @@ def _asset(src: Path, dst: Path, where: str, row: dict[str, Any], source: BatchS
     if mesh.suffix.lower() not in MESH_SUFFIXES:
         return Asset(key, None, out_dir, name, None,
                      f"unsupported mesh format {mesh.suffix!r}; use one of {', '.join(MESH_SUFFIXES)}", where)
-    overrides = {k: v for k, v in row.items() if k != "path"}
-    origin = where if source.manifest is not None and overrides.get("prompt") else ""
-    if not overrides.get("prompt"):
-        prompt, origin = _fallback_prompt(src, mesh, relpath, source.defaults.prompt)
-        if not prompt:
-            return Asset(key, mesh, out_dir, name, None, f"no prompt: add a prompt to the manifest, a "
-                         f"{mesh.stem}{SIDECAR_SUFFIX} file next to the mesh, or --prompt TEMPLATE", where)
-        overrides["prompt"] = prompt
-    try:
-        settings = resolve_settings(None, source.defaults, overrides)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    return Asset(key, mesh, out_dir, name, settings, "", origin)
+    if overrides.get("prompt"):
+        return Asset(key, mesh, out_dir, name, settings, "", where)
+    prompt, origin = _fallback_prompt(src, mesh, relpath, source.defaults.prompt)
+    if not prompt:
+        return Asset(key, mesh, out_dir, name, None, f"no prompt: add a prompt to the manifest, a "
+                     f"{mesh.stem}{SIDECAR_SUFFIX} file next to the mesh, or --prompt TEMPLATE", where)
+    return Asset(key, mesh, out_dir, name, replace(settings, prompt=prompt), "", origin)
 
 
 def _fallback_prompt(src: Path, mesh: Path, relpath: PurePosixPath, template: str) -> tuple[str, str]:
