@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
 import bpy
@@ -133,7 +133,7 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
         request = JobRequest("texture", merged, scene_options, tuple(t.name for t in targets))
         return [Plan(request, targets, layout)]
     return [Plan(JobRequest("texture", mesh, options, (target.name,)), [target])
-            for mesh, target in zip(arrays, targets)]
+            for mesh, target in zip(arrays, targets, strict=True)]
 
 
 def plan_inpaint(context: bpy.types.Context, obj: Optional[bpy.types.Object], options: TextureOptions, *,

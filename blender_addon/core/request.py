@@ -67,7 +67,7 @@ class ServerConfig:
         if any(keys) and not all(keys):
             raise RequestError("CURVE keys: give the server's public key and this client's public and secret "
                                "keys together (make a pair with `texgen keys generate`), or none of them")
-        for name, key in zip(("server key", "client public key", "client secret key"), keys):
+        for name, key in zip(("server key", "client public key", "client secret key"), keys, strict=True):
             if key and len(key) != 40:
                 raise RequestError(f"CURVE {name}: a Z85 key has 40 characters, this one has {len(key)}")
         if not self.uses_curve and not self.is_loopback:

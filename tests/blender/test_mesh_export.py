@@ -38,7 +38,7 @@ def _evaluated(obj):
     sides: dict = {}
     for polygon in mesh.polygons:
         loops = list(polygon.loop_indices)
-        for a, b in zip(loops, loops[1:] + loops[:1]):
+        for a, b in zip(loops, loops[1:] + loops[:1], strict=True):
             va, vb = mesh.loops[a].vertex_index, mesh.loops[b].vertex_index
             key = tuple(sorted((va, vb)))
             ua, ub = tuple(loop_uvs[a]), tuple(loop_uvs[b])
@@ -50,7 +50,7 @@ def _evaluated(obj):
 
 def _exported_seams(arrays) -> set:
     corners: dict = {}
-    for face, uv_face in zip(arrays.faces.tolist(), arrays.uv_faces.tolist()):
+    for face, uv_face in zip(arrays.faces.tolist(), arrays.uv_faces.tolist(), strict=True):
         for i in range(3):
             a, b = face[i], face[(i + 1) % 3]
             ua, ub = uv_face[i], uv_face[(i + 1) % 3]

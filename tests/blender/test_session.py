@@ -100,7 +100,8 @@ def test_modal_steps_paint_each_selected_object(scene, mods):
     _select(cube, sphere)
     remote = ScriptedRemote(mods, delay=0.02)
     op = mods.operators.TEXGEN_OT_texture_selected
-    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context), connect=remote)
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context),
+                                           connect=remote)
     assert not op.poll(bpy.context)  # buttons grey out while jobs run
     assert drive(session) > 0
     preview = bpy.data.images[mods.runner.PREVIEW_IMAGE]  # the last step's preview, shown as it arrived
@@ -123,7 +124,8 @@ def test_together_sends_one_scene_and_splits_the_atlas(scene, mods):
     _select(cube, other)
     scene.texgen.together = True
     remote = ScriptedRemote(mods)
-    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context), connect=remote)
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context),
+                                           connect=remote)
     drive(session)
     assert reports_of(session)[0] == {"FINISHED"}
     (request,) = remote.requests
@@ -264,7 +266,7 @@ class FakeServer:
                 continue
             identity, *frames = self.socket.recv_multipart()
             message = self.protocol.decode(frames)
-            reply = lambda m: self.protocol.send(self.socket, m, prefix=[identity])  # noqa: E731
+            reply = lambda m, to=identity: self.protocol.send(self.socket, m, prefix=[to])  # noqa: E731
             if message.type == "hello" and self.behaviour == "old version":
                 header = {"version": 99, "type": "welcome", "job": "", "fields": {}, "frames": []}
                 self.socket.send_multipart([identity, msgpack.packb(header)])
