@@ -144,6 +144,9 @@ def plan_inpaint(context: bpy.types.Context, obj: Optional[bpy.types.Object], op
     image = materials.material_image(materials.texgen_material(obj) or obj.active_material)
     if image is None or not image.has_data:
         raise TexgenAddonError(f"{obj.name}: its material has no image on Base Color: run Texture Selected first")
+    if image.size[0] != image.size[1]:
+        raise TexgenAddonError(f"{image.name} is {image.size[0]}x{image.size[1]}: Inpaint Seams works on square "
+                               "textures (as Texture Selected makes them)")
     texture = materials.read_texture(image)
     if obj.mode == "EDIT":
         obj.update_from_editmode()
@@ -172,9 +175,8 @@ class Run:
         self._handled: set[str] = set()
         self._preview_serial: dict[str, int] = {}
         self._preview_created = False
-        self.worker = Worker(lambda: connect(config), board.events)
-        for job in self.jobs:
-            self.worker.submit(Ticket(job.id, job.request, job.cancel_event))
+        self.worker = Worker(lambda: connect(config), board.events,
+                             [Ticket(job.id, job.request, job.cancel_event) for job in self.jobs])
 
     @property
     def jobs(self) -> list[Job]:
@@ -216,7 +218,7 @@ class Run:
         """Stop the worker (cancelling what is left) and forget the jobs; drop the preview on failure."""
         if not self.done:
             self.cancel()
-        self.worker.close()
+        self.worker.join()
         self.tick()
         for job in self.jobs:
             if job.id not in self._handled:  # the worker did not confirm in time
@@ -237,10 +239,6 @@ class Run:
                 deadline = None
                 self.reports.append(("ERROR", f"timed out after {timeout_s:g} s; cancelled"))
             time.sleep(poll_s)
-
-    @property
-    def errors(self) -> list[str]:
-        return [text for level, text in self.reports if level == "ERROR"]
 
     def _finish(self, job: Job) -> None:
         plan = self.plans[job.id]
@@ -290,6 +288,23 @@ class Run:
             self._preview_created = True
         materials.set_pixels(image, preview)
         image.preview_ensure().reload()  # the panel shows it as an icon; image editors show the image
+
+
+@bpy.app.handlers.persistent
+def _cancel_all(*_args: object) -> None:
+    """Cancel every running job (another file is being loaded, or the add-on is going away)."""
+    for job in BOARD.active():
+        BOARD.cancel(job.id)
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(_cancel_all)
+
+
+def unregister() -> None:
+    _cancel_all()
+    while _cancel_all in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_cancel_all)
 
 
 def _remove_created_uvs(targets: list[Target]) -> None:

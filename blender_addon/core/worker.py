@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, Sequence
 
 from .jobs import JobEvent
 from .request import JobRequest
@@ -45,21 +45,19 @@ class Remote(Protocol):
 
 
 class Worker:
-    """A daemon thread that connects lazily and runs submitted tickets in order."""
+    """A daemon thread that connects lazily, runs its tickets in order, closes the connection and
+    ends: its life is one run's, so nothing lingers if Blender drops the run (a new file loaded)."""
 
-    def __init__(self, connect: Callable[[], Remote], events: "queue.Queue[JobEvent]") -> None:
+    def __init__(self, connect: Callable[[], Remote], events: "queue.Queue[JobEvent]",
+                 tickets: Sequence[Ticket]) -> None:
         self._connect = connect
         self._events = events
-        self._inbox: "queue.Queue[Optional[Ticket]]" = queue.Queue()
+        self._tickets = list(tickets)
         self._thread = threading.Thread(target=self._loop, name="texgen-worker", daemon=True)
         self._thread.start()
 
-    def submit(self, ticket: Ticket) -> None:
-        self._inbox.put(ticket)
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Let the queued tickets finish (cancel them first to hurry), then stop the thread."""
-        self._inbox.put(None)
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait for the tickets to end (cancel them first to hurry)."""
         self._thread.join(timeout)
 
     @property
@@ -70,7 +68,7 @@ class Worker:
         remote: Optional[Remote] = None
         unreachable = ""
         try:
-            while (ticket := self._inbox.get()) is not None:
+            for ticket in self._tickets:
                 if ticket.cancel_event.is_set():
                     self._events.put(JobEvent(ticket.id, "cancelled", message="cancelled before it started"))
                     continue

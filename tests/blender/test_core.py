@@ -141,6 +141,10 @@ class ScriptedRemote:
         self.closed = True
 
 
+def _tickets(core, jobs):
+    return [core.worker.Ticket(job.id, job.request, job.cancel_event) for job in jobs]
+
+
 def _drain_until_finished(board, jobs, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not all(job.finished for job in jobs):
@@ -152,14 +156,12 @@ def _drain_until_finished(board, jobs, timeout=10.0):
 def test_worker_runs_jobs_in_order_and_board_applies_events(core):
     board = core.jobs.JobBoard()
     remote = ScriptedRemote(core)
-    worker = core.worker.Worker(lambda: remote, board.events)
     jobs = [board.add(_request(core, (name,))) for name in ("A", "B")]
     assert len({job.id for job in jobs}) == 2
-    for job in jobs:
-        worker.submit(core.worker.Ticket(job.id, job.request, job.cancel_event))
+    worker = core.worker.Worker(lambda: remote, board.events, _tickets(core, jobs))
     _drain_until_finished(board, jobs)
-    worker.close()
-    assert not worker.alive and remote.closed
+    worker.join()
+    assert not worker.alive and remote.closed  # the worker ends after its tickets, closing the socket
     for job in jobs:
         assert job.state == core.jobs.JobState.DONE and job.fraction == 1.0 and job.texture.shape == (8, 8, 3)
         assert job.preview_serial == 3 and job.report == {"ok": True}
@@ -167,13 +169,12 @@ def test_worker_runs_jobs_in_order_and_board_applies_events(core):
 
 def test_worker_cancel_is_per_job(core):
     board = core.jobs.JobBoard()
-    worker = core.worker.Worker(lambda: ScriptedRemote(core, steps=50, delay=0.01), board.events)
     first, second = board.add(_request(core)), board.add(_request(core))
-    for job in (first, second):
-        worker.submit(core.worker.Ticket(job.id, job.request, job.cancel_event))
+    worker = core.worker.Worker(lambda: ScriptedRemote(core, steps=50, delay=0.01), board.events,
+                                _tickets(core, [first, second]))
     board.cancel(first.id)
     _drain_until_finished(board, [first, second])
-    worker.close()
+    worker.join()
     assert first.state == core.jobs.JobState.CANCELLED
     assert second.state == core.jobs.JobState.DONE
 
@@ -181,13 +182,11 @@ def test_worker_cancel_is_per_job(core):
 def test_worker_survives_a_failing_job_and_unreachable_fails_the_rest_at_once(core):
     board = core.jobs.JobBoard()
     remotes = iter([ScriptedRemote(core, fail=RuntimeError("GPU on fire")), ScriptedRemote(core)])
-    worker = core.worker.Worker(lambda: next(remotes), board.events)
     jobs = [board.add(_request(core)) for _ in range(2)]
-    for job in jobs:
-        worker.submit(core.worker.Ticket(job.id, job.request, job.cancel_event))
+    worker = core.worker.Worker(lambda: next(remotes), board.events, _tickets(core, jobs))
     _drain_until_finished(board, jobs)
     assert [j.state.value for j in jobs] == ["failed", "done"] and jobs[0].error == "GPU on fire"
-    worker.close()
+    worker.join()
 
     calls = []
 
@@ -196,12 +195,10 @@ def test_worker_survives_a_failing_job_and_unreachable_fails_the_rest_at_once(co
         raise core.worker.ServerUnreachable("no texgen server answered at tcp://127.0.0.1:1")
 
     board = core.jobs.JobBoard()
-    worker = core.worker.Worker(unreachable, board.events)
     jobs = [board.add(_request(core)) for _ in range(3)]
-    for job in jobs:
-        worker.submit(core.worker.Ticket(job.id, job.request, job.cancel_event))
+    worker = core.worker.Worker(unreachable, board.events, _tickets(core, jobs))
     _drain_until_finished(board, jobs)
-    worker.close()
+    worker.join()
     assert len(calls) == 1 and all("no texgen server answered" in job.error for job in jobs)
 
 

@@ -343,3 +343,15 @@ def test_server_failure_mid_job_is_reported_and_changes_nothing(scene, mods, beh
     finally:
         server.close()
     assert _snapshot() == before
+
+
+def test_loading_another_file_cancels_running_jobs(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    _select(bpy.context.active_object)
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context),
+                                           connect=ScriptedRemote(mods, steps=500, delay=0.01))
+    (handler,) = [h for h in bpy.app.handlers.load_pre if h.__module__ == mods.runner.__name__]
+    handler(None)  # what Blender calls before it loads another file
+    drive(session)
+    assert reports_of(session)[0] == {"CANCELLED"}
+    assert not session.run.worker.alive
