@@ -195,25 +195,60 @@ def test_queue_positions_are_fair_and_the_queue_has_a_limit(server) -> None:
 
 
 # ---------------------------------------------------------------------------- jobs
-def test_texture_job_matches_a_local_run_and_events_arrive_in_order(server, tiny: str) -> None:
+def run_locally(tiny: str, mesh: "Mesh") -> tuple:
+    """The same job in this process: (TextureResult, its progress events)."""
     from texgen.diffusion import load_generator
-    from texgen.mesh import Mesh
     from texgen.pipeline import texture_mesh
     from texgen.settings import TextureSettings
 
-    mesh = uv_sphere()
+    events = []
+    result = texture_mesh(mesh, settings=TextureSettings(**QUICK, model=tiny),
+                          generator=load_generator(tiny, device="cpu"), progress=events.append)
+    return result, [(e.stage, e.view, e.views, e.step, e.steps) for e in events]
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny: str) -> tuple:
+    from texgen.mesh import Mesh
+
+    return run_locally(tiny, Mesh.from_arrays(*mesh_args(uv_sphere()), name="sphere"))
+
+
+def test_texture_job_matches_a_local_run_and_events_arrive_in_order(server, local_run) -> None:
+    local, local_events = local_run
     events = []
     with Client(server.address) as client:
-        result = client.texture(*mesh_args(mesh), options=QUICK, on_event=events.append)
-    local_events = []
-    local = texture_mesh(Mesh.from_arrays(*mesh_args(mesh)), settings=TextureSettings(**QUICK, model=tiny),
-                         generator=load_generator(tiny, device="cpu"), progress=local_events.append)
+        result = client.texture(*mesh_args(uv_sphere()), options=QUICK, on_event=events.append)
     np.testing.assert_array_equal(result.texture, local.texture)
     np.testing.assert_array_equal(result.preview, local.preview)
     assert isinstance(events[0], Accepted) and isinstance(events[-1], Result)
-    progress = [(e.stage, e.view, e.views, e.step, e.steps) for e in events if isinstance(e, Progress)]
-    assert progress == [(e.stage, e.view, e.views, e.step, e.steps) for e in local_events]
+    assert [(e.stage, e.view, e.views, e.step, e.steps) for e in events if isinstance(e, Progress)] == local_events
     assert set(result.report) == set(local.report)
+
+
+def test_run_remote_writes_the_same_outputs_as_a_local_run(server, tiny: str, local_run, tmp_path) -> None:
+    from texgen.client_jobs import run_remote
+    from texgen.export import write_outputs
+    from texgen.mesh import Mesh
+    from texgen.settings import TextureSettings
+
+    local, local_events = local_run
+    events = []
+    mesh = Mesh.from_arrays(*mesh_args(uv_sphere()), name="sphere")
+    remote = run_remote(server.address, mesh, TextureSettings(**QUICK), progress=events.append)
+    assert [(e.stage, e.view, e.views, e.step, e.steps) for e in events] == local_events
+    written = {w: write_outputs(r, tmp_path / w, name="sphere") for w, r in (("local", local), ("remote", remote))}
+    for kind, path in written["local"].items():
+        if not path.name.endswith("_report.json"):  # the report holds timings
+            assert path.read_bytes() == written["remote"][kind].read_bytes(), path.name
+
+    bare = uv_sphere()  # no UVs: the server unwraps it and sends the layout back
+    positions, faces = bare["positions"], bare["faces"]
+    remote = run_remote(server.address, Mesh.from_arrays(positions, faces, name="bare"), {**QUICK, "model": tiny})
+    local, _ = run_locally(tiny, Mesh.from_arrays(positions, faces, name="bare"))
+    np.testing.assert_array_equal(remote.mesh.uv_faces, local.mesh.uv_faces)
+    np.testing.assert_allclose(remote.mesh.uvs, local.mesh.uvs)
+    np.testing.assert_array_equal(remote.texture, local.texture)
 
 
 def test_cancel_mid_job_stops_at_the_next_step(server) -> None:
@@ -255,7 +290,7 @@ def test_a_client_that_disconnects_mid_job_has_its_job_cancelled(server) -> None
     client = Client(server.address)
     handle = client.submit_texture(*mesh_args(uv_sphere()), options=SLOW)
     for event in handle.events():
-        if isinstance(event, Progress):
+        if isinstance(event, Progress) and event.stage == "generate":
             break
     client.close()  # gone without a word: no more heartbeats
     status = wait_idle(server.address, timeout=15)
@@ -309,7 +344,7 @@ def test_a_killed_worker_fails_only_its_job_and_is_restarted(server) -> None:
         handle = client.submit_texture(*mesh_args(uv_sphere()), options=SLOW)
         events = handle.events()
         for event in events:
-            if isinstance(event, Progress):
+            if isinstance(event, Progress) and event.stage == "generate":
                 break
         pid = client.status()["workers"][0]["pid"]
         os.kill(pid, signal.SIGKILL)

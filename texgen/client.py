@@ -360,14 +360,14 @@ class Client:
             elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 raise AuthRefused(f"the server at {self.address} refused this client's key: copy the client's "
                                   "public key file (NAME.key) into the server's --allow folder and restart it")
+            elif self._curve is None:  # any failed handshake: the server speaks CURVE and we do not
+                raise AuthRefused(f"the server at {self.address} requires CURVE: pass its public key (server.key) "
+                                  "and your key pair (NAME.key_secret, whose NAME.key is in the server's --allow "
+                                  "folder)")
             elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-                raise AuthRefused(
-                    f"security mismatch with {self.address}: " +
-                    ("this client uses CURVE but the server does not (it runs on loopback or with --insecure); "
-                     "connect without keys" if self._curve else
-                     "the server requires CURVE: pass its public key (server.key) and your key pair "
-                     "(NAME.key_secret, whose NAME.key is in the server's --allow folder)"))
-            elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                raise AuthRefused(f"security mismatch with {self.address}: this client uses CURVE but the server "
+                                  "does not (it runs on loopback or with --insecure); connect without keys")
+            else:
                 raise AuthRefused(f"the CURVE handshake with {self.address} failed: the server public key given "
                                   "to this client does not match the server's key (server.key)")
 

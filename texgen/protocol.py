@@ -412,8 +412,8 @@ def check_limits(message: Message, limits: Limits, size: int) -> None:
         if _is(value, int) and value > limits.max_texture_size:
             raise ProtocolError(f"{what}: {value} texels, more than this server's limit of "
                                 f"{limits.max_texture_size}", code=TEXTURE_TOO_LARGE, field=what)
-    for key in ("views", "max_views"):
-        value = options.get(key)
+    for key in ("views", "max_views") if options.get("views") == "auto" else ("views",):
+        value = options.get(key)  # max_views only bounds next-best-view planning ("auto")
         if _is(value, int) and value > limits.max_views:
             raise ProtocolError(f"options.{key}: {value} views, more than this server's limit of "
                                 f"{limits.max_views}", code=TOO_MANY_VIEWS, field=f"options.{key}")

@@ -143,9 +143,9 @@ class Server:
             self._close_sockets()
         return self.exit_code
 
-    def _poll_once(self, poller: zmq.Poller, accept_clients: bool = True) -> None:
+    def _poll_once(self, poller: zmq.Poller) -> None:
         ready = dict(poller.poll(TICK_S * 1000))
-        if accept_clients and self.frontend in ready:
+        if self.frontend in ready:  # while stopping too: heartbeats keep clients alive, new jobs are refused
             self._drain(self.frontend, self._on_client)
         if self.backend in ready:
             self._drain(self.backend, self._on_worker)
@@ -173,7 +173,7 @@ class Server:
             self._cancel_running(job)
         deadline = time.monotonic() + self.config.shutdown_grace_s
         while any(job.worker is not None for job in self.jobs.values()) and time.monotonic() < deadline:
-            self._poll_once(poller, accept_clients=False)
+            self._poll_once(poller)
         for job in list(self.jobs.values()):
             self._finish(job, self._error(job.id, protocol.SHUTTING_DOWN, "the server shut down before the job "
                                                                           "stopped"))
