@@ -165,8 +165,9 @@ def default_views(count: int, size: int, **kwargs) -> list[Camera]:
             (135, 30), (-45, 30), (0, 45), (180, 45), (90, -45), (-90, -45)]
     if count > len(plan):
         golden = math.pi * (3 - math.sqrt(5))
-        for i in range(count - len(plan)):  # a Fibonacci sphere for large counts
-            z = 1 - 2 * (i + 0.5) / (count - len(plan))
+        extra = count - len(plan)
+        for i in range(extra):  # a Fibonacci sphere for large counts
+            z = 1 - 2 * (i + 0.5) / extra
             plan.append((math.degrees(golden * i) % 360 - 180, math.degrees(math.asin(z))))
     return [orbit_camera(az, el, size, **kwargs) for az, el in plan[:count]]
 

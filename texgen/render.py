@@ -95,6 +95,9 @@ class Renderer:
         self._camera_node = self._scene.add(cam, pose=camera.pose)
         flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA | pyrender.RenderFlags.SKIP_CULL_FACES
         color, depth = self._offscreen(camera).render(self._scene, flags=flags)
+        if camera.orthographic:  # pyrender linearises every depth buffer with the perspective formula
+            hit = depth > 0
+            depth = np.where(hit, camera.znear + camera.zfar - camera.znear * camera.zfar / np.where(hit, depth, 1), 0)
         return color, depth
 
     def render(self, cameras: Sequence[Camera]) -> ViewBuffers:
