@@ -63,6 +63,13 @@ class JobSession:
     def on_escape(self) -> None:
         self.run.cancel()
 
+    def abandon(self, context: bpy.types.Context) -> None:
+        """Blender ends the operator without a last timer step: cancel, and clear the progress display."""
+        self.run.abandon()
+        self.window_manager.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
     def finish(self, context: bpy.types.Context, report: Callable[[set, str], None]) -> set:
         """Close the run, clear the progress display and report each job's outcome."""
         self.run.close()
@@ -134,6 +141,10 @@ class _JobOperator:
             context.window_manager.event_timer_remove(self._timer)
             return self._session.finish(context, self.report)
         return {"PASS_THROUGH"}
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        context.window_manager.event_timer_remove(self._timer)
+        self._session.abandon(context)
 
 
 class TEXGEN_OT_texture_selected(_JobOperator, bpy.types.Operator):

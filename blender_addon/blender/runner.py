@@ -230,6 +230,13 @@ class Run:
         if self._preview_created and not self.images and (image := bpy.data.images.get(PREVIEW_IMAGE)):
             bpy.data.images.remove(image)
 
+    def abandon(self) -> None:
+        """Cancel and forget the jobs without waiting (Blender is ending the operator, e.g. to load
+        another file); the worker thread ends by itself once the server confirms."""
+        self.cancel()
+        for job_id in self.plans:
+            self.board.forget(job_id)
+
     def wait(self, poll_s: float = 0.05, timeout_s: Optional[float] = None) -> None:
         """Tick until every job is handled (the synchronous API's loop)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s

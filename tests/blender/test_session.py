@@ -355,3 +355,15 @@ def test_loading_another_file_cancels_running_jobs(scene, mods):
     drive(session)
     assert reports_of(session)[0] == {"CANCELLED"}
     assert not session.run.worker.alive
+
+
+def test_an_abandoned_session_frees_the_buttons(scene, mods):
+    bpy.ops.mesh.primitive_cube_add()
+    _select(bpy.context.active_object)
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context),
+                                           connect=ScriptedRemote(mods, steps=500, delay=0.01))
+    assert not mods.operators.TEXGEN_OT_texture_selected.poll(bpy.context)
+    session.abandon(bpy.context)  # what the operator's cancel() does when Blender ends it
+    assert mods.operators.TEXGEN_OT_texture_selected.poll(bpy.context)
+    session.run.worker.join(10)
+    assert not session.run.worker.alive
