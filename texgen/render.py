@@ -133,7 +133,8 @@ class Renderer:
             texture = np.clip(np.round(texture * 255.0), 0, 255).astype(np.uint8)
         rgba = np.zeros(texture.shape[:2] + (4,), dtype=np.uint8)
         rgba[:, :, :channels] = texture
-        rgba[:, :, 3] = 255
+        if channels < 4:  # a fourth channel is data (a mask), not opacity: the material is opaque
+            rgba[:, :, 3] = 255
         if smooth:
             sampler = pyrender.Sampler(magFilter=pyrender.constants.GLTF.LINEAR,
                                        minFilter=pyrender.constants.GLTF.LINEAR_MIPMAP_LINEAR)

@@ -1,0 +1,142 @@
+"""The headless renderer: linear depth, mask and normals of a sphere; unlit texture renders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import binary_erosion
+
+from texgen.camera import orbit_camera
+from texgen.mesh import Mesh
+
+trimesh = pytest.importorskip("trimesh")
+pytest.importorskip("pyrender")
+from texgen.render import Renderer, render_depth_preview  # noqa: E402
+
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def sphere() -> Mesh:
+    ico = trimesh.creation.icosphere(subdivisions=4)  # radius 1, 5120 faces
+    return Mesh.from_arrays(ico.vertices, ico.faces, name="sphere")
+
+
+def quad(texture: np.ndarray) -> Mesh:
+    """A square facing +Z whose UVs cover the whole texture (v up, so the image's top row is at +Y)."""
+    positions = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], dtype=np.float64)
+    uvs = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float64)
+    return Mesh.from_arrays(positions, np.array([[0, 1, 2], [0, 2, 3]]), uvs, texture=texture, name="quad")
+
+
+def sphere_hits(camera, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Exact depth (H, W) of a sphere at the origin along each pixel-centre ray (0 on a miss),
+    and its outward normal (H, W, 3) in camera coordinates."""
+    rays = camera.pixel_rays().astype(np.float64)  # camera coordinates
+    centre = camera.world_to_camera()[:3, 3]  # the origin, seen from the camera
+    along = rays @ centre
+    closest = np.sum(centre ** 2) - along ** 2
+    hit = closest < radius ** 2
+    t = along - np.sqrt(np.where(hit, radius ** 2 - closest, 0.0))
+    points = rays * t[..., None]
+    normals = (points - centre) / radius
+    return np.where(hit, t * -rays[..., 2], 0.0), normals
+
+
+def test_depth_mask_and_normals_of_a_sphere(sphere: Mesh) -> None:
+    camera = orbit_camera(30, 20, SIZE)
+    with Renderer(sphere) as renderer:
+        buffers = renderer.render([camera])
+    depth, mask, normals = buffers.depth[0].numpy(), buffers.mask[0].numpy(), buffers.normals[0].numpy()
+    assert buffers.depth.dtype == torch.float32 and buffers.normals.shape == (1, 3, SIZE, SIZE)
+    np.testing.assert_array_equal(mask, depth > 0)
+    assert (depth[mask] > 0).all() and (depth[~mask] == 0).all() and (normals[:, ~mask] == 0).all()
+
+    truth, true_normals = sphere_hits(camera)
+    inside = truth > 0
+    # the outline matches the true sphere's up to the pixels it cuts through
+    assert (mask != inside).sum() <= 0.08 * inside.sum()
+    # away from the rim, where 4x multisampling mixes the surface with the background
+    interior = binary_erosion(inside & mask, iterations=2)
+    # linear depth along the view axis (not the z-buffer's 1/z). The icosphere's facets lie within 2e-3
+    # of the sphere, and pyrender resolves depth from one 4x multisample, off the pixel centre by less
+    # than a pixel: the error stays below one pixel's depth change
+    slack = np.abs(np.gradient(truth)[0]) + np.abs(np.gradient(truth)[1]) + 2e-3
+    error = np.abs(depth - truth)[interior] / slack[interior]
+    assert error.max() < 1 and np.median(error) < 0.5
+    # unit camera-space normals (OpenGL: +Z towards the viewer) that follow the sphere's
+    length = np.linalg.norm(normals[:, mask], axis=0)
+    np.testing.assert_allclose(length, 1.0, atol=1e-5)
+    agreement = np.sum(normals.transpose(1, 2, 0)[interior] * true_normals[interior], axis=1)
+    assert agreement.min() > 0.98
+    centre = normals[:, SIZE // 2, SIZE // 2]
+    assert centre[2] > 0.995  # at the image centre the sphere faces the camera
+
+    control = buffers.control_depth()[0].numpy()
+    assert control[~mask].max() == 0 and control[mask].max() == pytest.approx(1.0)
+    assert control[mask].min() == pytest.approx(0.1)
+    assert control[SIZE // 2, SIZE // 2] > control[mask].mean()  # near is bright
+    preview = render_depth_preview(buffers, 0)
+    assert preview.shape == (SIZE, SIZE, 3) and preview.dtype == np.uint8
+
+
+def test_render_texture_is_unlit_and_exact_on_a_flat_quad() -> None:
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 256, size=(4, 4, 3))
+    texture = np.kron(blocks, np.ones((16, 16, 1))).astype(np.uint8)  # 64 x 64, 4 x 4 flat blocks
+    mesh = quad(texture)
+    camera = orbit_camera(0, 0, 128)  # straight on, from +Z
+    with Renderer(mesh) as renderer:
+        image = renderer.render_texture([camera], texture)[0]
+        rgba = renderer.render_texture([camera], np.dstack([texture, np.full((64, 64), 77, np.uint8)]))[0]
+        grey = renderer.render_texture([camera], texture[:, :, 0].astype(np.float32) / 255.0)[0]
+    assert image.shape == (3, 128, 128) and rgba.shape == (4, 128, 128) and grey.shape == (1, 128, 128)
+    for row in range(4):
+        for col in range(4):
+            u, v = (col + 0.5) / 4, 1 - (row + 0.5) / 4  # the block's centre
+            point = torch.tensor([[(2 * u - 1) * mesh.scale, (2 * v - 1) * mesh.scale, 0.0]], dtype=torch.float64)
+            (x, y), = camera.project(point)[0].long().tolist()
+            # no light, no material factor: the pixel holds the texture's value exactly
+            np.testing.assert_array_equal(np.round(image[:, y, x].numpy() * 255), blocks[row, col])
+            assert round(float(rgba[3, y, x]) * 255) == 77
+            assert round(float(grey[0, y, x]) * 255) == blocks[row, col, 0]
+    assert float(image[:, 0, 0].abs().sum()) == 0  # background
+
+
+def test_smooth_false_samples_the_nearest_texel() -> None:
+    rng = np.random.default_rng(1)
+    texture = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    palette = {tuple(c) for c in texture.reshape(-1, 3)}
+    camera = orbit_camera(0, 0, 160)
+    with Renderer(quad(texture)) as renderer:
+        nearest = renderer.render_texture([camera], texture, smooth=False)[0]
+        smooth = renderer.render_texture([camera], texture)[0]
+        mask = renderer.render([camera]).mask[0].numpy()
+    inner = np.zeros_like(mask)  # inside the outline, where 4x multisampling mixes in the background
+    rows, cols = np.nonzero(mask)
+    inner[rows.min() + 2:rows.max() - 1, cols.min() + 2:cols.max() - 1] = True
+
+    def colours(image: torch.Tensor) -> set[tuple[int, ...]]:
+        pixels = np.round(image.numpy().transpose(1, 2, 0)[inner] * 255).astype(int)
+        return {tuple(p) for p in pixels}
+
+    # texel edges fall inside pixels, and 4x multisampling averages the samples there, so a few pixels on
+    # texel edges mix two texels; nearest sampling makes every other pixel one texel's colour exactly
+    nearest_colours = colours(nearest)
+    pixels = np.round(nearest.numpy().transpose(1, 2, 0)[inner] * 255).astype(np.int64)
+    exact = np.isin(pixels @ [65536, 256, 1], texture.reshape(-1, 3).astype(np.int64) @ [65536, 256, 1])
+    assert exact.mean() > 0.8 and palette <= nearest_colours
+    assert len(colours(smooth)) > 4 * len(nearest_colours & palette)  # bilinear makes gradients
+
+
+def test_renderers_share_one_context_and_close_cleanly(sphere: Mesh) -> None:
+    camera = orbit_camera(0, 0, 32)
+    first = Renderer(sphere)
+    depth = first.render([camera]).depth
+    with Renderer(quad(np.zeros((4, 4, 3), np.uint8))) as second:
+        assert second.render([camera]).mask.any()
+    torch.testing.assert_close(first.render([camera]).depth, depth)  # closing another renderer broke nothing
+    first.close()
+    with pytest.raises(Exception, match="no UV map"):
+        Renderer(sphere).render_texture([camera], np.zeros((4, 4, 3), np.uint8))
