@@ -7,6 +7,7 @@ against two `texgen serve` subprocesses on loopback. Both use the oracle generat
 from __future__ import annotations
 
 import io
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,8 @@ import pytest
 from rich.console import Console
 from test_batch import CRATE, SMALL, albedo, crate_folder, oracle
 
-from texgen.batch.executors import Executor, LocalExecutor, RayExecutor, ServerExecutor, make_executor
+from texgen.batch.executors import (Executor, LocalExecutor, RayExecutor, ServerExecutor, Task, WorkerLost,
+                                    make_executor)
 from texgen.batch.ledger import LEDGER_NAME, Ledger
 from texgen.batch.runner import run_batch
 from texgen.batch.sources import BatchSource
@@ -23,34 +25,47 @@ from texgen.errors import ConfigError, TexgenError
 from texgen.settings import TextureSettings
 
 COUNT = 4
+BROKEN = "shelf1/broken.obj"
+BROKEN_ERROR = "broken.obj: the file contains no triangle mesh"
+
+
+def quiet() -> Console:
+    return Console(file=io.StringIO())
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, TextureSettings]:
-    """SRC with COUNT crates, and DST of a local run."""
+    """SRC with COUNT crates and a corrupt mesh, and DST of a local run."""
     root = tmp_path_factory.mktemp("executors")
     src = crate_folder(root / "src", COUNT)
+    (src / BROKEN).write_text("not a mesh\n")
     defaults = TextureSettings(prompt="{stem}, weathered", model=oracle(CRATE), **SMALL)
-    summary = run_batch(BatchSource(src, root / "local", defaults), LocalExecutor,
-                        console=Console(file=io.StringIO()), command="test")
-    assert summary.done == COUNT
+    summary = run_batch(BatchSource(src, root / "local", defaults), LocalExecutor, console=quiet(), command="test")
+    assert (summary.done, summary.failures) == (COUNT, [(BROKEN, BROKEN_ERROR)])
     return src, root / "local", defaults
 
 
 def run_and_compare(reference: tuple[Path, Path, TextureSettings], dst: Path,
                     make: Callable[[], Executor]) -> dict[str, str]:
-    """Run the batch into ``dst`` with ``make``; check outputs equal the local run's; return worker per asset."""
+    """Run the batch into ``dst`` with ``make``; check outputs and ledger equal the local run's;
+    return the worker of each asset."""
     src, local, defaults = reference
-    summary = run_batch(BatchSource(src, dst, defaults), make, console=Console(file=io.StringIO()), command="test")
-    assert (summary.done, summary.failed) == (COUNT, 0), summary.failures
+    summary = run_batch(BatchSource(src, dst, defaults), make, console=quiet(), command="test")
+    assert (summary.done, summary.failures) == (COUNT, [(BROKEN, BROKEN_ERROR)])
     with Ledger(dst / LEDGER_NAME, readonly=True) as ledger:
-        rows = ledger.rows()
-    assert [row.state for row in rows] == ["done"] * COUNT
-    for row in rows:
-        np.testing.assert_array_equal(albedo(dst, row.key), albedo(local, row.key), err_msg=row.key)
-    return {row.key: row.worker for row in rows}
+        rows = {row.key: row for row in ledger.rows()}
+    with Ledger(local / LEDGER_NAME, readonly=True) as ledger:
+        expected = {row.key: row for row in ledger.rows()}
+    assert rows.keys() == expected.keys()
+    for key, row in rows.items():
+        assert (row.state, row.error, row.input_sha256, row.options_sha256) == (
+            expected[key].state, expected[key].error, expected[key].input_sha256, expected[key].options_sha256)
+        if row.state == "done":
+            np.testing.assert_array_equal(albedo(dst, key), albedo(local, key), err_msg=key)
+    return {key: row.worker for key, row in rows.items() if row.state == "done"}
 
 
+@pytest.mark.slow  # about a minute on two loaded CPU cores (Ray start, two actors importing torch)
 def test_ray_executor_matches_local(reference: tuple[Path, Path, TextureSettings], tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -75,6 +90,56 @@ def test_server_executor_over_two_servers(reference: tuple[Path, Path, TextureSe
         for server in servers:
             stop_process(server)
     assert set(workers.values()) == set(addresses)
+
+
+class Flaky:
+    """Wraps the local executor; the first ``losses`` submissions of each asset die with WorkerLost,
+    and submitting the asset named ``interrupt_at`` raises KeyboardInterrupt (Ctrl-C)."""
+
+    name = "flaky"
+
+    def __init__(self, losses: int, interrupt_at: str = "") -> None:
+        self.inner, self.losses, self.interrupt_at = LocalExecutor(), losses, interrupt_at
+        self.seen: dict[str, int] = {}
+        self.slots = 1
+
+    def submit(self, task: Task) -> Future:
+        if task.key == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.seen[task.key] = self.seen.get(task.key, 0) + 1
+        if self.seen[task.key] <= self.losses:
+            future: Future = Future()
+            future.set_exception(WorkerLost("worker 7 died"))
+            return future
+        return self.inner.submit(task)
+
+    def worker_of(self, future: Future) -> str:
+        return "flaky"
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_lost_workers_requeue_then_fail(reference: tuple[Path, Path, TextureSettings], tmp_path: Path) -> None:
+    src, _, defaults = reference
+    source = BatchSource(src, tmp_path / "dst", defaults, glob="shelf0/crate0.obj")
+    summary = run_batch(source, lambda: Flaky(losses=1), console=quiet(), command="test")
+    assert (summary.done, summary.requeued) == (1, 1)
+    source = BatchSource(src, tmp_path / "dst2", defaults, glob="shelf0/crate0.obj")
+    summary = run_batch(source, lambda: Flaky(losses=99), console=quiet(), command="test")
+    assert summary.failed == 1 and "it may crash workers" in summary.failures[0][1]
+
+
+def test_ctrl_c_leaves_nothing_running(reference: tuple[Path, Path, TextureSettings], tmp_path: Path) -> None:
+    src, _, defaults = reference
+    dst = tmp_path / "dst"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(BatchSource(src, dst, defaults), lambda: Flaky(0, interrupt_at="shelf1/crate1.obj"),
+                  console=quiet(), command="test")
+    with Ledger(dst / LEDGER_NAME, readonly=True) as ledger:
+        states = {row.key: row.state for row in ledger.rows()}
+    assert states["shelf0/crate0.obj"] == "done" and states["shelf1/crate1.obj"] == "pending"
+    assert "running" not in states.values()
 
 
 def test_executor_options_are_checked() -> None:

@@ -202,7 +202,8 @@ class RayExecutor:
     def __init__(self, address: Optional[str] = None, workers: Optional[int] = None) -> None:
         ray = import_ray()
         self._ray = ray
-        if not ray.is_initialized():
+        self._owns_ray = not ray.is_initialized()  # then close() shuts down the Ray this started or joined
+        if self._owns_ray:
             ray.init(address=address, log_to_driver=False)
         gpus = float(ray.cluster_resources().get("GPU", 0))
         count = workers or (int(gpus) if gpus >= 1 else 2)
@@ -251,6 +252,8 @@ class RayExecutor:
         for actor in self._actors:
             self._ray.kill(actor)
         self._actors = []
+        if self._owns_ray:
+            self._ray.shutdown()
 
 
 def make_executor(kind: str, *, servers: Optional[list[str]] = None, server_key: Optional[Path] = None,
