@@ -1,0 +1,174 @@
+"""The UV rasteriser: which texels each UV triangle covers, where they are in 3D, overlaps, islands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from texgen import texels as texels_module
+from texgen.mesh import Mesh
+from texgen.texels import TexelMap
+
+
+def texel_centres(size: int) -> np.ndarray:
+    """(N * N, 2) UV of every texel centre, in flat (row * N + col) order; row 0 is v = 1."""
+    rows, cols = np.divmod(np.arange(size * size), size)
+    return np.stack([(cols + 0.5) / size, 1.0 - (rows + 0.5) / size], axis=1)
+
+
+def barycentric(points: np.ndarray, triangle: np.ndarray) -> np.ndarray:
+    """(P, 3) barycentric coordinates of 2D points in one triangle (3, 2)."""
+    a, b, c = triangle
+    matrix = np.array([b - a, c - a]).T
+    l1, l2 = np.linalg.solve(matrix, (points - a).T)
+    return np.stack([1 - l1 - l2, l1, l2], axis=1)
+
+
+def soup(uv_triangles: np.ndarray, positions: np.ndarray | None = None) -> Mesh:
+    """A mesh of separate triangles with the given UV triangles (T, 3, 2); 3D positions random unless given."""
+    count = len(uv_triangles)
+    if positions is None:
+        positions = np.random.default_rng(count).normal(size=(count * 3, 3))
+    faces = np.arange(3 * count).reshape(-1, 3)
+    return Mesh.from_arrays(positions, faces, uv_triangles.reshape(-1, 2), faces)
+
+
+def quad_mesh(uv_corners: np.ndarray, positions: np.ndarray) -> Mesh:
+    """Two triangles sharing a diagonal, with shared UVs: one island."""
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    return Mesh.from_arrays(positions, faces, uv_corners, faces)
+
+
+def test_every_texel_centre_lies_inside_its_triangle_and_none_is_missed() -> None:
+    rng = np.random.default_rng(0)
+    size = 40
+    triangles = rng.uniform(0, 1, size=(30, 3, 2))
+    mesh = soup(triangles)
+    texels = TexelMap.build(mesh, size)
+    centres = texel_centres(size)[texels.index.numpy()]
+    face = texels.face.numpy()
+    bary = texels.bary.numpy().astype(np.float64)
+    # the stored barycentrics reproduce the texel centre in the stored face's UV triangle
+    np.testing.assert_allclose(np.einsum("mk,mkd->md", bary, triangles[face]), centres, atol=1e-5)
+    assert (bary >= 0).all() and np.allclose(bary.sum(axis=1), 1)
+
+    # brute force over every texel and triangle: strictly inside somewhere -> valid; valid -> inside somewhere
+    inside = np.stack([barycentric(texel_centres(size), t).min(axis=1) for t in triangles], axis=1)
+    valid = texels.valid.reshape(-1)
+    assert valid[inside.max(axis=1) > 1e-6].all()
+    assert (inside.max(axis=1)[valid] >= -1e-6).all()
+    assert texels.count == int(valid.sum()) > 0
+
+
+def test_the_texel_centre_convention() -> None:
+    """Texel (row, col) has its centre at u = (col + 0.5) / N, v = 1 - (row + 0.5) / N."""
+    size = 8
+    # a small triangle around the centre of texel (row 1, col 6) only
+    u, v = 6.5 / size, 1 - 1.5 / size
+    tiny = np.array([[[u - 0.02, v - 0.02], [u + 0.03, v - 0.02], [u, v + 0.03]]])
+    texels = TexelMap.build(soup(tiny), size)
+    assert texels.index.tolist() == [1 * size + 6]
+    assert [r.tolist() for r in texels.rows_cols] == [[1], [6]]
+
+
+def test_a_quad_over_the_whole_square_makes_every_texel_valid_and_interpolates_positions() -> None:
+    size = 32
+    uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float64)
+    # an affine image of the UV square in 3D: position = origin + u * a + v * b
+    origin, a, b = np.array([0.3, -2.0, 1.0]), np.array([2.0, 0.5, 0.0]), np.array([0.0, 1.0, 3.0])
+    mesh = quad_mesh(uv, origin + uv[:, :1] * a + uv[:, 1:] * b)
+    texels = TexelMap.build(mesh, size)
+    assert texels.count == size * size and texels.valid.all()
+    assert not texels.overlap.any()  # the texel centres on the shared diagonal are not overlaps
+    assert set(texels.island.tolist()) == {int(mesh.face_islands[0])}
+    centres = texel_centres(size)[texels.index.numpy()]
+    expected = (origin + centres[:, :1] * a + centres[:, 1:] * b - mesh.center) * mesh.scale
+    np.testing.assert_allclose(texels.position.numpy(), expected, atol=1e-5)
+    normal = np.cross(a, b) / np.linalg.norm(np.cross(a, b))
+    np.testing.assert_allclose(texels.normal.numpy(), np.tile(normal, (size * size, 1)), atol=1e-6)
+    assert texels.bary.dtype == texels.position.dtype == texels.normal.dtype == torch.float32
+
+
+def test_mirrored_uvs_are_flagged_as_overlap() -> None:
+    """Two halves of a model that share one UV triangle (a mirrored layout): every shared texel is ambiguous."""
+    size = 32
+    shared = np.array([[0.1, 0.1], [0.45, 0.1], [0.1, 0.45]])
+    alone = np.array([[0.6, 0.6], [0.9, 0.6], [0.6, 0.9]])
+    left = np.array([[-1.0, 0, 0], [-0.5, 0, 0], [-1.0, 0.5, 0]])
+    mesh = soup(np.stack([shared, shared, alone]), np.concatenate([left, left * [-1, 1, 1], left + [0, 0, 2]]))
+    texels = TexelMap.build(mesh, size)
+    face = texels.face.numpy()
+    overlap = texels.overlap.numpy()
+    in_shared = face != 2
+    assert overlap[in_shared].all() and not overlap[~in_shared].any()
+    # an overlapped texel keeps one of its faces; its 3D position lies on that face
+    assert set(face[in_shared].tolist()) <= {0, 1}
+
+
+def test_per_corner_uv_rows_with_equal_values_are_one_island() -> None:
+    """Tools often send one UV row per face corner; equal values at a shared vertex are not a seam."""
+    size = 16
+    positions = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float64)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    uv = positions[:, :2][faces].reshape(-1, 2)
+    mesh = Mesh.from_arrays(positions, faces, uv)
+    texels = TexelMap.build(mesh, size)
+    assert texels.count == size * size and not texels.overlap.any()
+    assert len(set(texels.island.tolist())) == 1
+
+
+def test_island_labels_follow_the_faces() -> None:
+    size = 32
+    positions = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float64)
+    low = np.array([[0.05, 0.05], [0.45, 0.05], [0.45, 0.45], [0.05, 0.45]])
+    faces = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    mesh = Mesh.from_arrays(np.concatenate([positions, positions + [0, 0, 1]]), faces,
+                            np.concatenate([low, low + 0.5]), faces)
+    texels = TexelMap.build(mesh, size)
+    islands = texels.island.numpy()
+    np.testing.assert_array_equal(islands, mesh.face_islands[texels.face.numpy()])
+    assert len(set(islands.tolist())) == 2
+    rows, cols = texels.rows_cols
+    upper_right = (rows < size // 2) & (cols >= size // 2)  # v > 0.5 and u > 0.5
+    assert len(set(islands[upper_right].tolist())) == 1 and len(set(islands[~upper_right].tolist())) == 1
+
+
+def test_degenerate_faces_and_zero_area_uvs_cover_nothing() -> None:
+    positions = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [2, 0, 0]], dtype=np.float64)
+    faces = np.array([[0, 1, 2], [0, 1, 3], [1, 1, 2], [0, 1, 2]])  # collinear; repeated vertex; fine
+    uvs = np.array([[0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.3, 0.3], [0.6, 0.6], [0.9, 0.9]])
+    uv_faces = np.array([[0, 1, 2], [0, 1, 2], [0, 1, 2], [3, 4, 5]])  # the last is a zero-area UV triangle
+    mesh = Mesh.from_arrays(positions, faces, uvs, uv_faces)
+    texels = TexelMap.build(mesh, 16)
+    assert set(texels.face.tolist()) == {0}
+
+
+def test_wrapped_uvs_rasterise_into_the_square() -> None:
+    size = 16
+    triangle = np.array([[0.1, 0.1], [0.8, 0.1], [0.1, 0.8]])
+    home = TexelMap.build(soup(triangle[None]), size)
+    wrapped = TexelMap.build(soup((triangle + [1.0, -1.0])[None]), size)
+    np.testing.assert_array_equal(wrapped.index.numpy(), home.index.numpy())
+    np.testing.assert_allclose(wrapped.bary.numpy(), home.bary.numpy(), atol=1e-6)
+
+
+def test_images_scatter_and_gather() -> None:
+    size = 16
+    texels = TexelMap.build(soup(np.array([[[0.1, 0.1], [0.9, 0.1], [0.1, 0.9]]])), size)
+    values = torch.rand(texels.count, 3)
+    image = texels.to_image(values, fill=-1.0)
+    assert image.shape == (size, size, 3) and image.dtype == np.float32
+    assert (image[~texels.valid] == -1).all()
+    np.testing.assert_array_equal(texels.gather(image), values.numpy())
+    np.testing.assert_array_equal(texels.to_image(np.ones(texels.count)) > 0, texels.valid)
+
+
+def test_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    mesh = soup(rng.uniform(0, 1, size=(60, 3, 2)))
+    whole = TexelMap.build(mesh, 64)
+    monkeypatch.setattr(texels_module, "CHUNK_CANDIDATES", 97)  # many small chunks, cut inside faces' boxes
+    chunked = TexelMap.build(mesh, 64)
+    for name in ("index", "face", "bary", "position", "normal", "overlap", "island"):
+        np.testing.assert_array_equal(getattr(chunked, name).numpy(), getattr(whole, name).numpy())
