@@ -215,7 +215,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
             camera = cameras[index] if cameras is not None else planner.next(state)
             if camera is None:
                 break
-            records.append(_paint_view(index, budget, camera, mesh, renderer, state, generator, settings,
+            records.append(paint_view(index, budget, camera, mesh, renderer, state, generator, settings,
                                        projection, timer, progress, cancel))
 
         # 5. fill, smooth seams, pad
@@ -239,7 +239,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     return TextureResult(mesh, texture8, report, preview)
 
 
-def _paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Renderer, state: TextureState,
+def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Renderer, state: TextureState,
                 generator: Generator, settings: TextureSettings, projection: ProjectionSettings, timer: Timer,
                 progress: ProgressCallback, cancel: CancelToken) -> ViewRecord:
     """Render, build the trimap, generate or inpaint, and back-project one view."""

@@ -1,0 +1,162 @@
+"""The paint loop: trimap rules, the oracle round trip through the loop, tiny models end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from texgen.camera import default_views
+from texgen.errors import Cancelled, ConfigError, MeshError
+from texgen.eval import OracleGenerator, psnr, resample_reference, roundtrip
+from texgen.mesh import load_mesh
+from texgen.pipeline import ProjectionSettings, build_trimap, paint_view, texture_mesh
+from texgen.progress import CancelToken
+from texgen.project import TextureState
+from texgen.render import Renderer
+from texgen.settings import TextureSettings
+from texgen.texels import TexelMap
+from texgen.eval import Timer
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+SAMPLES = sorted(p for p in ASSETS.iterdir() if p.suffix in (".obj", ".ply", ".glb"))
+
+
+@pytest.fixture(scope="module")
+def crate():
+    return load_mesh(ASSETS / "crate.obj")
+
+
+def test_oracle_through_the_loop_matches_the_round_trip(crate):
+    size, views = 256, 6
+    result = texture_mesh(crate, "crate", generator=OracleGenerator(crate), views=views, view_size=size,
+                          texture_size=size)
+    _, images = roundtrip(crate, views=views, view_size=size, texture_size=size)
+    texels = TexelMap.build(crate, size)
+    single = ~texels.overlap.numpy()
+    reference = texels.gather(resample_reference(crate.texture, size))[single]
+    painted = psnr(texels.gather(result.texture / 255.0)[single], reference)
+    baked = psnr(texels.gather(images["filled"])[single], reference)
+    assert painted > 30
+    assert abs(painted - baked) < 1.0, (painted, baked)
+    assert result.report["coverage"] == 1.0
+
+
+def test_keep_texels_are_never_touched(crate):
+    settings = TextureSettings(prompt="crate", view_size=128, texture_size=128, steps=1).validate()
+    texels = TexelMap.build(crate, 128)
+    state = TextureState(texels)
+    generator = OracleGenerator(crate, perturb=True)  # every view disagrees a little with the others
+    cameras = default_views(6, 128)
+    with Renderer(crate) as renderer:
+        for index, camera in enumerate(cameras):
+            before = state.color.clone()
+            buffers = renderer.render([camera])
+            from texgen.project import sample_view
+
+            trimap = build_trimap(state, sample_view(texels, camera, buffers.depth[0], None, ProjectionSettings(),
+                                                     buffers.normals[0]))
+            paint_view(index, len(cameras), camera, crate, renderer, state, generator, settings,
+                       ProjectionSettings(), Timer(), lambda event: None, CancelToken())
+            keep = ~(trimap.generate | trimap.refine)
+            assert torch.equal(state.color[keep], before[keep]), f"view {index} changed keep texels"
+            if index:
+                assert (trimap.generate | trimap.refine).any()
+
+
+def test_auto_views_stop_at_the_budget_or_when_nothing_is_new(crate):
+    result = texture_mesh(crate, "crate", generator=OracleGenerator(crate), views="auto", max_views=4,
+                          view_size=128, texture_size=128)
+    views = result.report["views"]
+    assert 1 <= len(views) <= 4
+    assert views[0]["generated_fraction"] > views[-1]["generated_fraction"]
+    assert result.report["coverage"] == 1.0
+
+
+def test_direction_words_are_added_to_the_prompt(crate):
+    result = texture_mesh(crate, "a crate", generator=OracleGenerator(crate), views=2, view_size=64,
+                          texture_size=64)
+    assert [v["prompt"] for v in result.report["views"]] == ["a crate, front view", "a crate, back view"]
+    plain = texture_mesh(crate, "a crate", generator=OracleGenerator(crate), views=1, view_size=64,
+                         texture_size=64, direction_prompts=False)
+    assert plain.report["views"][0]["prompt"] == "a crate"
+
+
+def test_cancel_raises_and_bad_settings_name_the_key(crate):
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        texture_mesh(crate, "x", generator=OracleGenerator(crate), cancel=token, view_size=64, texture_size=64)
+    with pytest.raises(ConfigError, match="view_size"):
+        texture_mesh(crate, "x", generator=OracleGenerator(crate), view_size=100)
+    with pytest.raises(ConfigError, match="unknown key 'colour'"):
+        texture_mesh(crate, "x", generator=OracleGenerator(crate), colour="red")
+
+
+def test_no_uvs_and_unwrap_never_is_refused():
+    with pytest.raises(MeshError, match="no UV map"):
+        texture_mesh(ASSETS / "knot.ply", "x", unwrap="never", generator=object())
+
+
+@pytest.fixture(scope="module")
+def tiny_sd15(tiny_model_dir):
+    return tiny_model_dir("sd15-controlnet")
+
+
+def test_tiny_model_is_deterministic_per_seed(crate, tiny_sd15):
+    def run(seed: int) -> np.ndarray:
+        return texture_mesh(crate, "crate", model=str(tiny_sd15), views=2, view_size=64, texture_size=64,
+                            steps=2, seed=seed).texture
+
+    first = run(1)
+    assert np.array_equal(first, run(1))
+    assert not np.array_equal(first, run(2))
+
+
+@pytest.mark.parametrize("asset", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_cli_end_to_end_with_a_tiny_model(asset: Path, tiny_sd15, tmp_path: Path):
+    import trimesh
+
+    from texgen.cli import main
+
+    out = tmp_path / "out"
+    code = main(["texture", str(asset), "--prompt", "a test object", "--model", str(tiny_sd15), "--views", "3",
+                 "--view-size", "64", "--texture-size", "64", "--steps", "2", "--out", str(out)])
+    assert code == 0
+    stem = asset.stem
+    report = json.loads((out / f"{stem}_report.json").read_text())
+    assert report["coverage"] == 1.0
+    assert report["seconds"]["diffusion"] > 0
+    for suffix in (".glb", ".obj", ".mtl", "_albedo.png", "_preview.png"):
+        assert (out / f"{stem}{suffix}").is_file()
+    source = load_mesh(asset)
+    glb = trimesh.load(out / f"{stem}.glb", force="mesh", process=False)
+    assert glb.visual.material.baseColorTexture is not None
+    # the GLB holds the same corners and UVs as the mesh texgen painted (after unwrapping, if any)
+    painted = load_mesh(out / f"{stem}.obj")
+    exported = np.asarray(glb.visual.uv)[np.asarray(glb.faces)]
+    assert np.allclose(exported, painted.uvs[painted.uv_faces], atol=1e-6)
+    assert np.allclose(np.asarray(glb.vertices)[np.asarray(glb.faces)], source.positions[source.faces], atol=1e-5)
+    if source.has_uvs:
+        assert np.allclose(painted.uvs[painted.uv_faces], source.uvs[source.uv_faces], atol=1e-9)
+    else:
+        assert any("xatlas" in note for note in report["mesh"]["notes"])
+    # a second run refuses to overwrite, before painting anything
+    assert main(["texture", str(asset), "--prompt", "x", "--model", str(tiny_sd15), "--out", str(out)]) == 2
+
+
+def test_toml_config_supplies_defaults_and_bad_keys_are_named(tmp_path: Path, capsys):
+    from texgen.cli import main
+
+    config = tmp_path / "studio.toml"
+    config.write_text('[texture]\nview_size = 64\ntexture_size = 64\nviews = 1\nprompt = "crate"\n'
+                      f'model = "oracle:{ASSETS / "crate.obj"}"\n')
+    assert main(["texture", str(ASSETS / "crate.obj"), "--config", str(config), "--out", str(tmp_path / "o")]) == 0
+    report = json.loads((tmp_path / "o" / "crate_report.json").read_text())
+    assert report["settings"]["view_size"] == 64 and report["settings"]["prompt"] == "crate"
+    config.write_text("[texture]\nview_sise = 64\n")
+    assert main(["texture", str(ASSETS / "crate.obj"), "--config", str(config), "--out", str(tmp_path / "p")]) == 2
+    assert "view_sise" in capsys.readouterr().err
