@@ -160,10 +160,10 @@ class TextureState:
 
     def _blend(self, samples: ViewSamples, view: int, weight: torch.Tensor, fraction: torch.Tensor) -> None:
         """Move texels with ``weight`` > 0 towards the view's colour by ``fraction``."""
-        changed = weight > 0
-        fraction = torch.where(changed, fraction, torch.zeros_like(fraction))
-        self.color = self.color + (samples.color - self.color) * fraction[:, None]
-        self.weight = self.weight + weight
+        changed = weight > 0  # the others keep their values bit for bit, whatever the view holds there
+        self.color = torch.where(changed[:, None], self.color + (samples.color - self.color) * fraction[:, None],
+                                 self.color)
+        self.weight = torch.where(changed, self.weight + weight, self.weight)
         better = changed & (samples.cos > self.best_cos)
         self.best_cos = torch.where(better, samples.cos, self.best_cos)
         self.best_view = torch.where(better, torch.full_like(self.best_view, view), self.best_view)
