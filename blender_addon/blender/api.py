@@ -11,7 +11,7 @@ from typing import Any, Iterable, Optional, Union
 
 import bpy
 
-from ..core.request import ServerConfig, TextureOptions
+from ..core.request import SeamOptions, ServerConfig, TextureOptions
 from .props import ADDON_PACKAGE
 from .runner import Placement, TexgenAddonError, check_server, load_remote, plan_inpaint, plan_texture, start
 
@@ -48,9 +48,13 @@ def texture_objects(objects: Iterable[bpy.types.Object], prompt: str, *, server:
 
 def inpaint_seams(obj: bpy.types.Object, *, server: ServerArg = None, space: str = "WORLD",
                   timeout: Optional[float] = None, **options: Any) -> bpy.types.Image:
-    """Repaint the UV-seam band of ``obj``'s texture in place and wait; return the image."""
+    """Repaint the UV-seam band of ``obj``'s texture in place and wait; return the image.
+
+    options : texgen's seam names: method ("classical" or "diffusion"), band, threshold (0 = every
+        seam), and for diffusion prompt, negative_prompt, model, seed, views, view_size, steps, guidance
+    """
     config = _checked(server)
-    plan = plan_inpaint(bpy.context, obj, TextureOptions(**options), space=space)
+    plan = plan_inpaint(bpy.context, obj, SeamOptions(**options), space=space)
     return _run([plan], config, Placement(), timeout)[0]
 
 

@@ -103,7 +103,7 @@ def plan_selected(context: bpy.types.Context, create_uvs: bool = False) -> list[
 def plan_active(context: bpy.types.Context) -> list[runner.Plan]:
     """A seam-inpainting job for the active object, from the scene's settings."""
     settings = context.scene.texgen
-    return [runner.plan_inpaint(context, context.active_object, settings.as_options(), space=settings.space)]
+    return [runner.plan_inpaint(context, context.active_object, settings.as_seam_options(), space=settings.space)]
 
 
 class _JobOperator:

@@ -68,6 +68,19 @@ class TEXGEN_PT_options(_Panel, bpy.types.Panel):
         column.prop(settings, "keep_old_materials")
 
 
+class TEXGEN_PT_seams(_Panel, bpy.types.Panel):
+    bl_label = "Inpaint Seams"
+    bl_parent_id = "TEXGEN_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.texgen
+        column = self.layout.column()
+        column.prop(settings, "seam_method")
+        column.prop(settings, "seam_band")
+        column.prop(settings, "seam_threshold")
+
+
 class TEXGEN_PT_server(_Panel, bpy.types.Panel):
     bl_label = "Server keys (CURVE)"
     bl_parent_id = "TEXGEN_PT_main"
@@ -81,4 +94,4 @@ class TEXGEN_PT_server(_Panel, bpy.types.Panel):
         props.draw_server(self.layout, addon.preferences)
 
 
-CLASSES = (TEXGEN_PT_main, TEXGEN_PT_options, TEXGEN_PT_server)
+CLASSES = (TEXGEN_PT_main, TEXGEN_PT_options, TEXGEN_PT_seams, TEXGEN_PT_server)

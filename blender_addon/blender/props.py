@@ -10,7 +10,7 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
-from ..core.request import DEFAULT_ADDRESS, ServerConfig, TextureOptions
+from ..core.request import DEFAULT_ADDRESS, SeamOptions, ServerConfig, TextureOptions
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 
@@ -79,9 +79,22 @@ class TexgenSettings(bpy.types.PropertyGroup):
                                      description="When the texgen material takes an object's slots, keep the "
                                      "materials it replaces in the file (fake user). Off allows them to be lost")
 
+    seam_method: EnumProperty(name="Method", default="classical", items=[
+        ("classical", "Classical", "Blend colours across the seams; no model, quick"),
+        ("diffusion", "Diffusion", "Repaint the band with the model from views centred on the worst seams")])
+    seam_band: IntProperty(name="Band", default=8, min=1, max=256, subtype="PIXEL",
+                           description="Width of the repaired band on each side of a seam, in texels")
+    seam_threshold: FloatProperty(name="Threshold", default=2.3, min=0.0, max=100.0,
+                                  description="Repair seams whose colour jump (Delta E) is above this; "
+                                  "0 repairs every seam")
+
     def as_options(self) -> TextureOptions:
         return TextureOptions(self.prompt, self.negative_prompt, self.model.strip(), self.seed, self.views,
                               self.view_size, self.texture_size, self.steps, self.guidance)
+
+    def as_seam_options(self) -> SeamOptions:
+        return SeamOptions(self.seam_method, self.seam_band, self.seam_threshold, self.prompt, self.negative_prompt,
+                           self.model.strip(), self.seed, self.views, self.view_size, self.steps, self.guidance)
 
 
 class TexgenModelName(bpy.types.PropertyGroup):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.jobs import Job, JobBoard, JobState
 from ..core.meshdata import AtlasLayout, combine, split_atlas
-from ..core.request import JobRequest, RequestError, ServerConfig, TextureOptions
+from ..core.request import JobRequest, RequestError, SeamOptions, ServerConfig, TextureOptions
 from ..core.worker import Remote, Ticket, Worker, describe
 from . import materials, mesh_io
 
@@ -104,7 +104,7 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
     """Turn objects into texture jobs. Objects without a UV map get one by Smart UV Project when
     ``create_uvs``; otherwise they are refused. Nothing is left changed when planning fails."""
     try:
-        options.validate("texture")
+        options.validate()
     except RequestError as exc:
         raise TexgenAddonError(str(exc)) from None
     meshes = [obj for obj in objects if obj.type == "MESH"]
@@ -136,9 +136,13 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
             for mesh, target in zip(arrays, targets, strict=True)]
 
 
-def plan_inpaint(context: bpy.types.Context, obj: Optional[bpy.types.Object], options: TextureOptions, *,
+def plan_inpaint(context: bpy.types.Context, obj: Optional[bpy.types.Object], options: SeamOptions, *,
                  space: str = "WORLD") -> Plan:
     """A seam-inpainting job for ``obj``'s image (its texgen material's, else its active material's)."""
+    try:
+        options.validate()
+    except RequestError as exc:
+        raise TexgenAddonError(str(exc)) from None
     if obj is None or obj.type != "MESH":
         raise TexgenAddonError("Make a mesh object active to inpaint its seams")
     image = materials.material_image(materials.texgen_material(obj) or obj.active_material)
@@ -154,7 +158,7 @@ def plan_inpaint(context: bpy.types.Context, obj: Optional[bpy.types.Object], op
         mesh = mesh_io.export_object(obj, context.evaluated_depsgraph_get(), space)
     except mesh_io.ExportError as exc:
         raise TexgenAddonError(str(exc)) from None
-    request = JobRequest("inpaint_seams", mesh, options.replace(texture_size=texture.shape[0]), (obj.name,), texture)
+    request = JobRequest("inpaint_seams", mesh, options, (obj.name,), texture)
     return Plan(request, [Target(obj.name, mesh_io.active_uv_name(obj))], image_name=image.name)
 
 

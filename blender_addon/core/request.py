@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -92,8 +92,8 @@ class TextureOptions:
     steps: int = 25
     guidance: float = 7.5
 
-    def validate(self, kind: str = "texture") -> "TextureOptions":
-        if kind == "texture" and not self.prompt.strip():
+    def validate(self) -> "TextureOptions":
+        if not self.prompt.strip():
             raise RequestError("Prompt is empty: describe the texture to paint, e.g. 'weathered oak, carved runes'")
         if self.view_size % 8:
             raise RequestError(f"View size must be a multiple of 8, got {self.view_size}")
@@ -112,6 +112,46 @@ class TextureOptions:
 
 
 @dataclass(frozen=True)
+class SeamOptions:
+    """Inpaint Seams settings, named as ``texgen.seams_repair.SeamSettings`` names them.
+
+    method : "classical" (no model) or "diffusion"; band : repair width on each side of a seam,
+    in texels; threshold : repair seams whose colour jump (CIE Delta E) is above it, 0 for every
+    seam; the rest matter for "diffusion" only (``views`` 0 keeps the server's default)
+    """
+
+    method: str = "classical"
+    band: int = 8
+    threshold: float = 2.3
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = ""
+    seed: int = 0
+    views: int = 0
+    view_size: int = 512
+    steps: int = 25
+    guidance: float = 7.5
+
+    def validate(self) -> "SeamOptions":
+        if self.method not in ("classical", "diffusion"):
+            raise RequestError(f"Seam method must be classical or diffusion, got {self.method!r}")
+        if self.view_size % 8:
+            raise RequestError(f"View size must be a multiple of 8, got {self.view_size}")
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        options: dict[str, Any] = asdict(self)
+        options["threshold"] = self.threshold if self.threshold > 0 else "all"
+        for key in ("model", "views"):
+            if not options[key]:
+                del options[key]
+        return options
+
+
+Options = Union[TextureOptions, SeamOptions]
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """One job: a mesh, what to paint on it, and (for ``inpaint_seams``) the texture to repair.
 
@@ -122,7 +162,7 @@ class JobRequest:
 
     kind: str
     mesh: MeshArrays
-    options: TextureOptions
+    options: Options
     targets: tuple[str, ...]
     texture: Optional[np.ndarray] = None
 
@@ -131,3 +171,6 @@ class JobRequest:
             raise RequestError(f"job kind must be one of {JOB_KINDS}, got {self.kind!r}")
         if (self.kind == "inpaint_seams") != (self.texture is not None):
             raise RequestError("an inpaint_seams job carries a texture, and only it does")
+        wanted = SeamOptions if self.kind == "inpaint_seams" else TextureOptions
+        if not isinstance(self.options, wanted):
+            raise RequestError(f"a {self.kind} job takes {wanted.__name__}, not {type(self.options).__name__}")

@@ -240,3 +240,61 @@ def test_example_script_textures_and_saves(connected, server, mods, tmp_path):
     assert example["main"](["--prompt", "moss", "--server", server, "--objects", cube.name, "--views", "2",
                             "--view-size", "64", "--texture-size", "32", "--save", str(saved)]) == 0
     assert saved.is_file() and mods.materials.texgen_material(cube) is not None
+
+
+def seam_segments(obj) -> list[tuple[np.ndarray, np.ndarray]]:
+    """UV segments of both sides of every UV seam (an edge whose two faces disagree on its UVs)."""
+    mesh = obj.data
+    uv = mesh.uv_layers.active.data
+    sides: dict = {}
+    for polygon in mesh.polygons:
+        loops = list(polygon.loop_indices)
+        for a, b in zip(loops, loops[1:] + loops[:1], strict=True):
+            ends = {mesh.loops[a].vertex_index: tuple(uv[a].uv), mesh.loops[b].vertex_index: tuple(uv[b].uv)}
+            sides.setdefault(frozenset(ends), []).append(ends)
+    segments = []
+    for key, found in sides.items():
+        if len(found) == 2 and found[0] != found[1]:
+            segments += [tuple(np.array(side[v]) for v in sorted(key)) for side in found]
+    return segments
+
+
+def distance_to_segments(size: int, segments) -> np.ndarray:
+    """(size, size) distance in texels from each texel centre (top row first) to the nearest segment."""
+    v, u = np.mgrid[0:size, 0:size]
+    points = np.stack([(u + 0.5), (size - v - 0.5)], axis=2).reshape(-1, 2)  # in texel units, v up
+    best = np.full(len(points), np.inf)
+    for a, b in segments:
+        a, b = a * size, b * size
+        t = np.clip(((points - a) @ (b - a)) / max((b - a) @ (b - a), 1e-12), 0, 1)
+        best = np.minimum(best, np.linalg.norm(points - (a + t[:, None] * (b - a)), axis=1))
+    return best.reshape(size, size)
+
+
+def test_inpaint_seams_changes_only_band_texels_and_undo_restores_them(connected, mods):
+    size, band = 128, 4
+    bpy.ops.mesh.primitive_cube_add(**CUBE)
+    cube = bpy.context.active_object
+    rng = np.random.default_rng(3)
+    islands = rng.integers(0, 256, (4, 4, 3))  # a different colour per UV block: every seam jumps
+    painted = np.kron(islands, np.ones((size // 4, size // 4, 1))).astype(np.int64)
+    painted = np.clip(painted + rng.integers(-6, 7, painted.shape), 0, 255).astype(np.uint8)
+    image = mods.materials.apply_texture(cube, painted, cube.data.uv_layers.active.name, storage="PACK",
+                                        keep_old_materials=True, transaction=mods.materials.Transaction())
+    name = image.name
+    bpy.ops.ed.undo_push(message="textured")
+    settings = connected.texgen
+    settings.seam_method, settings.seam_band, settings.seam_threshold = "classical", band, 0.0
+
+    assert bpy.ops.texgen.inpaint_seams() == {"FINISHED"}  # background mode: runs to the end
+    repaired = mods.materials.read_texture(bpy.data.images[name])
+    changed = (repaired != painted).any(axis=2)
+    distance = distance_to_segments(size, seam_segments(cube))
+    assert changed.sum() > 50 and (distance < band).sum() > 0
+    assert distance[changed].max() <= band + 1.5, distance[changed].max()  # only the band moved
+    assert np.array_equal(repaired[distance > band + 1.5], painted[distance > band + 1.5])
+
+    bpy.ops.ed.undo()
+    assert np.array_equal(mods.materials.read_texture(bpy.data.images[name]), painted)
+    bpy.ops.ed.redo()
+    assert np.array_equal(mods.materials.read_texture(bpy.data.images[name]), repaired)

@@ -9,7 +9,7 @@ import bpy
 from conftest import ADDON_MODULE
 
 OPERATORS = ("texture_selected", "inpaint_seams", "cancel", "test_connection", "random_seed")
-PANELS = ("TEXGEN_PT_main", "TEXGEN_PT_options", "TEXGEN_PT_server")
+PANELS = ("TEXGEN_PT_main", "TEXGEN_PT_options", "TEXGEN_PT_seams", "TEXGEN_PT_server")
 
 
 def _registered() -> dict[str, bool]:
@@ -39,7 +39,8 @@ def test_disable_and_enable_cleanly(addon):
 def test_panel_properties_exist_with_texgen_names(scene):
     settings = scene.texgen
     for name in ("prompt", "negative_prompt", "model", "seed", "views", "view_size", "texture_size", "steps",
-                 "guidance", "space", "together", "missing_uvs", "image_storage", "keep_old_materials"):
+                 "guidance", "space", "together", "missing_uvs", "image_storage", "keep_old_materials",
+                 "seam_method", "seam_band", "seam_threshold"):
         assert hasattr(settings, name), name
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     for name in ("address", "server_key", "client_public_key", "client_secret_key", "connect_timeout_s",
@@ -93,7 +94,7 @@ def test_panels_draw_existing_properties_and_operators(scene):
         assert panel.bl_space_type == "VIEW_3D" and panel.bl_region_type == "UI"
         panel.draw(FakePanel(drawn), bpy.context)
     for expected in ("address", "prompt", "seed", "texgen.random_seed", "texgen.test_connection",
-                     "texgen.texture_selected", "texgen.inpaint_seams", "together", "server_key"):
+                     "texgen.texture_selected", "texgen.inpaint_seams", "together", "server_key", "seam_band"):
         assert expected in drawn, expected
 
 
