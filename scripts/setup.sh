@@ -31,13 +31,17 @@ echo "== installing texgen"
 .venv/bin/python -m pip install -q -e ".[test,ray]"
 
 if [ "${1:-}" = "--blender" ]; then
+  # Blender runs the add-on in its own Python with only the add-on's bundled wheels: the tests do too.
   if [ ! -x .venv-blender/bin/python ]; then
-    echo "== creating .venv-blender (Blender 5.0 as a module; about 1 GB)"
+    echo "== creating .venv-blender (Blender 5.0 as a module, CPython 3.11; about 1 GB)"
     "$PYTHON" -m venv .venv-blender
   fi
   if ! .venv-blender/bin/python -c "import bpy" >/dev/null 2>&1; then
     .venv-blender/bin/python -m pip install -q --upgrade pip
     .venv-blender/bin/python -m pip install -q bpy==5.0.1
   fi
-  .venv-blender/bin/python -m pip install -q pyzmq msgpack pytest
+  .venv-blender/bin/python -m pip install -q pytest pytest-timeout
+  echo "== building the Blender add-on (vendors texgen's client, fetches pyzmq/msgpack wheels, validates)"
+  .venv/bin/python blender_addon/build.py
+  .venv-blender/bin/python -m pip install -q --no-deps blender_addon/wheels/*cp311*manylinux*x86_64*.whl
 fi
