@@ -31,7 +31,7 @@ BAND_TEXELS = 10.0
 CORE_TEXELS = 2.0
 SAMPLE_INWARD = (0.75,)  # texels inside the face where each side's seam colour is read
 SAMPLE_ALONG = (-2.0, -1.0, 0.0, 1.0, 2.0)  # texels along the edge, averaged against texture noise
-STRETCH_SLACK = 3.0  # a band texel may be this many times farther from the edge in 3D than in UV
+STRETCH_SLACK = 2.0  # slack on how far in 3D a band texel may be from its seam, given the UV stretch
 
 
 @dataclass
@@ -59,6 +59,13 @@ class SeamBand:
     inward: np.ndarray
     edge: np.ndarray
     mask: np.ndarray
+
+    def falloff(self, core_texels: float, band_texels: float) -> np.ndarray:
+        """(M,) float strength of a correction: 1 up to ``core_texels`` from the nearest seam,
+        easing (smoothstep) to 0 at ``band_texels``; 0 outside the band."""
+        nearest = np.full(len(self.mask), np.inf)
+        np.minimum.at(nearest, self.texel, self.distance)
+        return 1.0 - _smoothstep((nearest - core_texels) / max(band_texels - core_texels, 1e-6))
 
 
 def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, select: np.ndarray | None = None,
@@ -110,14 +117,14 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
     distance = np.linalg.norm(offset - along[side] * t[:, None], axis=1)
     depth = (offset * normal[side]).sum(axis=1)
     # the same edge in 3D, from the face's corners whose UVs are the edge's endpoints
+    stretch = _stretch(mesh, size)
+    scale = np.maximum(stretch[face[side]], stretch[texels.face.numpy()[texel]])
     corner_uv = mesh.corner_uvs()[face]  # (2S, 3, 2)
     corner = np.abs(corner_uv[:, None, :, :] - edge_uv[:, :, None, :]).sum(axis=-1).argmin(axis=2)  # (2S, 2)
-    edge_3d = mesh.unit_positions[mesh.faces[face[:, None], corner]].astype(np.float64)  # (2S, 2, 3)
-    per_texel = np.linalg.norm(edge_3d[:, 1] - edge_3d[:, 0], axis=1) / np.maximum(length, 1e-12)
+    edge_3d = mesh.unit_positions[np.take_along_axis(mesh.faces[face], corner, axis=1)].astype(np.float64)
     point_3d = edge_3d[side, 0] * (1 - t[:, None]) + edge_3d[side, 1] * t[:, None]
     gap_3d = np.linalg.norm(texels.position.numpy()[texel] - point_3d, axis=1)
-    keep = ((distance < band_texels) & (depth > -1e-6)
-            & (gap_3d <= (STRETCH_SLACK * distance + 1.0) * per_texel[side]))
+    keep = ((distance < band_texels) & (depth > -1e-6) & (gap_3d <= STRETCH_SLACK * (distance + 1.0) * scale))
     # the two triangles of a rectangle share their diagonal: one row per (texel, side)
     _, first = np.unique(texel[keep] * len(face) + side[keep], return_index=True)
     keep = np.flatnonzero(keep)[first]
@@ -157,9 +164,7 @@ def smooth_seams(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band_texels:
     total = np.bincount(band.texel, weights=weight, minlength=texels.count)[texel]
     blended = np.stack([np.bincount(band.texel, weights=weight * move[:, c], minlength=texels.count)[texel]
                         for c in range(move.shape[1])], axis=1) / total[:, None]
-    nearest = np.full(texels.count, np.inf)
-    np.minimum.at(nearest, band.texel, band.distance)
-    fade = 1.0 - _smoothstep((nearest[texel] - core_texels) / max(band_texels - core_texels, 1e-6))
+    fade = band.falloff(core_texels, band_texels)[texel]
     index = torch.from_numpy(texel)
     moved = color[index] + torch.from_numpy((blended * fade[:, None]).astype(np.float32)).reshape(
         (-1,) + color.shape[1:]).to(color.dtype)
@@ -186,8 +191,7 @@ def _moves(band: SeamBand, image: np.ndarray, size: int) -> np.ndarray:
     points = uv[:, None, 0] * (1 - t_along) + uv[:, None, 1] * t_along  # (P, A, 2)
     points = points[:, :, None] + (np.asarray(SAMPLE_INWARD)[None, None, :, None] / size
                                    * band.inward[side][:, None, None])  # (P, A, I, 2)
-    # UVs a little outside [0, 1] wrap, as under glTF's repeat sampler
-    colour = sample_uv(image, np.mod(points, 1.0)).reshape(len(side), -1, image.shape[2]).mean(axis=1)
+    colour = sample_uv(image, points).reshape(len(side), -1, image.shape[2]).mean(axis=1)
     partner = np.arange(len(side)) - start[side] + start[side ^ 1]
     uncertain, other = colour[:, -1:], colour[partner, -1:]
     jump = (colour[partner, :-1] - colour[:, :-1]) * uncertain * (1.0 - other / 2)  # (P, C)
@@ -196,6 +200,23 @@ def _moves(band: SeamBand, image: np.ndarray, size: int) -> np.ndarray:
     fraction = (position - low)[:, None]
     first = start[band.side] + low
     return jump[first] * (1 - fraction) + jump[first + 1] * fraction
+
+
+def _stretch(mesh: Mesh, size: int) -> np.ndarray:
+    """(F,) how far (unit frame) one texel step reaches in 3D at most, on each face: the largest
+    singular value of the face's UV-to-3D Jacobian (infinite for a UV triangle of no area)."""
+    uv = mesh.corner_uvs() * size
+    position = mesh.unit_positions[mesh.faces].astype(np.float64)
+    edges_uv = np.stack([uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]], axis=2)  # (F, 2, 2)
+    edges_3d = np.stack([position[:, 1] - position[:, 0], position[:, 2] - position[:, 0]], axis=2)  # (F, 3, 2)
+    det = np.linalg.det(edges_uv)
+    flat = np.abs(det) < 1e-9
+    edges_uv[flat] = np.eye(2)
+    jacobian = edges_3d @ np.linalg.inv(edges_uv)  # (F, 3, 2)
+    gram = np.swapaxes(jacobian, 1, 2) @ jacobian  # (F, 2, 2)
+    a, b, c = gram[:, 0, 0], gram[:, 0, 1], gram[:, 1, 1]
+    largest = np.sqrt((a + c) / 2 + np.sqrt(((a - c) / 2) ** 2 + b ** 2))
+    return np.where(flat, np.inf, largest)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:

@@ -80,9 +80,10 @@ def sample_uv(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Bilinear texture lookups.
 
     texture : (H, W, C) uint8 or float in [0, 1]
-    uv : (..., 2) UV coordinates (v up)
+    uv : (..., 2) UV coordinates (v up); outside [0, 1] they repeat, as under glTF's default sampler
     returns : (..., C) float32 in [0, 1]
     """
+    uv = np.where((uv < 0) | (uv > 1), np.mod(uv, 1.0), uv)
     image = torch.from_numpy(np.array(texture, copy=True)).float()
     if texture.dtype == np.uint8:
         image = image / 255.0
