@@ -1,0 +1,377 @@
+"""Repair an existing texture: hard lines where UV islands meet, and unpainted holes.
+
+``inpaint_seams`` reads top to bottom:
+
+1. check the settings, load the mesh (it must have UVs) and the texture (resampled to a square
+   with a warning when its size does not fit the UV layout)
+2. rasterise the UV layout, find the holes (texels inside UV triangles that are transparent or
+   of the "unpainted" colour) and measure every seam's colour jump (shared REFERENCE.md, 3)
+3. fill the holes from the nearest painted surface in 3D, pick the seams above the threshold
+   and build the repair band around them (``texgen.seam_blend.seam_band``)
+4. repair: ``classical`` blends across the seams (``smooth_seams``); ``diffusion`` renders
+   views centred on the worst regions, inpaints the band and holes with depth conditioning and
+   projects the result back into the band and holes only, then blends the seams
+5. write back only the band and the holes: every other texel stays bit-for-bit as it was
+6. report and preview
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import cv2
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import ConfigError, ImageError, MeshError
+from .eval import Timer
+from .fill import fill_unseen, pad_islands
+from .mesh import Mesh, load_mesh
+from .progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
+from .result import TextureResult
+from .seam_blend import SeamBand, seam_band, smooth_seams
+from .seams import edge_pairs, seam_stats
+from .settings import DEFAULT_MODEL, settings_from_mapping
+from .texels import TexelMap
+
+ALPHA_HOLE = 128  # texels with less alpha than this are holes
+CORE_FRACTION = 0.25  # the band's full-strength core, as a fraction of its width
+CROPS = 3  # worst seams shown before/after in the preview
+
+
+@dataclass
+class SeamSettings:
+    """Everything that decides what ``inpaint_seams`` repairs and how.
+
+    method : "classical" (no model) or "diffusion" (depth-conditioned inpainting)
+    band : width of the repair band on each side of a seam, in texels
+    threshold : repair seams whose mean colour jump is above this (CIE76 Delta E), or "all"
+    hole_color : "#RRGGBB" colour that marks unpainted texels ("" = only transparent texels)
+    hole_tolerance : how far (8-bit levels per channel) a texel may be from ``hole_color``
+    texture_size : resample the texture to this square size first (0 = keep its own size)
+    views, view_size, strength : diffusion: at most this many views of view_size pixels,
+        centred on the worst seams and holes; ``strength`` is the denoising strength in the band
+        (holes are always painted from scratch)
+    """
+
+    method: str = "classical"
+    band: int = 8
+    threshold: Union[float, str] = 2.3
+    hole_color: str = ""
+    hole_tolerance: int = 2
+    texture_size: int = 0
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = DEFAULT_MODEL
+    seed: int = 0
+    steps: int = 25
+    guidance: float = 7.5
+    controlnet_scale: float = 1.0
+    strength: float = 0.8
+    views: int = 4
+    view_size: int = 512
+    object: str = ""
+    device: str = "auto"
+
+    def validate(self) -> "SeamSettings":
+        """Check every value; raise ConfigError naming the first bad key."""
+        if self.method not in ("classical", "diffusion"):
+            raise ConfigError(f"method: must be classical or diffusion, got {self.method!r}")
+        if not 1 <= self.band <= 256:
+            raise ConfigError(f"band: must be between 1 and 256 texels, got {self.band}")
+        if isinstance(self.threshold, str) and self.threshold != "all":
+            try:
+                self.threshold = float(self.threshold)
+            except ValueError:
+                raise ConfigError(f"threshold: expected a Delta E number or 'all', got {self.threshold!r}") from None
+        if isinstance(self.threshold, float) and not (math.isfinite(self.threshold) and self.threshold >= 0):
+            raise ConfigError(f"threshold: must be a Delta E >= 0 or 'all', got {self.threshold}")
+        parse_color(self.hole_color)
+        if not 0 <= self.hole_tolerance <= 255:
+            raise ConfigError(f"hole_tolerance: must be between 0 and 255, got {self.hole_tolerance}")
+        if self.texture_size and not 16 <= self.texture_size <= 16384:
+            raise ConfigError(f"texture_size: must be 0 (keep) or between 16 and 16384, got {self.texture_size}")
+        if not 1 <= self.steps <= 1000:
+            raise ConfigError(f"steps: must be between 1 and 1000, got {self.steps}")
+        if not 0.0 < self.strength <= 1.0:
+            raise ConfigError(f"strength: must be in (0, 1], got {self.strength}")
+        if not 1 <= self.views <= 64:
+            raise ConfigError(f"views: must be between 1 and 64, got {self.views}")
+        if self.view_size < 64 or self.view_size > 4096 or self.view_size % 8:
+            raise ConfigError(f"view_size: must be a multiple of 8 between 64 and 4096, got {self.view_size}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_color(text: str) -> Optional[np.ndarray]:
+    """``"#RRGGBB"``, ``"RRGGBB"`` or ``"R,G,B"`` (0-255) as a (3,) int array; "" gives None."""
+    text = text.strip()
+    if not text:
+        return None
+    if re.fullmatch(r"#?[0-9a-fA-F]{6}", text):
+        return np.array([int(text.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4)])
+    parts = text.split(",")
+    if len(parts) == 3 and all(p.strip().isdigit() and int(p) <= 255 for p in parts):
+        return np.array([int(p) for p in parts])
+    raise ConfigError(f"hole_color: expected #RRGGBB or R,G,B (0-255), got {text!r}")
+
+
+def resolve_settings(settings: Optional[SeamSettings], overrides: dict) -> SeamSettings:
+    """One validated settings object from the defaults, ``settings`` and keyword overrides."""
+    values = (settings or SeamSettings()).to_dict()
+    values.update(overrides)
+    return settings_from_mapping(SeamSettings, values, where="inpaint-seams settings")
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def prepare_mesh(mesh: Union[Mesh, str, Path], settings: SeamSettings) -> Mesh:
+    """Load (or take) the mesh; it must have its own UV map."""
+    if not isinstance(mesh, Mesh):
+        mesh = load_mesh(mesh, object_name=settings.object, unwrap="never")
+    if not mesh.has_uvs:
+        raise MeshError(f"{mesh.name}: the mesh has no UV map, so there is no texture layout to repair; "
+                        "paint it with `texgen texture` instead")
+    return mesh
+
+
+def read_texture(texture: Union[np.ndarray, str, Path, None], mesh: Mesh) -> np.ndarray:
+    """The texture as an (H, W, 4) uint8 RGBA array (alpha 255 where the source has none).
+
+    texture : an image array (H, W), (H, W, 3) or (H, W, 4), uint8 or float in [0, 1]; an image
+        file; or None for the mesh's own base-colour map
+    """
+    if texture is None:
+        if mesh.texture is None:
+            raise ImageError(f"{mesh.name}: the mesh has no base-colour texture; give one (--texture PNG)")
+        texture = mesh.texture
+    elif not isinstance(texture, np.ndarray):
+        texture = _read_image_file(Path(texture))
+    image = np.asarray(texture)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
+        raise ImageError(f"texture must be an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        if not np.issubdtype(image.dtype, np.number):
+            raise ImageError(f"texture must hold numbers, got {image.dtype}")
+        if np.issubdtype(image.dtype, np.floating):
+            image = np.round(np.nan_to_num(image.astype(np.float64)) * 255.0)
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    if image.shape[2] == 3:
+        image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return np.ascontiguousarray(image)
+
+
+def _read_image_file(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise ImageError(f"texture file not found: {path}")
+    try:
+        with Image.open(path) as opened:
+            return np.asarray(opened.convert("RGBA" if "A" in opened.getbands() else "RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageError(f"{path.name}: not an image texgen can read ({type(exc).__name__}: {exc}); "
+                         "use a PNG, JPEG, TGA, BMP or TIFF file") from None
+
+
+def fit_texture(image: np.ndarray, size: int, notes: list[str]) -> np.ndarray:
+    """Resample the texture to the square ``size`` the UV layout is rasterised at, with a warning.
+
+    The UV square maps onto one N x N grid, so a non-square texture (or a requested
+    ``texture_size``) is resampled; a texture that already fits is returned as it is.
+    """
+    if image.shape[:2] == (size, size):
+        return image
+    note = (f"the texture is {image.shape[1]}x{image.shape[0]} but the UV layout is repaired as a "
+            f"{size}x{size} square; resampled it to {size}x{size}")
+    warnings.warn(note, stacklevel=3)
+    notes.append(note)
+    shrink = size < max(image.shape[:2])
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def find_holes(texels: TexelMap, image: np.ndarray, settings: SeamSettings) -> np.ndarray:
+    """(M,) bool valid texels that are transparent or of the hole colour."""
+    pixels = texels.gather(image).astype(np.int64)  # (M, 4)
+    holes = pixels[:, 3] < ALPHA_HOLE
+    color = parse_color(settings.hole_color)
+    if color is not None:
+        holes |= (np.abs(pixels[:, :3] - color) <= settings.hole_tolerance).all(axis=1)
+    return holes
+
+
+# ---------------------------------------------------------------------- the job
+
+
+def inpaint_seams(mesh: Union[Mesh, str, Path], texture: Union[np.ndarray, str, Path, None] = None, *,
+                  settings: Optional[SeamSettings] = None, generator=None,
+                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                  **overrides) -> TextureResult:
+    """Repair the seams and holes of ``mesh``'s texture; every other texel is kept bit-for-bit.
+
+    mesh : a Mesh with UVs, or a mesh file
+    texture : an image array or file, or None for the mesh's own base-colour map
+    settings : defaults for every option; keyword ``overrides`` win over them
+    generator : for ``method="diffusion"``, a loaded Generator (default: load ``settings.model``)
+    returns : TextureResult with the repaired (N, N, 3) uint8 texture, a report and a preview
+    """
+    progress = progress or no_progress
+    cancel = cancel or CancelToken()
+    timer = Timer()
+
+    # 1. settings, mesh, texture
+    settings = resolve_settings(settings, overrides)
+    progress(ProgressEvent("load", message="loading the mesh and the texture"))
+    mesh = prepare_mesh(mesh, settings)
+    notes: list[str] = []
+    rgba = read_texture(texture, mesh)
+    rgba = fit_texture(rgba, settings.texture_size or max(rgba.shape[:2]), notes)
+    original = np.ascontiguousarray(rgba[:, :, :3])
+    timer.lap("load")
+    cancel.raise_if_cancelled()
+
+    # 2. UV layout, holes, seams
+    texels = TexelMap.build(mesh, original.shape[0])
+    pairs = edge_pairs(mesh)
+    holes = find_holes(texels, rgba, settings)
+    before = seam_stats(mesh, original, pairs=pairs)
+    timer.lap("measure")
+
+    # 3. fill holes, pick seams, build the band
+    progress(ProgressEvent("fill", message=f"filling {int(holes.sum())} hole texels"))
+    color = torch.from_numpy(texels.gather(original).astype(np.float32) / 255.0)
+    color = fill_unseen(texels, color, torch.from_numpy(~holes))
+    filled = seam_stats(mesh, _to_uint8(texels, color, original), pairs=pairs)
+    chosen = np.zeros(len(pairs.seam), dtype=bool)
+    chosen[np.flatnonzero(pairs.seam)] = (True if settings.threshold == "all"
+                                          else filled.per_seam > settings.threshold)
+    band = seam_band(mesh, texels, settings.band, chosen, pairs)
+    core = CORE_FRACTION * settings.band
+    timer.lap("fill")
+    cancel.raise_if_cancelled()
+
+    # 4. repair
+    views: list[dict] = []
+    preview_views: list[tuple[str, np.ndarray]] = []
+    if settings.method == "diffusion":
+        from .seams_repair_diffusion import repaint
+
+        if generator is None:
+            from .diffusion import load_generator
+
+            progress(ProgressEvent("load", message=f"loading model {settings.model}"))
+            generator = load_generator(settings.model, device=settings.device)
+            timer.lap("load_model")
+        color, views, preview_views = repaint(mesh, texels, color, band, holes, settings, generator,
+                                              band.falloff(core, settings.band), progress, cancel, timer)
+    color = smooth_seams(mesh, texels, color, settings.band, core, chosen, pairs=pairs, band=band)
+    timer.lap("blend")
+
+    # 5. write back the band and the holes only
+    region = band.mask | holes
+    repaired, _ = write_back(texels, original, color, region, settings.band)
+    after = seam_stats(mesh, repaired, pairs=pairs)
+    holes_after = int(find_holes(texels, np.dstack([repaired, np.full(repaired.shape[:2], 255, np.uint8)]),
+                                 settings).sum())
+    timer.lap("write_back")
+
+    # 6. report and preview
+    preview = _preview(mesh, original, repaired, texels, band, holes, pairs, before.per_seam, chosen,
+                       preview_views)
+    timer.lap("preview")
+    report = {
+        "texgen_version": __version__,
+        "mesh": {"name": mesh.name, "vertices": len(mesh.positions), "faces": len(mesh.faces),
+                 "notes": list(mesh.notes)},
+        "settings": settings.to_dict(),
+        "method": settings.method,
+        "generator": None if generator is None else getattr(generator, "name", type(generator).__name__),
+        "texture_size": int(original.shape[0]),
+        "notes": notes,
+        "seam_edges": before.seam_edges,
+        "seams_repaired": int(chosen.sum()),
+        "seam_ratio_before": before.seam_ratio, "seam_ratio_after": after.seam_ratio,
+        "seam_delta_e_before": before.seam_delta_e, "seam_delta_e_after": after.seam_delta_e,
+        "interior_delta_e": before.interior_delta_e,
+        "holes_before": int(holes.sum()), "holes_after": holes_after,
+        "band_texels": int(band.mask.sum()),
+        "changed_texels": int((repaired != original).any(axis=2).sum()),
+        "views": views,
+        "timings": timer.timings,
+    }
+    progress(ProgressEvent("done", message="done"))
+    return TextureResult(mesh, repaired, report, preview)
+
+
+def _to_uint8(texels: TexelMap, color: torch.Tensor, original: np.ndarray) -> np.ndarray:
+    """``original`` with its valid texels replaced by ``color`` (M, 3) in [0, 1]."""
+    image = original.copy()
+    flat = image.reshape(-1, 3)
+    flat[texels.index.numpy()] = np.clip(np.round(color.numpy() * 255.0), 0, 255).astype(np.uint8)
+    return image
+
+
+def write_back(texels: TexelMap, original: np.ndarray, color: torch.Tensor, region: np.ndarray,
+               pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """``original`` with only the ``region`` texels (M,) bool replaced by ``color`` (M, 3) in [0, 1].
+
+    The gutter outside the islands next to repaired texels (up to ``pad`` texels away) is padded
+    again from them, so bilinear filtering and mipmaps do not bleed the old colours back in.
+    returns : the (N, N, 3) uint8 texture and the (N, N) bool mask of the pixels it may differ in
+    """
+    valid = texels.valid
+    inside = texels.to_image(region.astype(np.float32)) > 0
+    gutter = (pad_islands(inside.astype(np.float32), valid, pad) > 0.5) & ~valid
+    image = original.copy()
+    image.reshape(-1, 3)[texels.index.numpy()[region]] = np.clip(
+        np.round(color.numpy()[region] * 255.0), 0, 255).astype(np.uint8)
+    image[gutter] = pad_islands(image, valid, pad)[gutter]
+    return image, inside | gutter
+
+
+# ---------------------------------------------------------------------- preview
+
+
+def _preview(mesh: Mesh, before: np.ndarray, after: np.ndarray, texels: TexelMap, band: SeamBand,
+             holes: np.ndarray, pairs, per_seam: np.ndarray, chosen: np.ndarray,
+             views: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """Contact sheet: the band (red) and holes (blue) over the texture, before and after, crops
+    of the worst repaired seams before and after, renders of the result, and any views."""
+    from .export import contact_sheet, texture_render_strip
+
+    overlay = before.astype(np.float32)
+    for mask, tint in ((band.mask & ~holes, (255, 40, 40)), (holes, (40, 90, 255))):
+        image = texels.to_image(mask.astype(np.float32)) > 0
+        overlay[image] = 0.45 * overlay[image] + 0.55 * np.array(tint, np.float32)
+    tiles = [("band (red) and holes (blue)", overlay.astype(np.uint8)), ("before", before), ("after", after)]
+    seams = np.flatnonzero(pairs.seam)
+    worst = [k for k in np.argsort(-per_seam) if chosen[seams[k]]][:CROPS]
+    size = before.shape[0]
+    half = max(16, size // 16)
+    for rank, k in enumerate(worst, 1):
+        centre = pairs.uv_a[seams[k]].mean(axis=0)
+        row = int(np.clip((1.0 - centre[1]) * size, half, size - half))
+        col = int(np.clip(centre[0] * size, half, size - half))
+        window = (slice(row - half, row + half), slice(col - half, col + half))
+        tiles += [(f"seam {rank} before ({per_seam[k]:.1f} dE)", before[window]), (f"seam {rank} after", after[window])]
+    tiles.append(("after, rendered", texture_render_strip(mesh, after)))
+    tiles += views
+    return contact_sheet(tiles, columns=3, tile_size=256)
+
+
+__all__ = ["SeamSettings", "inpaint_seams", "parse_color", "read_texture", "fit_texture", "find_holes",
+           "write_back"]
