@@ -146,6 +146,13 @@ class StepHook:
         return {"latents": latents}
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA's OutOfMemoryError and the plain RuntimeErrors of MPS and CPU allocators."""
+    text = str(exc)
+    return (isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text
+            or "can't allocate memory" in text)
+
+
 def oom_message(name: str, batch: ViewBatch, offloaded: bool) -> str:
     """What to say when painting ``batch`` with model ``name`` ran out of device memory."""
     height, width = batch.size
@@ -241,7 +248,9 @@ class DiffusersGenerator:
         with self._lock:
             try:
                 return self._denoise(task, batch, sampler, progress, cancel)
-            except torch.OutOfMemoryError as exc:
+            except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
+                if not is_out_of_memory(exc):
+                    raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 raise OutOfMemoryError(oom_message(self.name, batch, self.cpu_offload)) from exc
@@ -335,5 +344,6 @@ def require(components: dict[str, Any], names: tuple[str, ...], arch: str, sourc
     """Raise ModelError naming the components of ``names`` that ``components`` lacks."""
     missing = [n for n in names if components.get(n) is None]
     if missing:
+        present = ", ".join(sorted(k for k, v in components.items() if v is not None))
         raise ModelError(f"{source}: a {arch} model needs the components {', '.join(missing)}, "
-                         f"which it does not have (it has {', '.join(sorted(k for k, v in components.items() if v is not None))})")
+                         f"which it does not have (it has {present})")

@@ -36,6 +36,7 @@ from typing import Any, Iterator, Optional, Union
 import torch
 
 from ..errors import ModelError, OutOfMemoryError, TexgenError
+from .backend import is_out_of_memory
 from .base import Generator
 
 log = logging.getLogger(__name__)
@@ -233,10 +234,10 @@ def _load_errors(what: str, where: str, detail: str = "") -> Iterator[None]:
         yield
     except TexgenError:
         raise
-    except torch.OutOfMemoryError as exc:
-        raise OutOfMemoryError(f"out of memory loading {what} from {where}; try cpu_offload=true "
-                               "or dtype=fp16") from exc
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        if is_out_of_memory(exc):
+            raise OutOfMemoryError(f"out of memory loading {what} from {where}; try cpu_offload=true "
+                                   "or dtype=fp16") from exc
         raise ModelError(f"could not load {what} from {where}: {exc}" + (f"\n{detail}" if detail else "")) from exc
 
 

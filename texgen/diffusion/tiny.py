@@ -46,7 +46,7 @@ _TINY_UP = dict(up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), sample_size=
 # latents of unit variance make noise levels, and so refine strengths, behave as with real models.
 _TINY_VAE = dict(block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=8, latent_channels=4,
                  down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                 sample_size=64, scaling_factor=5.0)
+                 sample_size=64, scaling_factor=5.0, force_upcast=False)
 _TINY_CLIP = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
                   hidden_act="gelu", projection_dim=32)
 _TINY_CONTROL = dict(conditioning_embedding_out_channels=(8, 8, 16, 16))  # 3 stride-2 convs: 8x, as the VAE
