@@ -17,7 +17,8 @@ def tiny_model_dir() -> Callable[..., Path]:
     """``get(arch, inpaint=False) -> Path`` of a tiny random diffusers model folder.
 
     Made once by ``texgen.diffusion.tiny.make_tiny`` and kept under the repo's gitignored
-    ``.tiny-models/``, keyed by a hash of the tiny config, so a config change makes a new one.
+    ``.tiny-models/``, keyed by a hash of the tiny config, so a config change makes a new one
+    (and removes the older ones).
     """
     pytest.importorskip("diffusers")
     from texgen.diffusion.tiny import config_hash, make_tiny
@@ -25,10 +26,13 @@ def tiny_model_dir() -> Callable[..., Path]:
     root = REPO / ".tiny-models"
 
     def get(arch: str, inpaint: bool = False) -> Path:
-        name = f"{arch}{'-inpaint' if inpaint else ''}-{config_hash(arch, inpaint=inpaint)}"
-        path = root / name
+        kind = f"{arch}{'-inpaint' if inpaint else ''}"
+        path = root / f"{kind}-{config_hash(arch, inpaint=inpaint)}"
         if not (path / "model_index.json").is_file():
-            partial = root / f".{name}.{os.getpid()}.partial"
+            for stale in root.glob(f"{kind}-*"):
+                if stale.name.rsplit("-", 1)[0] == kind:
+                    shutil.rmtree(stale, ignore_errors=True)
+            partial = root / f".{path.name}.{os.getpid()}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             make_tiny(partial, arch, inpaint=inpaint)
             try:

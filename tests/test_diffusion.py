@@ -113,6 +113,23 @@ def test_batching_does_not_change_a_view(generators: dict) -> None:
     assert torch.allclose(gen.generate(alone, SAMPLER)[0], both[1], atol=1e-4)
 
 
+@pytest.mark.parametrize("arch", ["sd15-controlnet", "sdxl-controlnet"])
+def test_controlnet_sees_full_resolution_depth(generators: dict, arch: str) -> None:
+    """The ControlNet gets the view's depth at full size, near = 1, not downscaled to latent size."""
+    seen: list[torch.Tensor] = []
+    controlnet = generators[arch].components["controlnet"]
+    handle = controlnet.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["controlnet_cond"].detach().clone()), with_kwargs=True)
+    try:
+        views = batch()
+        generators[arch].generate(views, SamplerSettings(steps=1, guidance=5.0))
+    finally:
+        handle.remove()
+    cond = seen[0]
+    assert cond.shape == (4, 3, SIZE, SIZE)  # CFG doubles the batch
+    assert torch.allclose(cond[2:, 0], views.depth, atol=1e-6)
+
+
 def test_mask_strength_sets_the_free_steps() -> None:
     strength = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.75, 1.0]).view(1, 1, 1, 6)
     blend = LatentBlend(torch.zeros(1, 4, 1, 6), torch.zeros(1, 4, 1, 6), strength)

@@ -168,8 +168,8 @@ def make_tiny(directory: Union[str, Path], arch: str, *, inpaint: bool = False, 
     """
     import diffusers
 
-    from .registry import ARCHITECTURES
     from .backend import assemble
+    from .registry import ARCHITECTURES
 
     directory = Path(directory)
     components = build_components(arch, "tiny", inpaint=inpaint, seed=seed)
