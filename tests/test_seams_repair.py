@@ -8,9 +8,9 @@ then the same texture with a different colour offset on every island, and with h
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np

@@ -224,4 +224,4 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-__all__ = ["SeamBand", "seam_band", "smooth_seams", "BAND_TEXELS", "CORE_TEXELS"]
+__all__ = ["BAND_TEXELS", "CORE_TEXELS", "SeamBand", "seam_band", "smooth_seams"]

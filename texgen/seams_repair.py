@@ -23,7 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import cv2
 import numpy as np
@@ -63,7 +63,7 @@ class SeamSettings:
 
     method: str = "classical"
     band: int = 8
-    threshold: Union[float, str] = 2.3
+    threshold: Union[float, str] = 2.3  # Union: settings_from_mapping reads typing.Union
     hole_color: str = ""
     hole_tolerance: int = 2
     texture_size: int = 0
@@ -80,7 +80,7 @@ class SeamSettings:
     object: str = ""
     device: str = "auto"
 
-    def validate(self) -> "SeamSettings":
+    def validate(self) -> SeamSettings:
         """Check every value; raise ConfigError naming the first bad key."""
         if self.method not in ("classical", "diffusion"):
             raise ConfigError(f"method: must be classical or diffusion, got {self.method!r}")
@@ -112,7 +112,7 @@ class SeamSettings:
         return dataclasses.asdict(self)
 
 
-def parse_color(text: str) -> Optional[np.ndarray]:
+def parse_color(text: str) -> np.ndarray | None:
     """``"#RRGGBB"``, ``"RRGGBB"`` or ``"R,G,B"`` (0-255) as a (3,) int array; "" gives None."""
     text = text.strip()
     if not text:
@@ -125,7 +125,7 @@ def parse_color(text: str) -> Optional[np.ndarray]:
     raise ConfigError(f"hole_color: expected #RRGGBB or R,G,B (0-255), got {text!r}")
 
 
-def resolve_settings(settings: Optional[SeamSettings], overrides: dict) -> SeamSettings:
+def resolve_settings(settings: SeamSettings | None, overrides: dict) -> SeamSettings:
     """One validated settings object from the defaults, ``settings`` and keyword overrides."""
     values = (settings or SeamSettings()).to_dict()
     values.update(overrides)
@@ -135,7 +135,7 @@ def resolve_settings(settings: Optional[SeamSettings], overrides: dict) -> SeamS
 # ---------------------------------------------------------------------- inputs
 
 
-def prepare_mesh(mesh: Union[Mesh, str, Path], settings: SeamSettings) -> Mesh:
+def prepare_mesh(mesh: Mesh | str | Path, settings: SeamSettings) -> Mesh:
     """Load (or take) the mesh; it must have its own UV map."""
     if not isinstance(mesh, Mesh):
         mesh = load_mesh(mesh, object_name=settings.object, unwrap="never")
@@ -145,7 +145,7 @@ def prepare_mesh(mesh: Union[Mesh, str, Path], settings: SeamSettings) -> Mesh:
     return mesh
 
 
-def read_texture(texture: Union[np.ndarray, str, Path, None], mesh: Mesh) -> np.ndarray:
+def read_texture(texture: np.ndarray | str | Path | None, mesh: Mesh) -> np.ndarray:
     """The texture as an (H, W, 4) uint8 RGBA array (alpha 255 where the source has none).
 
     texture : an image array (H, W), (H, W, 3) or (H, W, 4), uint8 or float in [0, 1]; an image
@@ -217,9 +217,9 @@ def find_holes(texels: TexelMap, image: np.ndarray, settings: SeamSettings) -> n
 # ---------------------------------------------------------------------- the job
 
 
-def inpaint_seams(mesh: Union[Mesh, str, Path], texture: Union[np.ndarray, str, Path, None] = None, *,
-                  settings: Optional[SeamSettings] = None, generator=None,
-                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | None = None, *,
+                  settings: SeamSettings | None = None, generator=None,
+                  progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
                   **overrides) -> TextureResult:
     """Repair the seams and holes of ``mesh``'s texture; every other texel is kept bit-for-bit.
 
@@ -373,5 +373,12 @@ def _preview(mesh: Mesh, before: np.ndarray, after: np.ndarray, texels: TexelMap
     return contact_sheet(tiles, columns=3, tile_size=256)
 
 
-__all__ = ["SeamSettings", "inpaint_seams", "parse_color", "read_texture", "fit_texture", "find_holes",
-           "write_back"]
+__all__ = [
+    "SeamSettings",
+    "find_holes",
+    "fit_texture",
+    "inpaint_seams",
+    "parse_color",
+    "read_texture",
+    "write_back",
+]

@@ -87,7 +87,7 @@ def _camera(centre: np.ndarray, direction: np.ndarray, frame: float, size: int) 
 
 
 def repaint(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band: SeamBand, holes: np.ndarray,
-            settings: "SeamSettings", generator, falloff: np.ndarray, progress: ProgressCallback,
+            settings: SeamSettings, generator, falloff: np.ndarray, progress: ProgressCallback,
             cancel: CancelToken, timer: Timer) -> tuple[torch.Tensor, list[dict], list[tuple[str, np.ndarray]]]:
     """Inpaint the band and the holes from views centred on them.
 
