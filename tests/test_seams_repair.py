@@ -185,6 +185,18 @@ def test_settings_come_from_a_mapping_and_name_bad_keys() -> None:
             settings_from_mapping(SeamSettings, values)
 
 
+def test_cancel_stops_before_any_work(sphere: Asset) -> None:
+    from texgen.errors import Cancelled
+    from texgen.progress import CancelToken
+
+    token = CancelToken()
+    token.cancel()
+    events = []
+    with pytest.raises(Cancelled):
+        inpaint_seams(sphere.mesh, sphere.offset, cancel=token, progress=events.append)
+    assert [event.stage for event in events] == ["load"]
+
+
 # ---------------------------------------------------------------------- bad input
 
 
