@@ -4,7 +4,8 @@ Shared REFERENCE.md, section 2: "smooth seams by blending colours across 3D-adja
 that lie on different UV islands". For every seam edge (:func:`texgen.seams.edge_pairs`) the
 two sides are the same 3D segment drawn in two places of the UV layout. Both sides are sampled
 at the same point of the edge, a little inside each face; each side is then moved half-way
-towards the other. That correction is an *offset* (the texture keeps its own detail), it is
+towards the other (or, given a per-texel confidence, a guessed side moves towards a trusted one
+and two trusted sides stay). That correction is an *offset* (the texture keeps its own detail), it is
 full strength up to ``core_texels`` from the seam and fades out smoothly at ``band_texels``
 (a membrane correction, as in Poisson image blending, Perez et al. 2003). Texels farther than
 ``band_texels`` from every seam are returned exactly as they were.
