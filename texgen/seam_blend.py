@@ -26,7 +26,7 @@ import torch
 from .fill import pad_islands
 from .mesh import Mesh
 from .seams import EdgePairs, edge_pairs, sample_uv
-from .texels import TexelMap, _rasterise
+from .texels import TexelMap, rasterise_triangles
 
 BAND_TEXELS = 10.0
 CORE_TEXELS = 2.0
@@ -103,7 +103,7 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
     rectangles = np.stack([np.stack([a + near, b + near, b + deep], axis=1),
                            np.stack([a + near, b + deep, a + deep], axis=1)], axis=1)
     rectangles[length < 1e-6] = 0.0  # a seam side of zero UV length covers nothing
-    hit, triangle, _ = _rasterise(rectangles.reshape(-1, 3, 2), size)
+    hit, triangle, _ = rasterise_triangles(rectangles.reshape(-1, 3, 2), size)
     lookup = np.full(size * size, -1, dtype=np.int64)
     lookup[texels.index.numpy()] = np.arange(texels.count)
     texel, side = lookup[hit], triangle // 2

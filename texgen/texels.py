@@ -53,7 +53,7 @@ class TexelMap:
         corners = mesh.corner_uvs()[faces]
         # texel-centre coordinates: x = u * N - 0.5, y = (1 - v) * N - 0.5
         tri = np.stack([corners[..., 0] * size - 0.5, (1.0 - corners[..., 1]) * size - 0.5], axis=-1)
-        hit_texel, hit_face, hit_bary = _rasterise(tri, size)
+        hit_texel, hit_face, hit_bary = rasterise_triangles(tri, size)
         hit_face = faces[hit_face]
 
         count = np.bincount(hit_texel, minlength=size * size)
@@ -106,7 +106,7 @@ class TexelMap:
         return image.reshape((self.size * self.size,) + image.shape[2:])[self.index.numpy()]
 
 
-def _rasterise(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (texel, triangle, barycentrics) with the texel centre inside the triangle.
 
     tri : (F, 3, 2) triangle corners in texel-centre coordinates (x, y)
