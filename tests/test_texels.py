@@ -172,3 +172,11 @@ def test_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) ->
     chunked = TexelMap.build(mesh, 64)
     for name in ("index", "face", "bary", "position", "normal", "overlap", "island"):
         np.testing.assert_array_equal(getattr(chunked, name).numpy(), getattr(whole, name).numpy())
+
+
+def test_a_face_running_past_the_edge_continues_on_the_other_side() -> None:
+    size = 16
+    straddling = TexelMap.build(soup(np.array([[[0.8, 0.2], [1.08, 0.2], [0.8, 0.6]]])), size)
+    cols = straddling.rows_cols[1]
+    assert (cols >= 12).any() and (cols == 0).any(), "the part beyond u = 1 wraps to column 0"
+    assert (straddling.bary.numpy() >= 0).all()

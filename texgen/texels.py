@@ -53,6 +53,7 @@ class TexelMap:
         corners = mesh.corner_uvs()[faces]
         # texel-centre coordinates: x = u * N - 0.5, y = (1 - v) * N - 0.5
         tri = np.stack([corners[..., 0] * size - 0.5, (1.0 - corners[..., 1]) * size - 0.5], axis=-1)
+        tri, faces = _wrap_copies(tri, faces, size)
         hit_texel, hit_face, hit_bary = rasterise_triangles(tri, size)
         hit_face = faces[hit_face]
 
@@ -104,6 +105,24 @@ class TexelMap:
     def gather(self, image: np.ndarray) -> np.ndarray:
         """Per-texel values (M, ...) read from an (N, N, ...) image."""
         return image.reshape((self.size * self.size,) + image.shape[2:])[self.index.numpy()]
+
+
+def _wrap_copies(tri: np.ndarray, faces: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add copies, shifted by a whole texture, of triangles that reach past the square's edges.
+
+    A face running past u = 1 continues at u = 0 under a repeating sampler; its copy covers
+    those texels. tri : (F, 3, 2) texel-centre coordinates; faces : (F,) their face indices.
+    """
+    copies, owners = [tri], [faces]
+    for axis in (0, 1):
+        for shift in (-size, size):
+            beyond = tri[..., axis].max(axis=1) > size - 0.5 if shift < 0 else tri[..., axis].min(axis=1) < -0.5
+            if beyond.any():
+                moved = tri[beyond].copy()
+                moved[..., axis] += shift
+                copies.append(moved)
+                owners.append(faces[beyond])
+    return np.concatenate(copies), np.concatenate(owners)
 
 
 def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
