@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -81,3 +82,53 @@ def test_progress_fraction_and_event_conversion() -> None:
     failed = remote._to_event(Message("error", "j", {"code": "queue_full", "message": "full"}))
     assert isinstance(failed, remote.Failed) and failed.code == "queue_full"
     assert remote._to_event(Message("pong")) is None
+
+
+def scripted_peer(replies: dict[str, Message | None]) -> tuple[str, threading.Thread, threading.Event]:
+    """A bare ROUTER on loopback that answers each request type with ``replies[type]`` (None: silence)."""
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.router_handover = 1
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            if router.poll(50):
+                identity, *frames = router.recv_multipart()
+                request = remote.protocol.decode(frames)
+                reply = replies.get(request.type)
+                if reply is not None:
+                    job = request.job if reply.type == "accepted" else ""
+                    router.send_multipart([identity, *map(bytes, remote.protocol.encode(
+                        Message(reply.type, job, reply.fields)))])
+        router.close(0)
+        context.term()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"tcp://127.0.0.1:{port}", thread, done
+
+
+WELCOME = Message("welcome", fields={"protocol": 1, "texgen": "test", "models": [], "architectures": [],
+                                     "device": "cpu", "workers": 1, "limits": remote.protocol.Limits().to_dict(),
+                                     "auth": "none", "heartbeat_s": 0.1, "client_timeout_s": 10.0})
+MESH = (np.eye(3), np.array([[0, 1, 2]]))
+
+
+@pytest.mark.parametrize("status", [None, Message("status_reply", fields={"jobs": [], "workers": [], "limits": {}})])
+def test_a_server_that_goes_silent_mid_job_is_detected(status) -> None:
+    address, thread, done = scripted_peer({"hello": WELCOME, "texture": Message("accepted", fields={"position": 1}),
+                                           "status": status})
+    try:
+        with Client(address, timeout=0.3, retries=1, silence_timeout=0.5) as client:
+            handle = client.submit_texture(*MESH, options={})
+            if status is None:  # gone: the reconnect finds nobody
+                with pytest.raises(ServerUnreachable, match="stopped answering during job"):
+                    list(handle.events())
+            else:  # back, but it forgot the job (restarted)
+                end = list(handle.events())[-1]
+                assert isinstance(end, remote.Failed) and end.code == "lost" and "submit the job again" in end.message
+    finally:
+        done.set()
+        thread.join()

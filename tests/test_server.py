@@ -251,6 +251,30 @@ def test_run_remote_writes_the_same_outputs_as_a_local_run(server, tiny: str, lo
     np.testing.assert_array_equal(remote.texture, local.texture)
 
 
+def test_inpaint_seams_job_matches_a_local_run(server, tiny: str, local_run) -> None:
+    from texgen.client_jobs import run_remote
+    from texgen.diffusion import load_generator
+    from texgen.mesh import Mesh
+
+    seams_repair = pytest.importorskip("texgen.seams_repair")  # lands with `texgen inpaint-seams`
+    SeamSettings, inpaint_seams = seams_repair.SeamSettings, seams_repair.inpaint_seams
+    painted, _ = local_run
+    rgba = np.dstack([painted.texture, np.full(painted.texture.shape[:2], 255, np.uint8)])
+    rgba[20:30, 20:40, 3] = 0  # a hole
+    options = {"method": "diffusion", "threshold": "all", "band": 3, "views": 1, "view_size": 64, "steps": 2,
+               "prompt": "stone", "seed": 3}
+    mesh = Mesh.from_arrays(*mesh_args(uv_sphere()), name="sphere")
+    events = []
+    remote = run_remote(server.address, mesh, SeamSettings(**options), job="inpaint_seams", texture=rgba,
+                        progress=events.append)
+    local = inpaint_seams(mesh, rgba, settings=SeamSettings(**options, model=tiny),
+                          generator=load_generator(tiny, device="cpu"))
+    np.testing.assert_array_equal(remote.texture, local.texture)
+    np.testing.assert_array_equal(remote.preview, local.preview)
+    assert not np.array_equal(remote.texture, painted.texture)  # something was repaired
+    assert any(e.stage == "generate" for e in events)
+
+
 def test_cancel_mid_job_stops_at_the_next_step(server) -> None:
     with Client(server.address) as client:
         handle = client.submit_texture(*mesh_args(uv_sphere()), options=SLOW)

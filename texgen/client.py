@@ -85,6 +85,7 @@ class Progress:
     steps: int
     message: str = ""
     preview: Optional[np.ndarray] = None  # small (h, w, 3) uint8
+    sent_at: float = 0.0  # the worker's time.time() when it sent the event
 
     @property
     def fraction(self) -> float:
@@ -112,6 +113,7 @@ class Result:
     preview: Optional[np.ndarray] = None
     uvs: Optional[np.ndarray] = None
     uv_faces: Optional[np.ndarray] = None
+    compute_s: float = 0.0  # the worker's seconds from the received arrays to the result
 
 
 @dataclass
@@ -276,9 +278,10 @@ class Client:
     def submit_inpaint_seams(self, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
                              texture: np.ndarray, *, options: Optional[Mapping[str, Any]] = None,
                              name: str = "mesh", job_id: Optional[str] = None, png: bool = False) -> "JobHandle":
-        """Queue a seam-inpainting job for ``texture`` (H, W, 3|4) uint8 on the mesh's UVs."""
+        """Queue a seam-inpainting job for ``texture`` on the mesh's UVs: (H, W[, 1|3|4]) uint8, or
+        float in [0, 1]; alpha below 128 marks holes to fill."""
         arrays = _mesh_arrays(positions, faces, uvs, uv_faces)
-        arrays["texture"] = np.ascontiguousarray(texture, dtype=np.uint8)
+        arrays["texture"] = _image_u8(texture)
         return self._submit("inpaint_seams", arrays, options, name, job_id, png)
 
     def texture(self, *args: Any, on_event: Optional[Callable[[Event], None]] = None, **kwargs: Any) -> Result:
@@ -485,17 +488,30 @@ def _ints(array: Sequence) -> np.ndarray:
     return np.ascontiguousarray(array if array.dtype.name in protocol.INTS else array.astype(np.int64))
 
 
+def _image_u8(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3|4) uint8 from grey, RGB or RGBA, uint8 or float in [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    if np.issubdtype(image.dtype, np.floating):
+        image = np.clip(np.round(np.nan_to_num(image) * 255.0), 0, 255)
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
 def _to_event(message: Message) -> Optional[Event]:
     f, a, job = message.fields, message.arrays, message.job
     if message.type == "accepted":
         return Accepted(job, f["position"])
     if message.type == "progress":
         return Progress(job, f["stage"], f["view"], f["views"], f["step"], f["steps"], f.get("message", ""),
-                        a.get("preview"))
+                        a.get("preview"), f.get("sent_at", 0.0))
     if message.type == "heartbeat":
         return Heartbeat(job, f.get("state", ""), f.get("position", 0))
     if message.type == "result":
-        return Result(job, a["texture"], f["report"], a.get("preview"), a.get("uvs"), a.get("uv_faces"))
+        return Result(job, a["texture"], f["report"], a.get("preview"), a.get("uvs"), a.get("uv_faces"),
+                      f.get("compute_s", 0.0))
     if message.type == "error":
         return Failed(job, f["code"], f["message"], f.get("field", ""))
     if message.type == "cancelled":

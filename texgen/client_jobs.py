@@ -107,14 +107,16 @@ def _follow(handle: remote.JobHandle, progress: Optional[ProgressCallback],
 def _texture(texture: Union[np.ndarray, str, Path, None], mesh: Mesh) -> np.ndarray:
     if texture is None:
         if mesh.texture is None:
-            raise MeshError(f"{mesh.name}: no texture to repair; give one with --texture")
+            raise ImageError(f"{mesh.name}: the mesh has no base-colour texture; give one (--texture PNG)")
         return mesh.texture
-    if isinstance(texture, (str, Path)):
+    if isinstance(texture, (str, Path)):  # read as inpaint_seams reads it: alpha kept, it marks holes
         from PIL import Image
 
+        if not Path(texture).is_file():
+            raise ImageError(f"texture file not found: {texture}")
         try:
             with Image.open(texture) as image:
-                return np.asarray(image.convert("RGB"))
-        except OSError as exc:
+                return np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
+        except (OSError, ValueError) as exc:
             raise ImageError(f"cannot read the texture {texture}: {exc}") from None
     return np.asarray(texture)

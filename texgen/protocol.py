@@ -121,9 +121,9 @@ SCHEMAS: dict[str, Schema] = {
                        "client_timeout_s": (float, True)}),
     "accepted": Schema({"position": (int, True)}, needs_job=True),
     "progress": Schema({"stage": (str, True), "view": (int, True), "views": (int, True), "step": (int, True),
-                        "steps": (int, True), "message": (str, False)},
+                        "steps": (int, True), "message": (str, False), "sent_at": (float, False)},
                        {"preview": ArraySpec(U8, (None, None, 3), image=True)}, needs_job=True),
-    "result": Schema({"report": (dict, True)},
+    "result": Schema({"report": (dict, True), "compute_s": (float, False)},
                      {"texture": ArraySpec(U8, ("N", "N", 3), True, True),
                       "preview": ArraySpec(U8, (None, None, 3), image=True),
                       "uvs": ArraySpec(FLOATS, ("T", 2)), "uv_faces": ArraySpec(INTS, ("F", 3))},
@@ -190,10 +190,12 @@ def send(socket: zmq.Socket, message: Message, *, prefix: Sequence[bytes] = (), 
 
 
 # ---------------------------------------------------------------------------- decoding
-def decode(frames: Sequence[Any], *, allowed: Iterable[str] | None = None) -> Message:
+def decode(frames: Sequence[Any], *, allowed: Iterable[str] | None = None, check_values: bool = True) -> Message:
     """Decode and validate ``[header, *arrays]`` (zmq.Frame, bytes or memoryview items).
 
     ``allowed`` restricts the message types accepted (a server takes only client types).
+    ``check_values=False`` skips the scans of array values (NaN, index ranges) for messages a
+    trusted peer has already checked (the server's own workers); the structure is always checked.
     Raises ProtocolError naming the field; a version mismatch has code VERSION_MISMATCH.
     """
     header = decode_header(frames[0] if frames else b"")
@@ -211,7 +213,7 @@ def decode(frames: Sequence[Any], *, allowed: Iterable[str] | None = None) -> Me
             raise ProtocolError(f"frames: {name!r} appears twice", field=name)
         arrays[name] = array
     message = Message(kind, header["job"], header["fields"], arrays)
-    validate(message)
+    validate(message, check_values=check_values)
     return message
 
 
@@ -269,8 +271,9 @@ def _decode_frame(entry: Any, frame: Any, schema: Schema) -> tuple[str, np.ndarr
     return name, np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
 
 
-def validate(message: Message) -> None:
-    """Check fields, arrays and (for meshes) values against the schema of ``message.type``."""
+def validate(message: Message, *, check_values: bool = True) -> None:
+    """Check fields, arrays and (for meshes, unless ``check_values`` is off) values against the
+    schema of ``message.type``."""
     schema = SCHEMAS.get(message.type)
     if schema is None:
         raise ProtocolError(f"type: unknown message type {message.type!r}", field="type")
@@ -300,7 +303,7 @@ def validate(message: Message) -> None:
         raise ProtocolError(f"image_encoding: must be one of {ENCODINGS}", field="image_encoding")
     if "options" in message.fields:
         _check_options(message.fields["options"])
-    if "positions" in message.arrays or "uv_faces" in message.arrays:
+    if check_values and ("positions" in message.arrays or "uv_faces" in message.arrays):
         _check_mesh(message.arrays)
 
 

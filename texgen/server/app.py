@@ -140,6 +140,10 @@ class Server:
                 self._poll_once(poller)
             self._shutdown(poller)
         finally:
+            for slot in self.slots:  # only left running if the loop itself failed
+                if slot.process is not None and slot.process.poll() is None:
+                    slot.process.kill()
+                    slot.process.wait()
             self._close_sockets()
         return self.exit_code
 
@@ -222,9 +226,9 @@ class Server:
         elif kind == "cancel":
             self._cancel(identity, message.job)
         elif kind in protocol.JOB_TYPES:
-            self._submit(identity, message, protocol.message_size(body))
+            self._submit(identity, message, body)
 
-    def _submit(self, identity: bytes, message: Message, size: int) -> None:
+    def _submit(self, identity: bytes, message: Message, body: list) -> None:
         job_id = message.job
         existing = self.jobs.get(job_id)
         if existing is not None:  # a Lazy-Pirate retry of a job we already have: same answer again
@@ -238,6 +242,7 @@ class Server:
             if self._stopping:
                 raise ProtocolError("the server is shutting down; try again when it is back",
                                     code=protocol.SHUTTING_DOWN)
+            size = protocol.message_size(body)
             protocol.check_limits(message, self.config.limits, size)
             self._check_options(message)
             if len(self.queue) >= self.config.limits.max_queue:
@@ -247,7 +252,7 @@ class Server:
             log.warning("job %s from %s refused: %s", job_id, client_tag(identity), exc)
             self._reply(identity, self._error(job_id, exc.code, str(exc), exc.field))
             return
-        job = Job(job_id, identity, message)
+        job = Job(job_id, identity, message, body[1:], protocol.decode_header(body[0])["frames"])
         self.jobs[job_id] = job
         self.queue.push(job)
         log.info("job %s from %s queued: %s, %d faces, %.1f MiB", job_id, job.client_tag, job.kind,
@@ -392,7 +397,8 @@ class Server:
                 return
             job.worker, job.started, job.last_sent = slot.index, time.monotonic(), time.monotonic()
             slot.job, slot.state = job, "busy"
-            protocol.send(self.backend, job.message, prefix=[slot.identity])
+            header = protocol.encode_header(Message(job.kind, job.id, job.message.fields), job.table)
+            self.backend.send_multipart([slot.identity, header, *job.frames], copy=False)  # zero-copy hand-off
             self._reply(job.client, Message("heartbeat", job.id, {"state": "running", "position": 0}))
             log.info("job %s started on worker %d after %.2f s in the queue", job.id, slot.index,
                      job.started - job.submitted)
@@ -431,19 +437,20 @@ class Server:
                 slot.last_seen = now
             elif slot.state == "dead" and not self._stopping and slot.ever_ready and now >= slot.restart_at:
                 self._start_worker(slot)
-        silent = {job.client for job in self.jobs.values()
-                  if now - self.clients.get(job.client, now) > self.config.client_timeout_s}
-        for client in silent:
+        for client, seen in list(self.clients.items()):
+            if now - seen <= self.config.client_timeout_s:
+                continue
+            del self.clients[client]
             mine = [job for job in self.jobs.values() if job.client == client]
-            log.warning("client %s silent for %.0f s; cancelling its %d job(s)", client_tag(client),
-                        now - self.clients[client], len(mine))
+            if mine:
+                log.warning("client %s silent for %.0f s; cancelling its %d job(s)", client_tag(client), now - seen,
+                            len(mine))
             for job in mine:
                 if job.worker is None:
                     self.queue.remove(job.id)
                     self._finish(job, Message("cancelled", job.id, {"message": "the client went away"}))
                 else:
                     self._cancel_running(job)
-            self.clients.pop(client, None)
         if now >= self._next_beat:
             self._next_beat = now + self.config.heartbeat_s / 2
             for job in self.jobs.values():

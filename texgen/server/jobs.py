@@ -18,6 +18,8 @@ class Job:
     id: str
     client: bytes
     message: Message
+    frames: list = field(default_factory=list)  # the received array frames, forwarded as they came
+    table: list = field(default_factory=list)  # their header["frames"] entries
     submitted: float = field(default_factory=time.monotonic)
     started: Optional[float] = None
     worker: Optional[int] = None

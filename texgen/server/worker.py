@@ -102,10 +102,17 @@ class Worker:
                 log.exception("%s: job %s failed", self.identity, job)
             reply, outcome = Message("error", job, {"code": code, "message": text}), f"failed ({code})"
             _release_memory()
+        try:
+            frames = protocol.encode(reply, png=png)
+        except protocol.ProtocolError as exc:  # the pipeline broke its contract (shape, dtype...)
+            log.error("%s: job %s: cannot send the result: %s", self.identity, job, exc)
+            frames = protocol.encode(Message("error", job, {"code": protocol.JOB_FAILED,
+                                                            "message": f"the server could not send the result: {exc}"}))
+            outcome = "failed (result not sendable)"
         with self.lock:
             self.tokens.pop(job, None)
             self.state, self.current = "idle", ""
-        self._send(reply, png)
+            self.push.send_multipart(frames, copy=False)
         log.info("%s: job %s %s in %.2f s", self.identity, job, outcome, time.perf_counter() - start)
 
     def _execute(self, message: Message, generators: dict[str, Any], token: CancelToken, png: bool) -> Message:
@@ -117,9 +124,9 @@ class Worker:
         if model not in generators:
             raise ConfigError(f"model {model!r} is not served here; served: {', '.join(generators)}")
         options.update(model=model, device=self.device)
-        mesh = Mesh.from_arrays(np.array(arrays["positions"]), np.array(arrays["faces"]),
-                                _copy(arrays.get("uvs")), _copy(arrays.get("uv_faces")),
-                                name=message.fields.get("name") or "mesh")
+        start = time.perf_counter()
+        mesh = Mesh.from_arrays(arrays["positions"], arrays["faces"], arrays.get("uvs"), arrays.get("uv_faces"),
+                                name=message.fields.get("name") or "mesh")  # views of the received frames
 
         def progress(event: ProgressEvent) -> None:
             self._send(_progress_message(job, event), png)
@@ -136,14 +143,15 @@ class Worker:
             from ..settings import settings_from_mapping
 
             settings = settings_from_mapping(SeamSettings, options, where="options")
-            result = inpaint_seams(mesh, np.array(arrays["texture"][:, :, :3]), settings=settings,
+            result = inpaint_seams(mesh, np.array(arrays["texture"]), settings=settings,  # alpha marks holes
                                    generator=generators[model], progress=progress, cancel=token)
+        compute_s = time.perf_counter() - start
         out = {"texture": result.texture}
         if result.preview is not None:
             out["preview"] = result.preview
         if "uvs" not in arrays and result.mesh.uvs is not None:  # the server made the UV layout
             out["uvs"], out["uv_faces"] = result.mesh.uvs, result.mesh.uv_faces
-        return Message("result", job, {"report": _plain(result.report)}, out)
+        return Message("result", job, {"report": _plain(result.report), "compute_s": compute_s}, out)
 
     def _send(self, message: Message, png: bool = False) -> None:
         with self.lock:
@@ -190,7 +198,8 @@ class Worker:
 
     def _handle(self, frames: list) -> None:
         try:
-            message = protocol.decode(frames, allowed=("texture", "inpaint_seams", "cancel", "stop"))
+            message = protocol.decode(frames, allowed=("texture", "inpaint_seams", "cancel", "stop"),
+                                      check_values=False)  # the server checked the values already
         except protocol.ProtocolError as exc:  # cannot happen with our server; never die of it
             log.error("%s: dropped a malformed message from the server: %s", self.identity, exc)
             return
@@ -226,7 +235,7 @@ def _progress_message(job: str, event: ProgressEvent) -> Message:
             arrays["preview"] = np.ascontiguousarray(preview[::stride, ::stride, :3])
     return Message("progress", job, {"stage": str(event.stage), "view": int(event.view), "views": int(event.views),
                                      "step": int(event.step), "steps": int(event.steps),
-                                     "message": str(event.message)}, arrays)
+                                     "message": str(event.message), "sent_at": time.time()}, arrays)
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
@@ -274,10 +283,6 @@ def _architecture(generator: Any) -> str:
     """The registry name of a diffusers generator ("sd15-controlnet"...), or "oracle"."""
     return str(getattr(generator, "arch", "") or str(getattr(generator, "name", "")).split(":")[0]
                or type(generator).__name__)
-
-
-def _copy(array: Optional[np.ndarray]) -> Optional[np.ndarray]:
-    return None if array is None else np.array(array)
 
 
 def _plain(value: Any) -> Any:
