@@ -29,7 +29,9 @@ from .texels import TexelMap
 class ProjectionSettings:
     """cos_power : k in the cos^k view weight
     cutoff_deg : texels seen more obliquely than this are ignored
-    depth_tolerance : occlusion test slack in unit-frame units (the mesh fits the unit sphere)
+    depth_tolerance : occlusion test slack in unit-frame units (the mesh fits the unit sphere), to
+        which each texel adds one pixel's depth change at its slope (pixel size x tan(angle)); 0.005
+        rejects surfaces hidden 0.009 behind another (the duck's eyes sunk into its head)
     edge_erode_px : pixels removed around silhouettes, depth discontinuities and creases
     depth_edge : a depth jump larger than this (unit frame) between neighbouring pixels is an edge
     crease_deg : neighbouring pixels whose normals differ more than this are a crease, where a
@@ -38,7 +40,7 @@ class ProjectionSettings:
 
     cos_power: float = 4.0
     cutoff_deg: float = 75.0
-    depth_tolerance: float = 0.01
+    depth_tolerance: float = 0.005
     edge_erode_px: int = 2
     depth_edge: float = 0.04
     crease_deg: float = 45.0
@@ -107,8 +109,12 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     reliable = lookup((~unreliable).float()[None], "nearest")[0] > 0.5
     inside = (grid[0, 0].abs() < 1).all(dim=1)
     cos = (texels.normal * camera.directions_to_camera(texels.position)).sum(dim=1)
-    visible = (inside & reliable & ((texel_depth - seen_depth).abs() < settings.depth_tolerance)
-               & (cos > math.cos(math.radians(settings.cutoff_deg))))
+    facing = cos > math.cos(math.radians(settings.cutoff_deg))
+    # the depth read at the nearest pixel may be up to a pixel's depth change off: pixel size x tan(angle)
+    pixel = (torch.ones_like(texel_depth) if camera.orthographic else texel_depth) / camera.focal
+    slope = (1 - cos.square()).clamp_min(0).sqrt() / cos.clamp_min(math.cos(math.radians(settings.cutoff_deg)))
+    tolerance = settings.depth_tolerance + pixel * slope
+    visible = inside & reliable & facing & ((texel_depth - seen_depth).abs() < tolerance)
     cos = torch.where(visible, cos, torch.zeros_like(cos))
     weight = cos.clamp_min(0) ** settings.cos_power
     if image is None:
