@@ -257,9 +257,9 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
         image, mask = pixel_mask(renderer, camera, state, trimap, settings.refine_strength)
     prompt = settings.prompt + (f", {camera.direction_word}" if settings.direction_prompts else "")
     batch = ViewBatch([prompt], buffers.control_depth(), settings.negative_prompt, [camera],
-                      None if first else image[None], None if first else mask[None])
+                      None if first else image[None], None if first else mask[None], view_indices=[index])
     sampler = SamplerSettings(steps=settings.steps, guidance=settings.guidance,
-                              controlnet_scale=settings.controlnet_scale, seed=settings.seed + index)
+                              controlnet_scale=settings.controlnet_scale, seed=settings.seed)
     timer.lap("render")
 
     def step(event: ProgressEvent) -> None:
