@@ -85,7 +85,7 @@ def test_server_executor_over_two_servers(reference: tuple[Path, Path, TextureSe
     try:
         for address in addresses:
             wait_ready(address, 1, timeout=240)
-        workers = run_and_compare(reference, tmp_path / "servers", lambda: ServerExecutor(addresses))
+        workers = run_and_compare(reference, tmp_path / "servers", lambda: ServerExecutor(addresses, timeout=30))
     finally:
         for server in servers:
             stop_process(server)

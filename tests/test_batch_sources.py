@@ -84,7 +84,7 @@ def test_csv_manifest_types_and_precedence(src: Path, tmp_path: Path) -> None:
     (".toml", '[[asset]]\npath = "crate.obj"\nprompt = "a"\n[[asset]]\npath = "props/barrel.obj"\nview_size = 65\n',
      r"\[\[asset\]\] 2: .*view_size: must be a multiple of 8"),
     (".toml", 'path = "crate.obj"\n', r"expected only \[\[asset\]\] tables"),
-    (".csv", "path,prompt\ncrate.obj,a\ncrate.obj,b\n", r"line 3: path 'crate.obj' repeats .*line 2"),
+    (".csv", "path,prompt\ncrate.obj,a\n./crate.obj,b\n", r"line 3: path 'crate.obj' repeats .*line 2"),
     (".csv", "prompt\na\n", r"must name the columns, one of them 'path'"),
     (".yaml", "", r"unknown manifest format"),
 ])

@@ -140,9 +140,12 @@ class Ledger:
         if readonly:
             if not self.path.is_file():
                 raise TexgenError(f"no batch ledger at {self.path}; is this a `texgen batch --out` folder?")
-            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=10)
+            if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'assets'").fetchone():
+                self._db.close()
+                raise TexgenError(f"the batch ledger {self.path} is still being created; try again in a moment")
         else:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -151,7 +154,6 @@ class Ledger:
                                   "upgrade texgen")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._db.execute("PRAGMA busy_timeout=10000")
         self._db.row_factory = sqlite3.Row
 
     def close(self) -> None:

@@ -204,7 +204,8 @@ def _card(row: AssetRow) -> str:
         parts.append(f'<a href="{link("preview")}"><img src="{link("preview")}" loading="lazy" alt="preview of '
                      f'{html.escape(row.key)}"></a>')
     parts.append(f'<div class="key">{html.escape(row.key)}</div>')
-    parts.append(f'<div>{html.escape(row.state)} · attempts {row.attempts}</div>')
+    stale = " · the files shown are from an earlier run" if row.outputs and row.state != "done" else ""
+    parts.append(f'<div>{html.escape(row.state)} · attempts {row.attempts}{stale}</div>')
     if row.prompt:
         parts.append(f'<div class="prompt">{html.escape(row.prompt)}</div>')
     if row.error:

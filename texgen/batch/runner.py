@@ -88,20 +88,21 @@ def _select(ledger: Ledger, assets: list[Asset], dst: Path, run: int, retry_fail
             summary: BatchSummary) -> list[Asset]:
     """Record refused assets, skip unchanged finished ones, mark the rest pending; returns the rest."""
     todo, plans = [], []
+
+    def record_failure(key: str, error: str) -> None:
+        _timed(summary, "ledger", ledger.fail, key, run, error)
+        summary.failed += 1
+        summary.failures.append((key, error))
+
     for asset in assets:
-        row = ledger.get(asset.key)
         if asset.error:
-            _timed(summary, "ledger", ledger.fail, asset.key, run, asset.error)
-            summary.failed += 1
-            summary.failures.append((asset.key, asset.error))
+            record_failure(asset.key, asset.error)
             continue
+        row = _timed(summary, "ledger", ledger.get, asset.key)
         try:
             facts = _timed(summary, "hash", input_facts, asset, row)
         except OSError as exc:
-            error = f"cannot read {asset.source}: {exc.strerror or exc}"
-            _timed(summary, "ledger", ledger.fail, asset.key, run, error)
-            summary.failed += 1
-            summary.failures.append((asset.key, error))
+            record_failure(asset.key, f"cannot read {asset.source}: {exc.strerror or exc}")
             continue
         if row is not None and row.same_inputs(facts):
             if row.state == "done" and _outputs_present(row, dst):

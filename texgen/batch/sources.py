@@ -86,11 +86,11 @@ def plan_assets(source: BatchSource) -> list[Asset]:
         rows = [(relpath, {"path": relpath}) for relpath in relpaths]
     assets, seen = [], {}
     for where, row in rows:
-        raw = str(row.get("path", ""))
-        if raw in seen:
-            raise ConfigError(f"{where}: path {raw!r} repeats {seen[raw]}")
-        seen[raw] = where
-        assets.append(_asset(src, dst, where, row, source))
+        asset = _asset(src, dst, where, row, source)
+        if asset.key in seen:
+            raise ConfigError(f"{where}: path {asset.key!r} repeats {seen[asset.key]}")
+        seen[asset.key] = where
+        assets.append(asset)
     return _unique_names(assets)
 
 
@@ -244,7 +244,7 @@ def _asset(src: Path, dst: Path, where: str, row: dict[str, Any], source: BatchS
                      f"unsupported mesh format {mesh.suffix!r}; use one of {', '.join(MESH_SUFFIXES)}", where)
     if overrides.get("prompt"):
         return Asset(key, mesh, out_dir, name, settings, "", where)
-    prompt, origin = _fallback_prompt(src, mesh, relpath, source.defaults.prompt)
+    prompt, origin = _fallback_prompt(src, src / relpath, relpath, source.defaults.prompt)
     if not prompt:
         return Asset(key, mesh, out_dir, name, None, f"no prompt: add a prompt to the manifest, a "
                      f"{mesh.stem}{SIDECAR_SUFFIX} file next to the mesh, or --prompt TEMPLATE", where)
