@@ -97,30 +97,35 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     image : (C, H, W) float image, or None to compute visibility and weights only
     normals : (3, H, W) the view's rendered normals, for the crease test
     """
-    pixels, texel_depth = camera.project(texels.position)
+    cutoff = math.cos(math.radians(settings.cutoff_deg))
+    facing_cos = (texels.normal * camera.directions_to_camera(texels.position)).sum(dim=1)
+    # only texels that face the camera can be visible: the rest of the work runs on those alone
+    candidates = torch.nonzero(facing_cos > cutoff).squeeze(1)
+    cos = facing_cos[candidates]
+    pixels, texel_depth = camera.project(texels.position[candidates])
     height, width = depth.shape
     grid = torch.stack([pixels[:, 0] / width * 2 - 1, pixels[:, 1] / height * 2 - 1], dim=1)[None, None]
 
-    def lookup(values: torch.Tensor, mode: str) -> torch.Tensor:  # (C, H, W) -> (C, M)
+    def lookup(values: torch.Tensor, mode: str) -> torch.Tensor:  # (C, H, W) -> (C, candidates)
         return F.grid_sample(values[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0, :, 0]
 
     unreliable = unreliable_pixels(depth, normals, settings)
-    seen_depth = lookup(depth[None], "nearest")[0]
-    reliable = lookup((~unreliable).float()[None], "nearest")[0] > 0.5
+    seen_depth, reliable = lookup(torch.stack([depth, (~unreliable).to(depth.dtype)]), "nearest")
     inside = (grid[0, 0].abs() < 1).all(dim=1)
-    cos = (texels.normal * camera.directions_to_camera(texels.position)).sum(dim=1)
-    facing = cos > math.cos(math.radians(settings.cutoff_deg))
     # the depth read at the nearest pixel may be up to a pixel's depth change off: pixel size x tan(angle)
     pixel = (torch.ones_like(texel_depth) if camera.orthographic else texel_depth) / camera.focal
-    slope = (1 - cos.square()).clamp_min(0).sqrt() / cos.clamp_min(math.cos(math.radians(settings.cutoff_deg)))
+    slope = (1 - cos.square()).clamp_min(0).sqrt() / cos.clamp_min(cutoff)
     tolerance = settings.depth_tolerance + pixel * slope
-    visible = inside & reliable & facing & ((texel_depth - seen_depth).abs() < tolerance)
-    cos = torch.where(visible, cos, torch.zeros_like(cos))
-    weight = cos.clamp_min(0) ** settings.cos_power
+    visible = inside & (reliable > 0.5) & ((texel_depth - seen_depth).abs() < tolerance)
+    seen, seen_cos = candidates[visible], cos[visible]
+    zeros = texels.position.new_zeros(texels.count)
+    cos = zeros.index_put((seen,), seen_cos)
+    weight = zeros.index_put((seen,), seen_cos.clamp_min(0) ** settings.cos_power)
     if image is None:
-        color = torch.zeros((texels.count, 0))
+        color = texels.position.new_zeros((texels.count, 0))
     else:
-        color = lookup(image.float(), "bilinear").T * visible[:, None]
+        color = texels.position.new_zeros((texels.count, image.shape[0])).index_put(
+            (seen,), lookup(image.float(), "bilinear").T[visible])
     return ViewSamples(color, weight, cos)
 
 
@@ -166,13 +171,14 @@ class TextureState:
 
     def _blend(self, samples: ViewSamples, view: int, weight: torch.Tensor, fraction: torch.Tensor) -> None:
         """Move texels with ``weight`` > 0 towards the view's colour by ``fraction``."""
-        changed = weight > 0  # the others keep their values bit for bit, whatever the view holds there
-        self.color = torch.where(changed[:, None], self.color + (samples.color - self.color) * fraction[:, None],
-                                 self.color)
-        self.weight = torch.where(changed, self.weight + weight, self.weight)
-        better = changed & (samples.cos > self.best_cos)
-        self.best_cos = torch.where(better, samples.cos, self.best_cos)
-        self.best_view = torch.where(better, torch.full_like(self.best_view, view), self.best_view)
+        # only the changed texels are touched: the others keep their values bit for bit, whatever the view holds
+        changed = torch.nonzero(weight > 0).squeeze(1)
+        color = self.color[changed]
+        self.color = self.color.index_put((changed,), color + (samples.color[changed] - color) * fraction[changed, None])
+        self.weight = self.weight.index_put((changed,), self.weight[changed] + weight[changed])
+        better = changed[samples.cos[changed] > self.best_cos[changed]]
+        self.best_cos = self.best_cos.index_put((better,), samples.cos[better])
+        self.best_view = self.best_view.index_put((better,), self.best_view.new_tensor(view))
 
     def image(self, background: float = 0.0):
         """(N, N, C) float32 numpy texture; unpainted and invalid texels get ``background``."""
