@@ -7,6 +7,9 @@ against two `texgen serve` subprocesses on loopback. Both use the oracle generat
 from __future__ import annotations
 
 import io
+import signal
+import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
@@ -90,6 +93,46 @@ def test_server_executor_over_two_servers(reference: tuple[Path, Path, TextureSe
         for server in servers:
             stop_process(server)
     assert set(workers.values()) == set(addresses)
+
+
+@pytest.mark.slow  # the client notices a silent server after 30 s
+def test_a_server_killed_mid_batch_hands_its_assets_over(reference: tuple[Path, Path, TextureSettings],
+                                                          tmp_path: Path) -> None:
+    from server_support import free_port, serve_process, stop_process, wait_ready
+
+    addresses = [f"tcp://127.0.0.1:{free_port()}" for _ in range(2)]
+    servers = [serve_process(["--bind", address, "--device", "cpu", "--model", oracle(CRATE)], tmp_path / f"{i}.log")
+               for i, address in enumerate(addresses)]
+    dst = tmp_path / "dst"
+
+    def kill_first_server_after_one_asset() -> None:
+        while servers[0].poll() is None:
+            try:
+                with Ledger(dst / LEDGER_NAME, readonly=True) as ledger:
+                    if ledger.counts()["done"]:
+                        servers[0].send_signal(signal.SIGKILL)
+            except TexgenError:
+                pass
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_server_after_one_asset, daemon=True)
+    try:
+        for address in addresses:
+            wait_ready(address, 1, timeout=240)
+        killer.start()
+        src, local, defaults = reference
+        summary = run_batch(BatchSource(src, dst, defaults), lambda: ServerExecutor(addresses, timeout=5),
+                            console=quiet(), command="test")
+    finally:
+        for server in servers:
+            stop_process(server)
+    assert servers[0].returncode == -signal.SIGKILL
+    assert (summary.done, summary.failures) == (COUNT, [(BROKEN, BROKEN_ERROR)])
+    assert summary.requeued >= 1
+    with Ledger(dst / LEDGER_NAME, readonly=True) as ledger:
+        done = [row.key for row in ledger.rows() if row.state == "done"]
+    for key in done:
+        np.testing.assert_array_equal(albedo(dst, key), albedo(local, key), err_msg=key)
 
 
 class Flaky:
