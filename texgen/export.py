@@ -20,7 +20,7 @@ import re
 import secrets
 import struct
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterable, Union
 
 import numpy as np
 
@@ -55,10 +55,7 @@ def write_files(files: dict[Path, bytes], overwrite: bool = False) -> None:
     renamed into place by this call are removed, then the error is raised.
     """
     if not overwrite:
-        for path in files:
-            if path.exists():
-                raise TexgenError(f"{path} already exists; choose another output folder or name, "
-                                  "or pass overwrite=True (--overwrite) to replace it")
+        refuse_existing(files)
     temps: dict[Path, Path] = {}
     placed: list[Path] = []
     try:
@@ -138,6 +135,14 @@ def output_paths(out_dir: PathLike, name: str) -> dict[str, Path]:
     return {"glb": out_dir / f"{name}.glb", "obj": out_dir / f"{name}.obj", "mtl": out_dir / f"{name}.mtl",
             "albedo": out_dir / f"{name}_albedo.png", "report": out_dir / f"{name}_report.json",
             "preview": out_dir / f"{name}_preview.png"}
+
+
+def refuse_existing(paths: Iterable[Path]) -> None:
+    """Raise TexgenError naming the first of ``paths`` that exists (jobs call this before working)."""
+    for path in paths:
+        if path.exists():
+            raise TexgenError(f"{path} already exists; choose another output folder or name, "
+                              "or pass overwrite=True (--overwrite) to replace it")
 
 
 def safe_name(name: str) -> str:

@@ -156,10 +156,15 @@ class Renderer:
         return torch.from_numpy(np.stack(images))
 
     def close(self) -> None:
-        """Free this mesh's GPU buffers (the shared context stays for the next renderer)."""
+        """Free this mesh's GPU buffers (the shared context stays for the next renderer).
+
+        Rendering the emptied scene makes pyrender unbind the meshes it uploaded; a renderer
+        that never drew (no camera yet) has nothing bound.
+        """
         for node in list(self._scene.mesh_nodes):
             self._scene.remove_node(node)
-        _offscreen(1, 1).render(self._scene, flags=_pyrender().RenderFlags.DEPTH_ONLY)
+        if self._camera_node is not None:
+            _offscreen(1, 1).render(self._scene, flags=_pyrender().RenderFlags.DEPTH_ONLY)
 
     def __enter__(self) -> "Renderer":
         return self

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--name", help="output file stem (default: the mesh file's stem)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    from ..client_jobs import add_server_arguments
+
+    add_server_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -62,18 +65,22 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import TexgenError
-    from ..export import output_paths, safe_name, write_outputs
+    from ..export import output_paths, refuse_existing, safe_name, write_outputs
     from ..seams_repair import inpaint_seams
 
     settings = settings_from_args(args)
     name = safe_name(args.name or args.mesh.stem)
     if not args.overwrite:  # fail before the work, not after
-        existing = [p for p in output_paths(args.out, name).values() if p.exists()]
-        if existing:
-            raise TexgenError(f"{existing[0]} exists; use --overwrite to replace it or choose another --out")
+        refuse_existing(output_paths(args.out, name).values())
     with progress_bar() as progress:
-        result = inpaint_seams(args.mesh, args.texture, settings=settings, progress=progress)
+        if args.server:
+            from ..client_jobs import run_remote
+
+            result = run_remote(args.server, args.mesh, settings, job="inpaint_seams", texture=args.texture,
+                                server_key=args.server_key, client_key=args.client_key, progress=progress,
+                                timeout=args.server_timeout)
+        else:
+            result = inpaint_seams(args.mesh, args.texture, settings=settings, progress=progress)
     paths = write_outputs(result, args.out, name, overwrite=args.overwrite)
     report = result.report
     print(f"{report['seams_repaired']} of {report['seam_edges']} seam edges repaired: seam ratio "

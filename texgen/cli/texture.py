@@ -81,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import output_paths, safe_name, write_outputs
+    from ..export import output_paths, refuse_existing, safe_name, write_outputs
     from ..errors import TexgenError
 
     settings = settings_from_args(args)
@@ -89,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise TexgenError("a prompt is needed: --prompt TEXT (or prompt = \"...\" in --config)")
     name = safe_name(args.name or args.mesh.stem)
     if not args.overwrite:  # fail before hours of painting, not after
-        existing = [p for p in output_paths(args.out, name).values() if p.exists()]
-        if existing:
-            raise TexgenError(f"{existing[0]} exists; use --overwrite to replace it or choose another --out")
+        refuse_existing(output_paths(args.out, name).values())
     with progress_bar() as progress:
         if args.server:
             from ..client_jobs import run_remote
