@@ -174,7 +174,8 @@ class TextureState:
         # only the changed texels are touched: the others keep their values bit for bit, whatever the view holds
         changed = torch.nonzero(weight > 0).squeeze(1)
         color = self.color[changed]
-        self.color = self.color.index_put((changed,), color + (samples.color[changed] - color) * fraction[changed, None])
+        moved = color + (samples.color[changed] - color) * fraction[changed, None]
+        self.color = self.color.index_put((changed,), moved)
         self.weight = self.weight.index_put((changed,), self.weight[changed] + weight[changed])
         better = changed[samples.cos[changed] > self.best_cos[changed]]
         self.best_cos = self.best_cos.index_put((better,), samples.cos[better])

@@ -58,20 +58,21 @@ class TexelMap:
         hit_face = faces[hit_face]
 
         count = np.bincount(hit_texel, minlength=size * size)
+        # a texel centre on an edge shared by two faces of one island is not an overlap
+        interior = np.minimum(np.minimum(hit_bary[:, 0], hit_bary[:, 1]), hit_bary[:, 2]) > 1e-4
+        interior_count = np.bincount(hit_texel, weights=interior.astype(np.int64), minlength=size * size)
         # keep one hit per texel: the last one written wins, like a painter's algorithm
         order = np.argsort(hit_texel, kind="stable")
-        hit_texel, hit_face, hit_bary = hit_texel[order], hit_face[order], hit_bary[order]
+        hit_texel, hit_face = hit_texel[order], hit_face[order]
         last = np.r_[hit_texel[1:] != hit_texel[:-1], True]
-        texel, face, bary = hit_texel[last], hit_face[last], hit_bary[last]
-        # a texel centre on an edge shared by two faces of one island is not an overlap
-        interior = (hit_bary.min(axis=1) > 1e-4).astype(np.int64)
-        interior_count = np.bincount(hit_texel, weights=interior, minlength=size * size)
+        texel, face, bary = hit_texel[last], hit_face[last], hit_bary[order[last]]
         overlap = (interior_count[texel] > 1) | ((count[texel] > 1) & _different_islands(mesh, hit_texel, hit_face, texel))
 
         positions = mesh.unit_positions[mesh.faces[face]]  # (M, 3, 3)
-        position = np.einsum("mk,mkd->md", bary, positions)
-        normal = mesh.face_cross[face]
-        normal = normal / np.linalg.norm(normal, axis=1, keepdims=True)
+        position = (bary[:, 0, None] * positions[:, 0] + bary[:, 1, None] * positions[:, 1]
+                    + bary[:, 2, None] * positions[:, 2])
+        face_normal = mesh.face_cross / np.maximum(np.linalg.norm(mesh.face_cross, axis=1, keepdims=True), 1e-300)
+        normal = face_normal[face]
         island = mesh.face_islands[face]
         return cls(size, torch.from_numpy(texel), torch.from_numpy(face), torch.from_numpy(bary.astype(np.float32)),
                    torch.from_numpy(position.astype(np.float32)), torch.from_numpy(normal.astype(np.float32)),
@@ -137,6 +138,9 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     (p0, p1, p2) = (tri[:, 0], tri[:, 1], tri[:, 2])
     denom = (p1[:, 1] - p2[:, 1]) * (p0[:, 0] - p2[:, 0]) + (p2[:, 0] - p1[:, 0]) * (p0[:, 1] - p2[:, 1])
     area[np.abs(denom) < 1e-12] = 0  # zero-area UV triangle: covers no texel centre
+    # per face, the coefficients of the two edge functions: w0 = edge0 . (p - p2) / denom, likewise w1
+    edge0 = np.stack([p1[:, 1] - p2[:, 1], p2[:, 0] - p1[:, 0]], axis=1)
+    edge1 = np.stack([p2[:, 1] - p0[:, 1], p0[:, 0] - p2[:, 0]], axis=1)
     texels, faces, barys = [], [], []
     bounds = np.searchsorted(np.cumsum(area), np.arange(CHUNK_CANDIDATES, area.sum() + CHUNK_CANDIDATES,
                                                         CHUNK_CANDIDATES), side="right")
@@ -148,11 +152,12 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
             continue
         face = np.repeat(chunk, area[chunk])
         offset = np.arange(len(face)) - np.repeat(np.cumsum(area[chunk]) - area[chunk], area[chunk])
-        width = extent[face, 0]
-        x = low[face, 0] + offset % width
-        y = low[face, 1] + offset // width
-        w0 = ((p1[face, 1] - p2[face, 1]) * (x - p2[face, 0]) + (p2[face, 0] - p1[face, 0]) * (y - p2[face, 1])) / denom[face]
-        w1 = ((p2[face, 1] - p0[face, 1]) * (x - p2[face, 0]) + (p0[face, 0] - p2[face, 0]) * (y - p2[face, 1])) / denom[face]
+        row, col = np.divmod(offset, extent[face, 0])
+        x = low[face, 0] + col
+        y = low[face, 1] + row
+        dx, dy, scale = x - p2[face, 0], y - p2[face, 1], denom[face]
+        w0 = (edge0[face, 0] * dx + edge0[face, 1] * dy) / scale
+        w1 = (edge1[face, 0] * dx + edge1[face, 1] * dy) / scale
         w2 = 1.0 - w0 - w1
         inside = (w0 >= -EDGE_EPS) & (w1 >= -EDGE_EPS) & (w2 >= -EDGE_EPS)
         bary = np.clip(np.stack([w0[inside], w1[inside], w2[inside]], axis=1), 0.0, 1.0)
