@@ -62,13 +62,15 @@ def nearest_on_surface(texels: TexelMap, source: np.ndarray, target: np.ndarray)
 
 def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, iterations: int) -> np.ndarray:
     """Average each unpainted texel with its valid UV neighbours, a few times (masked diffusion)."""
-    image = texels.to_image(color)
-    valid = texels.valid.astype(np.float32)
-    free = texels.to_image((~painted).astype(np.float32)) > 0
+    image = texels.to_image(color)  # invalid texels hold 0, so they add nothing to a neighbour's sum
+    channels = image.shape[2]
+    count = cv2.blur(texels.valid.astype(np.float32), (3, 3), borderType=cv2.BORDER_CONSTANT).reshape(-1)
+    free = texels.index.numpy()[~painted]
+    count = np.maximum(count[free], 1e-6)[:, None]
+    flat = image.reshape(-1, channels)
     for _ in range(iterations):
-        summed = cv2.blur(image * valid[:, :, None], (3, 3), borderType=cv2.BORDER_CONSTANT)
-        count = cv2.blur(valid, (3, 3), borderType=cv2.BORDER_CONSTANT)
-        image[free] = (summed[free] / np.maximum(count[free], 1e-6)[:, None])
+        summed = cv2.blur(image, (3, 3), borderType=cv2.BORDER_CONSTANT).reshape(-1, channels)
+        flat[free] = summed[free] / count
     return texels.gather(image)
 
 
