@@ -12,7 +12,7 @@ from texgen.camera import FRAME_MARGIN, Camera, default_views, look_at, orbit_ca
 from texgen.mesh import Mesh
 
 pytest.importorskip("pyrender")
-from texgen.render import Renderer  # noqa: E402
+from texgen.render import Renderer
 
 # the colour each side of the cube is painted with, and where its block sits in the 3 x 2 texture
 SIDES = {  # name: (outward axis, colour)
@@ -57,7 +57,7 @@ def renderer(cube: Mesh):
 
 def colour_at(image: torch.Tensor, x: float, y: float) -> tuple[int, ...]:
     """RGB 0-255 of the pixel that contains image point (x, y)."""
-    return tuple(int(round(float(c) * 255)) for c in image[:, int(math.floor(y)), int(math.floor(x))])
+    return tuple(round(float(c) * 255) for c in image[:, math.floor(y), math.floor(x)])
 
 
 @pytest.mark.parametrize("side, azimuth, elevation", [

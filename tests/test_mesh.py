@@ -273,8 +273,8 @@ def test_unwrap_modes(tmp_path: Path) -> None:
     ("points.obj", TRIANGLE, "points.obj: the file holds a PointCloud, not a triangle mesh"),
     ("nofaces.off", "OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n", r"nofaces: the mesh has no faces \(a point cloud or an empty"),
     ("udim.obj", TRIANGLE + "vt 0.5 0.5\nvt 1.5 0.5\nvt 0.5 0.9\nf 1/1 2/2 3/3\n",
-     r"udim: face 0 has UVs \[\[0.5, 0.5\], \[1.5, 0.5\], \[0.5, 0.9\]\] that cross a UV tile border. "
-     "Tiled UDIM layouts are not supported yet"),
+     (r"udim: face 0 has UVs \[\[0.5, 0.5\], \[1.5, 0.5\], \[0.5, 0.9\]\] that cross a UV tile border. "
+      "Tiled UDIM layouts are not supported yet")),
     ("empty.obj", "", "empty.obj: the file contains no triangle mesh"),
 ])
 def test_bad_files_raise_a_named_mesh_error(tmp_path: Path, name: str, text: str, message: str) -> None:
@@ -316,8 +316,8 @@ def test_degenerate_faces_are_kept_with_a_warning(tmp_path: Path, caplog: pytest
 
 def test_uvs_in_one_other_tile_wrap_with_a_note(tmp_path: Path) -> None:
     mesh = load_mesh(write(tmp_path / "wrap.obj", TRIANGLE + "vt 1.2 0.5\nvt 1.5 0.5\nvt 1.2 0.9\nf 1/1 2/2 3/3\n"))
-    assert mesh.notes == ["UVs outside [0, 1] wrap into the 0-1 square (glTF's repeat sampler), so several faces "
-                          "share texels; the exported UVs are unchanged"]
+    assert mesh.notes == [("UVs outside [0, 1] wrap into the 0-1 square (glTF's repeat sampler), so several faces "
+                           "share texels; the exported UVs are unchanged")]
     np.testing.assert_array_equal(mesh.uvs, [[1.2, 0.5], [1.5, 0.5], [1.2, 0.9]])  # stored as given
     np.testing.assert_allclose(mesh.corner_uvs()[0], [[0.2, 0.5], [0.5, 0.5], [0.2, 0.9]])
 
@@ -371,22 +371,22 @@ def test_from_arrays_per_vertex_and_per_corner_uvs() -> None:
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(faces=np.array([[0, 1, 4]])), r"tri: face indices out of range: face 0 refers to \[0, 1, 4\], but there "
-                                        r"are only 3 vertices"),
-    (dict(faces=np.array([[0, 1, -1]])), r"face indices out of range: face 0 refers to \[0, 1, -1\]"),
-    (dict(faces=np.zeros((0, 3), int)), r"tri: the mesh has no faces"),
-    (dict(faces=np.zeros(0, int)), r"tri: the mesh has no faces"),
-    (dict(faces=np.array([[0.0, 1.0, 2.0]])), "tri: face indices must be integers, got float64"),
-    (dict(positions=np.array([[0, 0, 0], [1, np.inf, 0], [0, 1, 0]])),
+    ({"faces": np.array([[0, 1, 4]])},
+     r"tri: face indices out of range: face 0 refers to \[0, 1, 4\], but there are only 3 vertices"),
+    ({"faces": np.array([[0, 1, -1]])}, r"face indices out of range: face 0 refers to \[0, 1, -1\]"),
+    ({"faces": np.zeros((0, 3), int)}, r"tri: the mesh has no faces"),
+    ({"faces": np.zeros(0, int)}, r"tri: the mesh has no faces"),
+    ({"faces": np.array([[0.0, 1.0, 2.0]])}, "tri: face indices must be integers, got float64"),
+    ({"positions": np.array([[0, 0, 0], [1, np.inf, 0], [0, 1, 0]])},
      r"tri: 1 vertices have NaN or infinite coordinates \(first: vertex 1\)"),
-    (dict(uvs=np.array([[0, 0], [1, 0], [0, 1]]), uv_faces=np.array([[0, 1, 3]])),
+    ({"uvs": np.array([[0, 0], [1, 0], [0, 1]]), "uv_faces": np.array([[0, 1, 3]])},
      r"tri: UV face indices out of range: face 0 refers to \[0, 1, 3\], but there are only 3 UVs"),
-    (dict(uvs=np.array([[0, 0], [np.nan, 0], [0, 1]])), "tri: UVs contain NaN or infinite values"),
-    (dict(uvs=np.array([[0.2, 0.2], [0.8, 0.2], [0.5, -0.4]])), "tri: face 0 has UVs .* that cross a UV tile border"),
-    (dict(texture=np.zeros((4, 4, 2))), r"tri: texture must be \(H, W, 3\) or \(H, W, 4\), got \(4, 4, 2\)"),
+    ({"uvs": np.array([[0, 0], [np.nan, 0], [0, 1]])}, "tri: UVs contain NaN or infinite values"),
+    ({"uvs": np.array([[0.2, 0.2], [0.8, 0.2], [0.5, -0.4]])}, "tri: face 0 has UVs .* that cross a UV tile border"),
+    ({"texture": np.zeros((4, 4, 2))}, r"tri: texture must be \(H, W, 3\) or \(H, W, 4\), got \(4, 4, 2\)"),
 ])
 def test_from_arrays_rejects_bad_arrays(change: dict, message: str) -> None:
-    arrays = dict(positions=np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float64), faces=np.array([[0, 1, 2]]))
+    arrays = {"positions": np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float64), "faces": np.array([[0, 1, 2]])}
     arrays.update(change)
     with pytest.raises(MeshError, match=message):
         Mesh.from_arrays(**arrays, name="tri")

@@ -14,7 +14,7 @@ from texgen.project import ProjectionSettings, TextureState, ViewSamples, sample
 from texgen.texels import TexelMap
 
 pytest.importorskip("pyrender")
-from texgen.render import Renderer  # noqa: E402
+from texgen.render import Renderer
 
 SIZE = 128  # pixels of every test view
 TEXELS = 64
@@ -41,13 +41,13 @@ def front_camera(size: int = SIZE) -> Camera:
     return orbit_camera(0, 0, size, orthographic=True)
 
 
-def project_scene(mesh: Mesh, camera: Camera, settings: ProjectionSettings = ProjectionSettings(),
-                  image: torch.Tensor | None = None) -> tuple[TexelMap, ViewSamples, np.ndarray]:
+def project_scene(mesh: Mesh, camera: Camera,
+                  settings: ProjectionSettings | None = None) -> tuple[TexelMap, ViewSamples, np.ndarray]:
     """Render the mesh, sample the view at every texel; also return each texel's (x, y) pixel position."""
     texels = TexelMap.build(mesh, TEXELS)
     with Renderer(mesh) as renderer:
         buffers = renderer.render([camera])
-    samples = sample_view(texels, camera, buffers.depth[0], image, settings, buffers.normals[0])
+    samples = sample_view(texels, camera, buffers.depth[0], None, settings or ProjectionSettings(), buffers.normals[0])
     pixels, _ = camera.project(texels.position)
     return texels, samples, pixels.numpy()
 
@@ -139,7 +139,7 @@ def test_silhouette_erosion_width() -> None:
     x0, y1 = to_pixels(camera, mesh, -1, -1)
     x1, y0 = to_pixels(camera, mesh, 1, 1)
     for erode in (0, 2, 4):
-        texels, samples, pixels = project_scene(mesh, camera, ProjectionSettings(edge_erode_px=erode))
+        _, samples, pixels = project_scene(mesh, camera, ProjectionSettings(edge_erode_px=erode))
         distance = outline_distance(pixels, x0, x1, y0, y1)
         visible = samples.visible.numpy()
         assert visible[distance > erode + 1.5].all()
@@ -164,7 +164,7 @@ def test_creases_are_unreliable(bend: float, crease: bool) -> None:
     settings = ProjectionSettings(edge_erode_px=1)
     with_normals = unreliable_pixels(buffers.depth[0], buffers.normals[0], settings).numpy()
     depth_only = unreliable_pixels(buffers.depth[0], None, settings).numpy()
-    ridge = int(round(to_pixels(camera, mesh, 0, 0)[0]))
+    ridge = round(to_pixels(camera, mesh, 0, 0)[0])
     band = slice(SIZE // 2 - 20, SIZE // 2 + 20)  # rows in the middle, away from the top and bottom outline
     assert not depth_only[band, ridge - 3:ridge + 3].any()  # the surface is continuous in depth
     assert with_normals[band, ridge - 1:ridge + 1].all() == crease

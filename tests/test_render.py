@@ -12,7 +12,7 @@ from texgen.mesh import Mesh
 
 trimesh = pytest.importorskip("trimesh")
 pytest.importorskip("pyrender")
-from texgen.render import Renderer, render_depth_preview  # noqa: E402
+from texgen.render import Renderer, render_depth_preview
 
 SIZE = 96
 
