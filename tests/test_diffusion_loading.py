@@ -52,6 +52,7 @@ def test_local_folder_offline_detects_architecture(tiny_model_dir: TinyDir, arch
 
 def test_cache_returns_the_same_generator_until_released(tiny_model_dir: TinyDir) -> None:
     spec = str(tiny_model_dir("sd2-depth"))
+    release_all()  # other tests' generators (the paint loop's, the CLI's) share the process-wide cache
     first = load_generator(spec, device="cpu")
     assert load_generator(spec, device="cpu") is first
     assert load_generator(spec, device="cpu", options=LoadOptions(scheduler="ddim")) is not first

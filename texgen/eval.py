@@ -24,7 +24,7 @@ from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .project import ProjectionSettings, TextureState, sample_view
 from .render import Renderer
-from .seam_blend import smooth_seams
+from .seam_blend import band_for_size, smooth_seams
 from .seams import seam_stats
 from .texels import TexelMap
 
@@ -152,7 +152,7 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
                                      buffers.normals[index]), index)
     timer.lap("project")
     filled = fill_unseen(texels, state.color, state.painted)
-    filled = smooth_seams(mesh, texels, filled, confidence=state.painted.float())
+    filled = smooth_seams(mesh, texels, filled, *band_for_size(texels.size), confidence=state.painted.float())
     texture = pad_islands(texels.to_image(filled), texels.valid, pad)
     timer.lap("fill")
     renderer.close()

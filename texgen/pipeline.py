@@ -38,7 +38,7 @@ from .progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
 from .project import ProjectionSettings, TextureState, ViewSamples, sample_view
 from .render import Renderer, ViewBuffers
 from .result import TextureResult
-from .seam_blend import smooth_seams
+from .seam_blend import band_for_size, smooth_seams
 from .seams import seam_stats
 from .settings import TextureSettings, settings_from_mapping
 from .texels import TexelMap
@@ -224,7 +224,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         painted = state.painted.clone()
         color = fill_unseen(texels, state.color, painted)
         progress(ProgressEvent("fill", message="smoothing seams"))
-        color = smooth_seams(mesh, texels, color, confidence=painted.float())
+        color = smooth_seams(mesh, texels, color, *band_for_size(texels.size), confidence=painted.float())
         texture = pad_islands(texels.to_image(color.clamp(0, 1)), texels.valid, settings.pad)
         texture8 = np.clip(np.round(texture * 255.0), 0, 255).astype(np.uint8)
         timer.lap("fill")

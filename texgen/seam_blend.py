@@ -69,6 +69,13 @@ class SeamBand:
         return 1.0 - _smoothstep((nearest - core_texels) / max(band_texels - core_texels, 1e-6))
 
 
+def band_for_size(size: int) -> tuple[float, float]:
+    """(band_texels, core_texels) for an N x N texture: the defaults are for 1024^2 and scale with N,
+    so a small texture's seam band stays as narrow a strip of the surface as a large one's."""
+    scale = size / 1024.0
+    return max(2.0, BAND_TEXELS * scale), max(1.0, CORE_TEXELS * scale)
+
+
 def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, select: np.ndarray | None = None,
               pairs: EdgePairs | None = None) -> SeamBand:
     """Every valid texel within ``band_texels`` of a selected seam edge, on that edge's own face side.
@@ -225,4 +232,4 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-__all__ = ["BAND_TEXELS", "CORE_TEXELS", "SeamBand", "seam_band", "smooth_seams"]
+__all__ = ["BAND_TEXELS", "CORE_TEXELS", "SeamBand", "band_for_size", "seam_band", "smooth_seams"]

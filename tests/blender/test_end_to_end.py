@@ -146,6 +146,16 @@ def uv_mask(obj, size: int = SIZE, margin: float = 0.02) -> np.ndarray:
     return mask.reshape(size, size)
 
 
+def away_from_seams(mask: np.ndarray, texels: int = 3) -> np.ndarray:
+    """``mask`` less the texels within ``texels`` of its border, where texgen blends colours across
+    UV seams on purpose (the oracle's reference is discontinuous there, a painted texture is not)."""
+    inner = mask.copy()
+    for dy in range(-texels, texels + 1):
+        for dx in range(-texels, texels + 1):
+            inner &= np.roll(np.roll(mask, dy, axis=0), dx, axis=1)
+    return inner
+
+
 def test_connection_reports_models_and_device(connected, server):
     assert bpy.ops.texgen.test_connection() == {"FINISHED"}
     runtime = bpy.context.window_manager.texgen
@@ -174,10 +184,10 @@ def test_texture_selected_through_the_scripting_api(connected, server, mods):
 
     painted = mods.materials.read_texture(image).astype(float)
     reference = reference_texture().astype(float)
-    inside = uv_mask(cube)
+    inside = away_from_seams(uv_mask(cube, margin=0.0)) & uv_mask(cube)
     error = np.abs(painted - reference)[inside].max(axis=1)
     flipped = np.abs(painted[::-1] - reference)[inside].max(axis=1)
-    assert inside.sum() > 0.3 * SIZE * SIZE
+    assert inside.sum() > 0.12 * SIZE * SIZE  # the cube's six 16-texel squares, less 3 texels at each border
     # the oracle's own texture came back where it belongs, and the same check would catch a flip
     assert np.median(error) <= 2 and error.mean() < 4, (np.median(error), error.mean())
     assert np.median(flipped) > 30, np.median(flipped)
