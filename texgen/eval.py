@@ -168,7 +168,8 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
     metrics = {
         "mesh": mesh.name,
         "views": views, "view_size": view_size, "texture_size": texture_size, "perturb": perturb,
-        "psnr_db": psnr(state.color.numpy()[measured], texels.gather(reference)[measured]),
+        # None when every texel is shared by several UV triangles (nothing unambiguous to measure)
+        "psnr_db": psnr(state.color.numpy()[measured], texels.gather(reference)[measured]) if measured.any() else None,
         "coverage_views": float(painted.mean()),
         "coverage": float(np.isfinite(filled.numpy()).all(axis=1).mean()),
         "unseen_fraction": float(1.0 - painted.mean()),
