@@ -26,12 +26,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zmq
 
 from texgen import protocol
 from texgen.client import Client, Progress
+
+if TYPE_CHECKING:
+    from texgen.mesh import Mesh
 
 REPO = Path(__file__).resolve().parents[1]
 

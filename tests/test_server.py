@@ -12,7 +12,7 @@ import random
 import signal
 import threading
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import msgpack
 import numpy as np
@@ -25,6 +25,9 @@ from texgen.client import Accepted, Cancelled, Client, Failed, JobFailed, Progre
 from texgen.protocol import Limits, Message
 from texgen.server import ServerConfig
 from texgen.server.jobs import FairQueue, Job
+
+if TYPE_CHECKING:
+    from texgen.mesh import Mesh
 
 LIMITS = Limits(max_message_bytes=4 << 20, max_faces=20_000, max_texture_size=256, max_views=6, max_queue=3)
 

@@ -25,7 +25,7 @@ from .camera import Camera
 from .texels import TexelMap
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProjectionSettings:
     """cos_power : k in the cos^k view weight
     cutoff_deg : texels seen more obliquely than this are ignored

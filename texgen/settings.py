@@ -110,17 +110,25 @@ def _coerce(key: str, value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: key {key!r} must be {names}, got {type(value).__name__} {value!r}")
 
 
-def load_toml(path: Union[str, Path], cls: type = TextureSettings, section: str = "texture") -> Any:
-    """Read ``[section]`` (or the top level when absent) of a TOML file into ``cls``."""
+def read_toml_table(path: Union[str, Path], section: str, error: type[Exception] = ConfigError,
+                    what: str = "settings file") -> dict[str, Any]:
+    """The ``[section]`` table of a TOML file, or its top level when there is none.
+
+    A missing or malformed file raises ``error`` naming the file.
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"settings file not found: {path}") from None
+        raise error(f"{what} not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    table = data.get(section, data)
-    return settings_from_mapping(cls, table, where=str(path))
+        raise error(f"{path}: not valid TOML: {exc}") from None
+    return data.get(section, data)
+
+
+def load_toml(path: Union[str, Path], cls: type = TextureSettings, section: str = "texture") -> Any:
+    """Read ``[section]`` (or the top level when absent) of a TOML file into ``cls``."""
+    return settings_from_mapping(cls, read_toml_table(path, section), where=str(path))
 
 
 __all__ = ["TextureSettings", "DEFAULT_MODEL", "settings_from_mapping", "load_toml"]

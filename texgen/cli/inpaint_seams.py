@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
+from .options import OptionTable, add_options, settings_values
 from .progress import progress_bar
 
-# flag -> (SeamSettings key, type, help); every flag defaults to None so that a --config file's
-# values stay unless a flag is given
-SEAM_OPTIONS: dict[str, tuple[str, Any, str]] = {
+SEAM_OPTIONS: OptionTable = {
     "--method": ("method", str, "classical (no model, default) or diffusion"),
     "--band": ("band", int, "repair band width on each side of a seam, in texels (default 8)"),
     "--threshold": ("threshold", str, "repair seams whose colour jump is above this Delta E, or 'all' (default 2.3)"),
@@ -38,10 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "NAME.obj/.mtl, NAME_report.json and NAME_preview.png into --out.")
     parser.add_argument("mesh", type=Path, help="OBJ, GLB/glTF, PLY, STL or OFF file with UVs")
     parser.add_argument("--texture", type=Path, help="the texture to repair (default: the mesh's own base-colour map)")
-    group = parser.add_argument_group("repair options (also keys of --config's [inpaint_seams] table)")
-    for flag, (key, kind, text) in SEAM_OPTIONS.items():
-        group.add_argument(flag, dest=key, type=kind, default=None, help=text)
-    group.add_argument("--config", type=Path, metavar="FILE.toml", help="defaults from a TOML settings file")
+    add_options(parser, SEAM_OPTIONS, "repair options (also keys of --config's [inpaint_seams] table)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--name", help="output file stem (default: the mesh file's stem)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -54,14 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def settings_from_args(args: argparse.Namespace):
     """SeamSettings from --config, then the flags given on the command line."""
     from ..seams_repair import SeamSettings
-    from ..settings import load_toml, settings_from_mapping
+    from ..settings import settings_from_mapping
 
-    settings = load_toml(args.config, SeamSettings, section="inpaint_seams") if args.config else SeamSettings()
-    values = settings.to_dict()
-    for key, _, _ in SEAM_OPTIONS.values():
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
-    return settings_from_mapping(SeamSettings, values, where="options")
+    return settings_from_mapping(SeamSettings, settings_values(args, SEAM_OPTIONS, SeamSettings, "inpaint_seams"),
+                                 where="options")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def make_tiny(args: argparse.Namespace) -> int:
+    from ..diffusion.tiny import ARCH_NAMES
+    from ..diffusion.tiny import make_tiny as write_tiny
     from ..errors import ConfigError
-    from ..diffusion.tiny import ARCH_NAMES, make_tiny as write_tiny
 
     if args.arch not in ARCH_NAMES:
         raise ConfigError(f"--arch: expected {ARCH_HELP}, got {args.arch!r}")

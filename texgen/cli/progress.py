@@ -11,7 +11,13 @@ from ..progress import ProgressCallback, ProgressEvent
 @contextmanager
 def progress_bar() -> Iterator[ProgressCallback]:
     """Yield a progress callback that draws views and denoising steps on the terminal."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as bar:

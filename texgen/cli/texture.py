@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .options import OptionTable, add_options, settings_values
 from .progress import progress_bar
 
-# flag -> (TextureSettings key, type, help); every flag defaults to None so that a --config
-# file's values stay unless a flag is given
-TEXTURE_OPTIONS: dict[str, tuple[str, Any, str]] = {
+TEXTURE_OPTIONS: OptionTable = {
     "--prompt": ("prompt", str, "what to paint"),
     "--negative-prompt": ("negative_prompt", str, "what not to paint"),
     "--model": ("model", str, "model spec: preset, hub id, local folder, .safetensors file, model card "
@@ -33,23 +32,16 @@ TEXTURE_OPTIONS: dict[str, tuple[str, Any, str]] = {
 
 def add_texture_options(parser: argparse.ArgumentParser) -> None:
     """The options of `texgen texture`, shared with `texgen batch` as batch-wide defaults."""
-    group = parser.add_argument_group("texture options (also TOML keys of --config)")
-    for flag, (key, kind, text) in TEXTURE_OPTIONS.items():
-        group.add_argument(flag, dest=key, type=kind, default=None, help=text)
+    group = add_options(parser, TEXTURE_OPTIONS, "texture options (also keys of --config's [texture] table)")
     group.add_argument("--no-direction-prompts", dest="direction_prompts", action="store_false", default=None,
                        help="do not add 'front view', 'side view'... to each view's prompt")
-    group.add_argument("--config", type=Path, metavar="FILE.toml", help="defaults from a TOML settings file")
 
 
 def settings_from_args(args: argparse.Namespace):
     """TextureSettings from --config, then the flags given on the command line."""
-    from ..settings import TextureSettings, load_toml, settings_from_mapping
+    from ..settings import TextureSettings, settings_from_mapping
 
-    settings = load_toml(args.config) if args.config else TextureSettings()
-    values = settings.to_dict()
-    for key, _, _ in TEXTURE_OPTIONS.values():
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+    values = settings_values(args, TEXTURE_OPTIONS, TextureSettings, "texture")
     if args.direction_prompts is not None:
         values["direction_prompts"] = args.direction_prompts
     if values["views"] != "auto":
@@ -81,8 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import output_paths, refuse_existing, safe_name, write_outputs
     from ..errors import TexgenError
+    from ..export import output_paths, refuse_existing, safe_name, write_outputs
 
     settings = settings_from_args(args)
     if not settings.prompt:

@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import threading
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
@@ -36,6 +35,7 @@ from typing import Any, Iterator, Optional, Union
 import torch
 
 from ..errors import ModelError, OutOfMemoryError, TexgenError
+from ..settings import read_toml_table
 from .backend import is_out_of_memory
 from .base import Generator
 
@@ -160,13 +160,7 @@ def _ref(value: Any, key: str, base_dir: Optional[Path], where: str) -> ModelRef
 def read_card(path: Union[str, Path]) -> ModelCard:
     """Parse a TOML model card (top level or a ``[model]`` table)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"model card not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelError(f"{path}: not valid TOML: {exc}") from None
-    table = data.get("model", data)
+    table = read_toml_table(path, "model", ModelError, "model card")
     unknown = set(table) - set(_CARD_KEYS)
     if unknown:
         raise ModelError(f"{path}: unknown keys {', '.join(sorted(unknown))}; known: {', '.join(_CARD_KEYS)}")
