@@ -10,7 +10,7 @@ export PYOPENGL_PLATFORM=egl
 model=()
 if [ "${1:-}" = "--tiny" ]; then
   [ -f .tiny-models/sd15/model_index.json ] || .venv/bin/texgen models make-tiny .tiny-models/sd15 --arch sd15-controlnet
-  model=(--model .tiny-models/sd15 --view-size 256 --steps 4)
+  model=(--model .tiny-models/sd15 --view-size 128 --texture-size 512 --steps 4)
 fi
 .venv/bin/texgen texture assets/crate.obj --prompt "an old wooden crate, painted planks, stencilled letters" \
   "${model[@]}" --out out/crate --overwrite
