@@ -9,6 +9,7 @@ folders point into a temporary directory, so nothing here touches a real Blender
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import socket
@@ -60,6 +61,17 @@ def addon(build_module) -> Iterator:
     if ADDON_MODULE in prefs.addons:
         bpy.ops.preferences.addon_disable(module=ADDON_MODULE)
     prefs.extensions.repos.remove(repo)
+
+
+@pytest.fixture
+def mods(addon):
+    """The add-on's bpy-side modules (and its job board) as the enabled extension loaded them."""
+    class Mods:
+        operators = importlib.import_module(f"{ADDON_MODULE}.blender.operators")
+        runner = importlib.import_module(f"{ADDON_MODULE}.blender.runner")
+        materials = importlib.import_module(f"{ADDON_MODULE}.blender.materials")
+        jobs = importlib.import_module(f"{ADDON_MODULE}.core.jobs")
+    return Mods
 
 
 @pytest.fixture

@@ -109,14 +109,6 @@ def _workers_ready(client, address: str) -> bool:
     return bool(workers) and all(worker["device"] for worker in workers)
 
 
-@pytest.fixture
-def mods(addon):
-    class Mods:
-        materials = importlib.import_module(f"{ADDON_MODULE}.blender.materials")
-        operators = importlib.import_module(f"{ADDON_MODULE}.blender.operators")
-        runner = importlib.import_module(f"{ADDON_MODULE}.blender.runner")
-    return Mods
-
 
 @pytest.fixture
 def connected(scene, server):

@@ -15,15 +15,6 @@ import pytest
 from conftest import ADDON_MODULE, free_port
 
 
-@pytest.fixture
-def mods(addon):
-    class Mods:
-        operators = importlib.import_module(f"{ADDON_MODULE}.blender.operators")
-        runner = importlib.import_module(f"{ADDON_MODULE}.blender.runner")
-        materials = importlib.import_module(f"{ADDON_MODULE}.blender.materials")
-        jobs = importlib.import_module(f"{ADDON_MODULE}.core.jobs")
-    return Mods
-
 
 def pattern(size: int) -> np.ndarray:
     """A texture whose every texel is distinct enough to check where it went."""
