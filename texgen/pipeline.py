@@ -112,9 +112,11 @@ def build_trimap(state: TextureState, samples: ViewSamples) -> Trimap:
     return Trimap(generate, refine, samples)
 
 
-def pixel_mask(renderer: Renderer, camera: Camera, state: TextureState, trimap: Trimap,
+def pixel_mask(renderer: Renderer, camera: Camera, foreground: torch.Tensor, state: TextureState, trimap: Trimap,
                refine_strength: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Render the paint and the trimap into the view.
+
+    foreground : (H, W) bool, the view's mesh pixels (``ViewBuffers.mask``)
 
     returns : the current paint (3, H, W) with unpainted pixels grey, and the mask (H, W):
         1 where the model generates (unpainted surface, dilated), ``refine_strength`` where it
@@ -127,7 +129,6 @@ def pixel_mask(renderer: Renderer, camera: Camera, state: TextureState, trimap: 
     padded = pad_islands(np.concatenate([paint, records], axis=-1), texels.valid, 2)
     rendered = renderer.render_texture([camera], np.clip(padded[..., :3], 0, 1))[0]
     flags = renderer.render_texture([camera], padded[..., 3:], smooth=False)[0]
-    foreground = renderer.render([camera]).mask[0]
     unpainted = (flags[0] < 0.5) & foreground
     if GENERATE_DILATE_PX:
         unpainted = F.max_pool2d(unpainted.float()[None, None], 2 * GENERATE_DILATE_PX + 1, 1,
@@ -254,7 +255,7 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
     if first:
         image = mask = None
     else:
-        image, mask = pixel_mask(renderer, camera, state, trimap, settings.refine_strength)
+        image, mask = pixel_mask(renderer, camera, buffers.mask[0], state, trimap, settings.refine_strength)
     prompt = settings.prompt + (f", {camera.direction_word}" if settings.direction_prompts else "")
     batch = ViewBatch([prompt], buffers.control_depth(), settings.negative_prompt, [camera],
                       None if first else image[None], None if first else mask[None], view_indices=[index])
