@@ -14,12 +14,11 @@ from texgen.errors import Cancelled, ConfigError, MeshError
 from texgen.eval import OracleGenerator, psnr, resample_reference, roundtrip
 from texgen.mesh import load_mesh
 from texgen.pipeline import ProjectionSettings, build_trimap, paint_view, texture_mesh
-from texgen.progress import CancelToken
+from texgen.progress import CancelToken, Timer
 from texgen.project import TextureState
 from texgen.render import Renderer
 from texgen.settings import TextureSettings
 from texgen.texels import TexelMap
-from texgen.eval import Timer
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SAMPLES = sorted(p for p in ASSETS.iterdir() if p.suffix in (".obj", ".ply", ".glb"))

@@ -7,7 +7,6 @@ coverage and the seam ratio are texgen's quality numbers (shared REFERENCE.md, s
 
 from __future__ import annotations
 
-import time
 from functools import cached_property
 from pathlib import Path
 from typing import Optional
@@ -21,7 +20,7 @@ from .diffusion.base import SamplerSettings, ViewBatch
 from .errors import ModelError
 from .fill import fill_unseen, pad_islands
 from .mesh import Mesh, load_mesh
-from .progress import CancelToken, ProgressCallback, ProgressEvent
+from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
 from .project import ProjectionSettings, TextureState, sample_view
 from .render import Renderer
 from .seam_blend import band_for_size, smooth_seams
@@ -111,19 +110,6 @@ def resample_reference(texture: np.ndarray, size: int) -> np.ndarray:
     """(size, size, 3) float32 reference texture in [0, 1] at the bake resolution."""
     interpolation = cv2.INTER_AREA if texture.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(texture, (size, size), interpolation=interpolation).astype(np.float32) / 255.0
-
-
-class Timer:
-    """Collects seconds per named stage."""
-
-    def __init__(self) -> None:
-        self.timings = {}
-        self._start = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._start
-        self._start = now
 
 
 def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: int = 1024,

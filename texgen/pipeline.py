@@ -31,10 +31,9 @@ from . import __version__
 from .camera import Camera, candidate_views, default_views, orbit_camera
 from .diffusion.base import Generator, SamplerSettings, ViewBatch
 from .errors import MeshError
-from .eval import Timer
 from .fill import fill_unseen, pad_islands
 from .mesh import Mesh, apply_unwrap, load_mesh
-from .progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
+from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
 from .project import ProjectionSettings, TextureState, ViewSamples, sample_view
 from .render import Renderer, ViewBuffers
 from .result import TextureResult

@@ -31,10 +31,9 @@ import torch
 
 from . import __version__
 from .errors import ConfigError, ImageError, MeshError
-from .eval import Timer
 from .fill import fill_unseen, pad_islands
 from .mesh import Mesh, load_mesh
-from .progress import CancelToken, ProgressCallback, ProgressEvent, no_progress
+from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
 from .result import TextureResult
 from .seam_blend import SeamBand, seam_band, smooth_seams
 from .seams import edge_pairs, seam_stats

@@ -22,10 +22,9 @@ import torch.nn.functional as F
 
 from .camera import Camera, look_at
 from .diffusion.base import SamplerSettings, ViewBatch
-from .eval import Timer
 from .fill import pad_islands
 from .mesh import Mesh
-from .progress import CancelToken, ProgressCallback, ProgressEvent
+from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
 from .project import ProjectionSettings, TextureState, sample_view
 from .render import Renderer
 from .seam_blend import SeamBand
