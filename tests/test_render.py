@@ -12,7 +12,7 @@ from texgen.mesh import Mesh
 
 trimesh = pytest.importorskip("trimesh")
 pytest.importorskip("pyrender")
-from texgen.render import Renderer, render_depth_preview
+from texgen.render import Renderer
 
 SIZE = 96
 
@@ -77,8 +77,6 @@ def test_depth_mask_and_normals_of_a_sphere(sphere: Mesh) -> None:
     assert control[~mask].max() == 0 and control[mask].max() == pytest.approx(1.0)
     assert control[mask].min() == pytest.approx(0.1)
     assert control[SIZE // 2, SIZE // 2] > control[mask].mean()  # near is bright
-    preview = render_depth_preview(buffers, 0)
-    assert preview.shape == (SIZE, SIZE, 3) and preview.dtype == np.uint8
 
 
 def test_render_texture_is_unlit_and_exact_on_a_flat_quad() -> None:

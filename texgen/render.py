@@ -205,10 +205,4 @@ def _pyrender():
     return pyrender
 
 
-def render_depth_preview(buffers: ViewBuffers, index: int) -> np.ndarray:
-    """(H, W, 3) uint8 grey picture of one view's control depth, for contact sheets."""
-    depth = buffers.control_depth()[index].numpy()
-    return np.repeat((depth * 255).astype(np.uint8)[:, :, None], 3, axis=2)
-
-
-__all__ = ["Renderer", "ViewBuffers", "render_depth_preview"]
+__all__ = ["Renderer", "ViewBuffers"]
