@@ -168,7 +168,7 @@ def test_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) ->
     rng = np.random.default_rng(4)
     mesh = soup(rng.uniform(0, 1, size=(60, 3, 2)))
     whole = TexelMap.build(mesh, 64)
-    monkeypatch.setattr(texels_module, "CHUNK_CANDIDATES", 97)  # many small chunks, cut inside faces' boxes
+    monkeypatch.setattr(texels_module, "CHUNK_CANDIDATES", 97)  # many small chunks, down to one face each
     chunked = TexelMap.build(mesh, 64)
     for name in ("index", "face", "bary", "position", "normal", "overlap", "island"):
         np.testing.assert_array_equal(getattr(chunked, name).numpy(), getattr(whole, name).numpy())

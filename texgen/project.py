@@ -84,7 +84,9 @@ def unreliable_pixels(depth: torch.Tensor, normals: Optional[torch.Tensor],
             bad |= (padded_normals[window] * normals[None]).sum(dim=1, keepdim=True) < crease_cos
     radius = settings.edge_erode_px
     if radius > 0:
-        bad = F.max_pool2d(bad.float(), 2 * radius + 1, stride=1, padding=radius) > 0
+        bad = bad.float()  # a square dilation, as two 1D passes
+        bad = F.max_pool2d(bad, (1, 2 * radius + 1), stride=1, padding=(0, radius))
+        bad = F.max_pool2d(bad, (2 * radius + 1, 1), stride=1, padding=(radius, 0)) > 0
     return bad[0, 0]
 
 
@@ -98,7 +100,7 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     normals : (3, H, W) the view's rendered normals, for the crease test
     """
     cutoff = math.cos(math.radians(settings.cutoff_deg))
-    facing_cos = (texels.normal * camera.directions_to_camera(texels.position)).sum(dim=1)
+    facing_cos = _facing_cos(texels, camera)
     # only texels that face the camera can be visible: the rest of the work runs on those alone
     candidates = torch.nonzero(facing_cos > cutoff).squeeze(1)
     cos = facing_cos[candidates]
@@ -106,27 +108,39 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     height, width = depth.shape
     grid = torch.stack([pixels[:, 0] / width * 2 - 1, pixels[:, 1] / height * 2 - 1], dim=1)[None, None]
 
-    def lookup(values: torch.Tensor, mode: str) -> torch.Tensor:  # (C, H, W) -> (C, candidates)
-        return F.grid_sample(values[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0, :, 0]
+    def lookup(values: torch.Tensor, mode: str, where: torch.Tensor) -> torch.Tensor:  # (C, H, W) -> (C, K)
+        return F.grid_sample(values[None], where, mode=mode, padding_mode="zeros", align_corners=False)[0, :, 0]
 
     unreliable = unreliable_pixels(depth, normals, settings)
-    seen_depth, reliable = lookup(torch.stack([depth, (~unreliable).to(depth.dtype)]), "nearest")
+    seen_depth, reliable = lookup(torch.stack([depth, (~unreliable).to(depth.dtype)]), "nearest", grid)
     inside = (grid[0, 0].abs() < 1).all(dim=1)
     # the depth read at the nearest pixel may be up to a pixel's depth change off: pixel size x tan(angle)
     pixel = (torch.ones_like(texel_depth) if camera.orthographic else texel_depth) / camera.focal
     slope = (1 - cos.square()).clamp_min(0).sqrt() / cos.clamp_min(cutoff)
     tolerance = settings.depth_tolerance + pixel * slope
-    visible = inside & (reliable > 0.5) & ((texel_depth - seen_depth).abs() < tolerance)
+    visible = torch.nonzero(inside & (reliable > 0.5) & ((texel_depth - seen_depth).abs() < tolerance)).squeeze(1)
     seen, seen_cos = candidates[visible], cos[visible]
-    zeros = texels.position.new_zeros(texels.count)
-    cos = zeros.index_put((seen,), seen_cos)
-    weight = zeros.index_put((seen,), seen_cos.clamp_min(0) ** settings.cos_power)
-    if image is None:
-        color = texels.position.new_zeros((texels.count, 0))
-    else:
-        color = texels.position.new_zeros((texels.count, image.shape[0])).index_put(
-            (seen,), lookup(image.float(), "bilinear").T[visible])
-    return ViewSamples(color, weight, cos)
+    result = ViewSamples(texels.position.new_zeros((texels.count, 0 if image is None else image.shape[0])),
+                         texels.position.new_zeros(texels.count), texels.position.new_zeros(texels.count))
+    result.cos.index_put_((seen,), seen_cos)
+    result.weight.index_put_((seen,), seen_cos ** settings.cos_power)
+    if image is not None:
+        result.color.index_put_((seen,), lookup(image.float(), "bilinear", grid[:, :, visible]).T)
+    return result
+
+
+def _facing_cos(texels: TexelMap, camera: Camera) -> torch.Tensor:
+    """(M,) cos between each texel's normal and its direction to the camera.
+
+    n . (eye - p) / |eye - p|, expanded into per-texel constants (n . p, |p|^2) and two matrix-vector
+    products, so that no (M, 3) temporary is made.
+    """
+    if camera.orthographic:
+        return texels.normal @ torch.as_tensor(-camera.forward, dtype=texels.normal.dtype)
+    eye = torch.as_tensor(camera.position, dtype=texels.position.dtype)
+    facing = texels.normal @ eye - texels.normal_dot_position
+    distance_sq = texels.position_sq - 2 * (texels.position @ eye) + eye.dot(eye)
+    return facing * distance_sq.clamp_min(1e-20).rsqrt()
 
 
 class TextureState:
@@ -155,8 +169,7 @@ class TextureState:
 
         allow : (M,) bool, the texels this view may change; others are left exactly as they are
         """
-        weight = samples.weight if allow is None else samples.weight * allow
-        self._blend(samples, view, weight, weight / (self.weight + weight).clamp_min(1e-12))
+        self._blend(samples, view, samples.weight if allow is None else samples.weight * allow, None)
 
     def replace(self, samples: ViewSamples, view: int, allow: torch.Tensor, strength: float = 1.0) -> None:
         """Overwrite the allowed texels with the view's colour, mixed in with ``strength`` in [0, 1].
@@ -165,21 +178,25 @@ class TextureState:
         content must not be averaged with a different, earlier invention. Unpainted texels take
         the new colour whatever the strength.
         """
-        weight = samples.weight * allow
-        fraction = torch.where(self.painted, torch.full_like(self.weight, strength), torch.ones_like(self.weight))
-        self._blend(samples, view, weight, fraction)
+        self._blend(samples, view, samples.weight * allow, strength)
 
-    def _blend(self, samples: ViewSamples, view: int, weight: torch.Tensor, fraction: torch.Tensor) -> None:
-        """Move texels with ``weight`` > 0 towards the view's colour by ``fraction``."""
+    def _blend(self, samples: ViewSamples, view: int, weight: torch.Tensor, strength: Optional[float]) -> None:
+        """Move texels with ``weight`` > 0 towards the view's colour: by ``strength`` (1 where unpainted),
+        or by the view's share of the weight when ``strength`` is None."""
         # only the changed texels are touched: the others keep their values bit for bit, whatever the view holds
         changed = torch.nonzero(weight > 0).squeeze(1)
+        added, before = weight[changed], self.weight[changed]
+        if strength is None:
+            fraction = added / (before + added)
+        else:
+            fraction = torch.where(before > 0, strength, 1.0)
         color = self.color[changed]
-        moved = color + (samples.color[changed] - color) * fraction[changed, None]
-        self.color = self.color.index_put((changed,), moved)
-        self.weight = self.weight.index_put((changed,), self.weight[changed] + weight[changed])
-        better = changed[samples.cos[changed] > self.best_cos[changed]]
-        self.best_cos = self.best_cos.index_put((better,), samples.cos[better])
-        self.best_view = self.best_view.index_put((better,), self.best_view.new_tensor(view))
+        self.color.index_put_((changed,), color + (samples.color[changed] - color) * fraction[:, None])
+        self.weight.index_put_((changed,), before + added)
+        cos = samples.cos[changed]
+        better = cos > self.best_cos[changed]
+        self.best_cos.index_put_((changed[better],), cos[better])
+        self.best_view.index_put_((changed[better],), self.best_view.new_tensor(view))
 
     def image(self, background: float = 0.0):
         """(N, N, C) float32 numpy texture; unpainted and invalid texels get ``background``."""

@@ -56,26 +56,15 @@ class TexelMap:
         tri, faces = _wrap_copies(tri, faces, size)
         hit_texel, hit_face, hit_bary = rasterise_triangles(tri, size)
         hit_face = faces[hit_face]
-
-        count = np.bincount(hit_texel, minlength=size * size)
-        # a texel centre on an edge shared by two faces of one island is not an overlap
-        interior = np.minimum(np.minimum(hit_bary[:, 0], hit_bary[:, 1]), hit_bary[:, 2]) > 1e-4
-        interior_count = np.bincount(hit_texel, weights=interior.astype(np.int64), minlength=size * size)
-        # keep one hit per texel: the last one written wins, like a painter's algorithm
-        order = np.argsort(hit_texel, kind="stable")
-        hit_texel, hit_face = hit_texel[order], hit_face[order]
-        last = np.r_[hit_texel[1:] != hit_texel[:-1], True]
-        texel, face, bary = hit_texel[last], hit_face[last], hit_bary[order[last]]
-        overlap = (interior_count[texel] > 1) | ((count[texel] > 1) & _different_islands(mesh, hit_texel, hit_face, texel))
-
-        positions = mesh.unit_positions[mesh.faces[face]]  # (M, 3, 3)
-        position = (bary[:, 0, None] * positions[:, 0] + bary[:, 1, None] * positions[:, 1]
-                    + bary[:, 2, None] * positions[:, 2])
+        texel, pick, overlap = _resolve_hits(mesh, hit_texel, hit_face, hit_bary, size)
+        face, bary = hit_face[pick], hit_bary[pick].astype(np.float32)
+        corners = mesh.unit_positions[mesh.faces[face]]  # (M, 3, 3)
+        position = np.einsum("mk,mkd->md", bary, corners)
         face_normal = mesh.face_cross / np.maximum(np.linalg.norm(mesh.face_cross, axis=1, keepdims=True), 1e-300)
-        normal = face_normal[face]
+        normal = face_normal.astype(np.float32)[face]
         island = mesh.face_islands[face]
-        return cls(size, torch.from_numpy(texel), torch.from_numpy(face), torch.from_numpy(bary.astype(np.float32)),
-                   torch.from_numpy(position.astype(np.float32)), torch.from_numpy(normal.astype(np.float32)),
+        return cls(size, torch.from_numpy(texel), torch.from_numpy(face), torch.from_numpy(bary),
+                   torch.from_numpy(position), torch.from_numpy(normal),
                    torch.from_numpy(overlap), torch.from_numpy(island.astype(np.int32)))
 
     @property
@@ -88,6 +77,16 @@ class TexelMap:
         mask = np.zeros(self.size * self.size, dtype=bool)
         mask[self.index.numpy()] = True
         return mask.reshape(self.size, self.size)
+
+    @cached_property
+    def normal_dot_position(self) -> torch.Tensor:
+        """(M,) n . p of each texel: with ``position_sq``, facing tests need no (M, 3) temporaries."""
+        return (self.normal * self.position).sum(dim=1)
+
+    @cached_property
+    def position_sq(self) -> torch.Tensor:
+        """(M,) |p|^2 of each texel."""
+        return self.position.square().sum(dim=1)
 
     @cached_property
     def rows_cols(self) -> tuple[np.ndarray, np.ndarray]:
@@ -129,50 +128,86 @@ def _wrap_copies(tri: np.ndarray, faces: np.ndarray, size: int) -> tuple[np.ndar
 def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (texel, triangle, barycentrics) with the texel centre inside the triangle.
 
+    Triangles are grouped by the size of their bounding box (rounded up a little), so that each
+    group tests its texel candidates as one broadcast (G, rows, cols) array: no per-candidate
+    index arithmetic. The order of the hits is unspecified.
     tri : (F, 3, 2) triangle corners in texel-centre coordinates (x, y)
+    returns : texel (H,) flat indices, triangle (H,), barycentrics (H, 3) float64
     """
     low = np.clip(np.ceil(tri.min(axis=1) - 1e-9), 0, size - 1).astype(np.int64)
     high = np.clip(np.floor(tri.max(axis=1) + 1e-9), -1, size - 1).astype(np.int64)
     extent = np.maximum(high - low + 1, 0)
-    area = extent[:, 0] * extent[:, 1]
-    (p0, p1, p2) = (tri[:, 0], tri[:, 1], tri[:, 2])
+    p0, p1, p2 = tri[:, 0], tri[:, 1], tri[:, 2]
     denom = (p1[:, 1] - p2[:, 1]) * (p0[:, 0] - p2[:, 0]) + (p2[:, 0] - p1[:, 0]) * (p0[:, 1] - p2[:, 1])
-    area[np.abs(denom) < 1e-12] = 0  # zero-area UV triangle: covers no texel centre
-    # per face, the coefficients of the two edge functions: w0 = edge0 . (p - p2) / denom, likewise w1
-    edge0 = np.stack([p1[:, 1] - p2[:, 1], p2[:, 0] - p1[:, 0]], axis=1)
-    edge1 = np.stack([p2[:, 1] - p0[:, 1], p0[:, 0] - p2[:, 0]], axis=1)
-    texels, faces, barys = [], [], []
-    bounds = np.searchsorted(np.cumsum(area), np.arange(CHUNK_CANDIDATES, area.sum() + CHUNK_CANDIDATES,
-                                                        CHUNK_CANDIDATES), side="right")
-    start = 0
-    for stop in np.unique(np.r_[bounds, len(tri)]):
-        chunk = np.arange(start, stop)
-        start = stop
-        if len(chunk) == 0 or area[chunk].sum() == 0:
-            continue
-        face = np.repeat(chunk, area[chunk])
-        offset = np.arange(len(face)) - np.repeat(np.cumsum(area[chunk]) - area[chunk], area[chunk])
-        row, col = np.divmod(offset, extent[face, 0])
-        x = low[face, 0] + col
-        y = low[face, 1] + row
-        dx, dy, scale = x - p2[face, 0], y - p2[face, 1], denom[face]
-        w0 = (edge0[face, 0] * dx + edge0[face, 1] * dy) / scale
-        w1 = (edge1[face, 0] * dx + edge1[face, 1] * dy) / scale
-        w2 = 1.0 - w0 - w1
-        inside = (w0 >= -EDGE_EPS) & (w1 >= -EDGE_EPS) & (w2 >= -EDGE_EPS)
-        bary = np.clip(np.stack([w0[inside], w1[inside], w2[inside]], axis=1), 0.0, 1.0)
-        texels.append(y[inside] * size + x[inside])
-        faces.append(face[inside])
-        barys.append(bary / bary.sum(axis=1, keepdims=True))
+    # zero-area UV triangles cover no texel centre; neither do boxes with no texel centre
+    drawn = np.flatnonzero((np.abs(denom) >= 1e-12) & (extent > 0).all(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # w0 = a0 . (p - p2), w1 = a1 . (p - p2): the edge functions, divided by the area once per triangle
+        a0 = np.stack([p1[:, 1] - p2[:, 1], p2[:, 0] - p1[:, 0]], axis=1) / denom[:, None]
+        a1 = np.stack([p2[:, 1] - p0[:, 1], p0[:, 0] - p2[:, 0]], axis=1) / denom[:, None]
+    box = _round_up(extent[drawn])
+    order = np.lexsort((box[:, 0], box[:, 1]))
+    drawn, box = drawn[order], box[order]
+    starts = np.flatnonzero(np.r_[True, (box[1:] != box[:-1]).any(axis=1)]) if len(drawn) else drawn
+    texels, triangles, barys = [], [], []
+    for start, stop in zip(starts, np.r_[starts[1:], len(drawn)]):
+        cols, rows = box[start]
+        per_chunk = max(1, CHUNK_CANDIDATES // (rows * cols))
+        for first in range(start, stop, per_chunk):
+            group = drawn[first:min(stop, first + per_chunk), None, None]  # (G, 1, 1)
+            x = low[group, 0] + np.arange(cols)  # (G, 1, cols)
+            y = low[group, 1] + np.arange(rows)[:, None]  # (G, rows, 1)
+            dx, dy = x - p2[group, 0], y - p2[group, 1]
+            w0 = a0[group, 0] * dx + a0[group, 1] * dy
+            w1 = a1[group, 0] * dx + a1[group, 1] * dy
+            w2 = 1.0 - w0 - w1
+            inside = ((w0 >= -EDGE_EPS) & (w1 >= -EDGE_EPS) & (w2 >= -EDGE_EPS)
+                      & (x <= high[group, 0]) & (y <= high[group, 1]))
+            hit, row, col = np.nonzero(inside)
+            triangle = group[hit, 0, 0]
+            bary = np.clip(np.stack([w0[inside], w1[inside], w2[inside]], axis=1), 0.0, 1.0)
+            texels.append((low[triangle, 1] + row) * size + low[triangle, 0] + col)
+            triangles.append(triangle)
+            barys.append(bary / bary.sum(axis=1, keepdims=True))
     if not texels:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
-    return np.concatenate(texels), np.concatenate(faces), np.concatenate(barys)
+    return np.concatenate(texels), np.concatenate(triangles), np.concatenate(barys)
 
 
-def _different_islands(mesh: Mesh, hit_texel: np.ndarray, hit_face: np.ndarray, texel: np.ndarray) -> np.ndarray:
-    """(M,) bool: the sorted hits of each kept texel come from more than one UV island."""
-    if len(texel) == 0:
-        return np.zeros(0, dtype=bool)
-    islands = mesh.face_islands[hit_face]
-    first = np.searchsorted(hit_texel, texel, side="left")
-    return np.minimum.reduceat(islands, first) != np.maximum.reduceat(islands, first)
+def _round_up(extent: np.ndarray) -> np.ndarray:
+    """Box sizes rounded up to 4 steps per octave above 8 (at most 25% more candidates per axis),
+    so that a mesh's triangles fall into few groups."""
+    octave = np.floor(np.log2(np.maximum(extent, 1))).astype(np.int64)
+    step = np.left_shift(1, np.maximum(octave - 2, 0))
+    step[extent <= 8] = 1
+    return -(-extent // step) * step
+
+
+def _resolve_hits(mesh: Mesh, hit_texel: np.ndarray, hit_face: np.ndarray, hit_bary: np.ndarray,
+                  size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One hit per covered texel, and which texels are overlaps.
+
+    hit_texel, hit_face, hit_bary : (H,), (H,), (H, 3) every (texel, face) pair of the rasteriser
+    returns : texel (M,) sorted flat indices, pick (M,) the hit kept for each (that of the highest
+        face index, like a painter's algorithm), overlap (M,) bool
+    """
+    count = np.bincount(hit_texel, minlength=size * size)
+    texel = np.flatnonzero(count)
+    winner = np.zeros(size * size, dtype=np.int64)
+    single = count[hit_texel] == 1
+    winner[hit_texel[single]] = np.flatnonzero(single)
+    # texels hit more than once (shared edges, overlapping UVs) are few: sort those hits alone
+    shared = np.flatnonzero(~single)
+    shared = shared[np.lexsort((hit_face[shared], hit_texel[shared]))]
+    shared_texel = hit_texel[shared]
+    starts = np.flatnonzero(np.r_[True, shared_texel[1:] != shared_texel[:-1]])
+    overlap = np.zeros(size * size, dtype=bool)
+    if len(shared):
+        ends = np.r_[starts[1:], len(shared)] - 1
+        winner[shared_texel[ends]] = shared[ends]
+        # a texel centre on an edge shared by two faces of one island is not an overlap
+        interior = (hit_bary[shared].min(axis=1) > 1e-4).astype(np.int64)
+        islands = mesh.face_islands[hit_face[shared]]
+        overlap[shared_texel[starts]] = ((np.add.reduceat(interior, starts) > 1)
+                                         | (np.minimum.reduceat(islands, starts) != np.maximum.reduceat(islands, starts)))
+    return texel, winner[texel], overlap[texel]
