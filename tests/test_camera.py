@@ -119,8 +119,8 @@ def test_projection_matches_the_rendered_pixel_colour_and_depth(renderer: Render
 def depth_slack(depth: np.ndarray) -> np.ndarray:
     """(H, W) how far a pixel's depth may stray from the depth at its centre.
 
-    pyrender draws with 4x multisampling and resolves depth from one sample, which is not at the
-    pixel centre (on Mesa it sits at (-0.125, +0.375) px); the error stays below one pixel's depth change.
+    Depth is drawn at pixel centres, exactly where the rays below are cast; the slack covers the
+    rasteriser's rounding where a pixel's depth changes fast (near the cube's edges)
     """
     dy, dx = np.gradient(depth.astype(np.float64))
     return np.abs(dx) + np.abs(dy) + 1e-5

@@ -373,18 +373,24 @@ def texture_render_strip(mesh: Mesh, texture: np.ndarray, size: int = 256, views
     """Render the textured mesh unlit from ``views`` orbit cameras (elevation 20 degrees, evenly
     spread azimuths starting front-right), over a grey background, side by side.
 
+    The renderer draws one sample per pixel, so the strip is drawn at twice the size and shrunk
+    (smooth outlines for people to look at).
+
     texture : (N, M, 3) uint8 or float in [0, 1] for ``mesh``'s UVs
     returns : (size, views * size, 3) uint8
     """
+    import cv2
+
     from .camera import orbit_camera
     from .render import Renderer
 
-    cameras = [orbit_camera(30.0 + 360.0 * index / views, 20.0, size) for index in range(views)]
+    cameras = [orbit_camera(30.0 + 360.0 * index / views, 20.0, 2 * size) for index in range(views)]
     with Renderer(mesh) as renderer:
         colors = renderer.render_texture(cameras, _rgb8(texture, "texture")).numpy()
         mask = renderer.render(cameras).mask.numpy()[:, None]
-    composite = np.where(mask, colors, 0.5)  # (B, 3, H, W)
-    strip = composite.transpose(2, 0, 3, 1).reshape(size, views * size, 3)
+    composite = np.where(mask, colors, 0.5)  # (B, 3, 2 * size, 2 * size)
+    strip = composite.transpose(2, 0, 3, 1).reshape(2 * size, views * 2 * size, 3).astype(np.float32)
+    strip = cv2.resize(strip, (views * size, size), interpolation=cv2.INTER_AREA)
     return np.clip(np.round(strip * 255.0), 0, 255).astype(np.uint8)
 
 
