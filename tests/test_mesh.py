@@ -157,6 +157,76 @@ def test_obj_polygons_are_welded_on_position(tmp_path: Path) -> None:
                                   [[0, 0], [0, 1], [1, 0], [1, 1]])
 
 
+# Two objects, each written after the faces of the one before; the second's first vertex sits at the
+# first's vertex 2 and stays apart, and the last face reaches back into the first object.
+TWO_OBJECTS_OBJ = """\
+mtllib two.mtl
+usemtl skin
+o first
+v 0 0 0
+v 1 0 0
+v 1 1 0
+v 0 1 0
+vt 0.1 0.1
+vt 0.4 0.1
+vt 0.4 0.4
+vt 0.6 0.6
+vt 0.6 0.9
+vt 0.9 0.9
+f 1/1 2/2 3/3
+f 1/4 3/6 4/5
+o second
+v 1 0 0
+v 2 0 0.5
+v 2 1 0.5
+vt 0.1 0.6
+vt 0.4 0.6
+vt 0.4 0.9
+f 5/7 6/8 7/9
+f 7/9 3/3 5/7
+"""
+
+
+def to_relative(text: str) -> str:
+    """The OBJ text with every face index written relative to the v/vt lines above it (-1: the last)."""
+    counts, lines = {"v": 0, "vt": 0}, []
+    for line in text.splitlines():
+        head = line.split(" ", 1)[0]
+        if head in counts:
+            counts[head] += 1
+        elif head == "f":
+            line = "f " + " ".join("/".join(str(int(index) - 1 - counts[kind])
+                                            for kind, index in zip(("v", "vt"), token.split("/")))
+                                   for token in line.split()[1:])
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_obj_relative_indices_count_back_from_the_face(tmp_path: Path) -> None:
+    """trimesh counts negative indices from the end of the file; OBJ counts them from the face's line."""
+    image = np.random.default_rng(4).integers(0, 256, (8, 8, 3), np.uint8)
+    Image.fromarray(image).save(tmp_path / "skin.png")
+    write(tmp_path / "two.mtl", "newmtl skin\nmap_Kd skin.png\n")
+    positions, uvs, face_v, face_vt = parse_obj(write(tmp_path / "absolute.obj", TWO_OBJECTS_OBJ))
+    relative = write(tmp_path / "relative.obj", to_relative(TWO_OBJECTS_OBJ))
+    assert relative.read_text().endswith("f -3/-3 -2/-2 -1/-1\nf -1/-1 -5/-7 -3/-3\n")
+    mesh = load_mesh(relative)
+    np.testing.assert_array_equal(mesh.positions, positions)  # the file's own 7 vertices, kept-apart ones too
+    np.testing.assert_array_equal(mesh.faces, face_v)
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], uvs[face_vt])
+    np.testing.assert_array_equal(mesh.texture, image)  # the rewritten file still finds its material
+    assert mesh.notes == []
+
+
+def test_obj_relative_indices_in_polygons(tmp_path: Path) -> None:
+    text = TWO_OBJECTS_OBJ.replace("f 1/1 2/2 3/3\nf 1/4 3/6 4/5\n", "f 1/1 2/2 3/3 4/5\n")
+    truth = load_mesh(write(tmp_path / "absolute.obj", text))
+    mesh = load_mesh(write(tmp_path / "relative.obj", to_relative(text)))
+    assert len(mesh.faces) == 4
+    np.testing.assert_array_equal(mesh.positions[mesh.faces], truth.positions[truth.faces])
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], truth.uvs[truth.uv_faces])
+
+
 OBJ_FILES = [ASSETS / "crate.obj", ASSETS / "creature.obj", EVAL_MESHES / "spot" / "spot_triangulated.obj",
              EVAL_MESHES / "bob" / "bob_tri.obj", EVAL_MESHES / "avocado" / "avocado.obj"]
 
@@ -268,7 +338,18 @@ def test_unwrap_modes(tmp_path: Path) -> None:
      r"nan: 1 vertices have NaN or infinite coordinates \(first: vertex 1\)"),
     ("inf.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 inf 0\n3 0 1 2\n",
      r"inf: 1 vertices have NaN or infinite coordinates \(first: vertex 2\)"),
-    ("range.obj", TRIANGLE + "f 1 2 4\n", r"range.obj: cannot read the file as a mesh \(IndexError: index 3 is out"),
+    ("range.obj", TRIANGLE + "f 1 2 4\n", "range.obj: line 4: a face refers to v 4, but the file has only 3 v lines"),
+    # trimesh drops every UV of a file with one bad vt index; the mesh was then unwrapped anew
+    ("vt_range.obj", TRIANGLE + "vt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\nf 1/9 2/10 3/11\n",
+     "vt_range.obj: line 8: a face refers to vt 9, but the file has only 3 vt lines"),
+    ("vt_zero.obj", TRIANGLE + "vt 0 0\nvt 1 0\nvt 0 1\nf 1/0 2/2 3/3\n",
+     "vt_zero.obj: line 7: a face refers to vt 0, but OBJ indices start at 1"),
+    ("vt_back.obj", TRIANGLE + "vt 0 0\nf -1/-1 -2/-2 -3/-3\nvt 1 0\nvt 0 1\n",
+     "vt_back.obj: line 5: a face refers to vt -2, but the face has only 1 vt line above it"),
+    ("v_back.obj", "v 0 0 0\nv 1 0 0\nf -1 -2 -3\nv 0 1 0\n",
+     "v_back.obj: line 3: a face refers to v -3, but the face has only 2 v lines above it"),
+    ("letters.obj", TRIANGLE + "f 1 2 3\r\nf 1 2 x\r\n", "letters.obj: line 5: cannot read the face 'f 1 2 x'"),
+    ("slashes.obj", TRIANGLE + "f 1/1/1/1 2 3\n", "slashes.obj: line 4: cannot read the face 'f 1/1/1/1 2 3'"),
     ("range.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 5\n", "face index outside the range of its vertices"),
     ("points.obj", TRIANGLE, "points.obj: the file holds a PointCloud, not a triangle mesh"),
     ("nofaces.off", "OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n", r"nofaces: the mesh has no faces \(a point cloud or an empty"),

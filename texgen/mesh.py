@@ -15,6 +15,7 @@ Conventions
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -263,19 +264,27 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     path = Path(path)
     if not path.is_file():
         raise MeshError(f"mesh file not found: {path}")
-    if path.suffix.lower() not in MESH_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
         raise MeshError(f"{path.name}: unsupported mesh format {path.suffix!r}; "
                         f"use one of {', '.join(MESH_SUFFIXES)}")
+    source, hints = str(path), {}
+    if suffix == ".obj":
+        data = path.read_bytes()
+        corners, sizes, relative = _obj_faces(data, path.name)
+        if relative:  # trimesh counts negative indices from the end of the file, not from the face
+            source = io.BytesIO(_absolute_obj(data, corners, sizes))
+            hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
     try:
-        loaded = trimesh.load(str(path), process=False)
+        loaded = trimesh.load(source, process=False, **hints)
     except Exception as exc:  # trimesh raises many types for corrupt files
         raise MeshError(f"{path.name}: cannot read the file as a mesh ({type(exc).__name__}: {exc})") from None
     parts = _scene_parts(loaded, path.name, object_name)
     if not parts:
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
     mesh = _merge(parts, path.stem) if len(parts) > 1 else _from_trimesh(parts[0][1], path.stem)
-    if path.suffix.lower() == ".obj":
-        _weld_obj(mesh, path)
+    if suffix == ".obj":
+        _weld_obj(mesh, data, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
     mesh.validate()
     return apply_unwrap(mesh, unwrap)
 
@@ -353,21 +362,117 @@ def _merge(parts: list, name: str) -> Mesh:
     return mesh
 
 
-def _weld_obj(mesh: Mesh, path: Path) -> None:
+def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Read and check the ``f`` lines of an OBJ file, vectorised (trimesh reads them again).
+
+    Negative indices count back from the face's line, as OBJ defines them. Raises MeshError naming
+    the line of the first face that cannot be read or has an index out of range (trimesh would drop
+    every UV of the file for one bad ``vt`` index).
+
+    Returns corners (C, 3) int64 0-based v, vt, vn indices (-1 where the file gives none),
+    sizes (P,) int64 corners of each ``f`` line, and whether any index was negative.
+    """
+    data += b"\n"
+    padded = np.frombuffer(data + b"  ", np.uint8)
+    starts = np.concatenate([[0], np.flatnonzero(padded == ord("\n")) + 1])  # the last is the end
+    first, second, third = (padded[starts[:-1] + i] for i in range(3))
+    second_blank, third_blank = (second == ord(" ")) | (second == ord("\t")), (third == ord(" ")) | (third == ord("\t"))
+    kinds = [(first == ord("v")) & second_blank,
+             (first == ord("v")) & (second == ord("t")) & third_blank,
+             (first == ord("v")) & (second == ord("n")) & third_blank]
+    face_lines = np.flatnonzero((first == ord("f")) & second_blank)
+    above = np.stack([np.cumsum(kind)[face_lines] for kind in kinds], axis=1)  # (P, 3) v, vt, vn lines
+    totals = np.array([kind.sum() for kind in kinds])
+    if not len(face_lines):
+        return np.zeros((0, 3), np.int64), np.zeros(0, np.int64), False
+
+    # the f lines, copied run by run; a corner is "v", "v/vt", "v//vn" or "v/vt/vn", an index maybe negative
+    breaks = np.flatnonzero(np.diff(face_lines) != 1) + 1
+    runs = zip(starts[face_lines[np.r_[0, breaks]]].tolist(), starts[face_lines[np.r_[breaks - 1, -1]] + 1].tolist())
+    chars = np.frombuffer(b"".join(data[a:b] for a, b in runs), np.uint8).copy()
+    newlines = np.flatnonzero(chars == ord("\n"))
+    chars[np.r_[0, newlines[:-1] + 1]] = ord(" ")  # the "f" of each line
+    digit, minus, slash = (chars >= ord("0")) & (chars <= ord("9")), chars == ord("-"), chars == ord("/")
+    space = (chars == ord(" ")) | ((chars >= ord("\t")) & (chars <= ord("\r")))
+    token_starts = np.flatnonzero(~space[1:] & space[:-1]) + 1
+    slot_count = np.diff(np.searchsorted(np.flatnonzero(slash), np.r_[token_starts, len(chars)]))
+    sizes = np.diff(np.r_[0, np.searchsorted(token_starts, newlines)])
+    bad = ~(digit | minus | slash | space)
+    bad[token_starts] |= slash[token_starts]
+    bad[1:-1] |= minus[1:-1] & ~(digit[2:] & (space[:-2] | slash[:-2]))  # "-" opens an index
+    bad_at = np.r_[np.flatnonzero(bad)[:1], token_starts[slot_count > 2][:1], newlines[sizes == 0][:1]]
+    if len(bad_at):
+        line = int(face_lines[np.searchsorted(newlines, bad_at.min())])
+        content = data[starts[line]:starts[line + 1]].decode(errors="replace").strip()
+        raise MeshError(f"{filename}: line {line + 1}: cannot read the face {content!r}")
+
+    numbers = np.flatnonzero(minus[1:] | (digit[1:] & ~(digit | minus)[:-1])) + 1
+    before = chars[numbers - 1]
+    slot = np.where(before == ord("/"), np.where(chars[numbers - 2] == ord("/"), 2, 1), 0)
+    slot[1:][(slot[1:] == 1) & (slot[:-1] == 1)] = 2  # v/vt/vn: vn follows vt
+    token = np.cumsum(slot == 0) - 1
+    values = np.zeros((len(token_starts), 3), np.int64)
+    values[token, slot] = np.fromstring(chars.tobytes().replace(b"/", b" "), dtype=np.int64, sep=" ")
+    given = np.zeros(values.shape, bool)
+    given[token, slot] = True
+    line_of = np.repeat(np.arange(len(face_lines)), sizes)
+    corners = np.where(values > 0, values - 1, np.where(values < 0, above[line_of] + values, -1))
+    bad = given & ((corners < 0) | (corners >= totals))
+    if bad.any():
+        corner = int(np.flatnonzero(bad.any(axis=1))[0])
+        slot = int(np.flatnonzero(bad[corner])[0])
+        kind, index = ("v", "vt", "vn")[slot], int(values[corner, slot])
+        if index > 0:
+            count = int(totals[slot])
+            detail = f"the file has only {count} {kind} line{'s' * (count != 1)}"
+        elif index < 0:
+            count = int(above[line_of[corner], slot])
+            detail = f"the face has only {count} {kind} line{'s' * (count != 1)} above it"
+        else:
+            detail = "OBJ indices start at 1"
+        raise MeshError(f"{filename}: line {face_lines[line_of[corner]] + 1}: a face refers to {kind} {index}, "
+                        f"but {detail}")
+    return np.where(given, corners, -1), sizes, bool((values < 0).any())
+
+
+def _absolute_obj(data: bytes, corners: np.ndarray, sizes: np.ndarray) -> bytes:
+    """The OBJ file with its ``f`` lines rewritten in absolute (positive, 1-based) indices, vectorised.
+
+    corners : (C, 3) int64 0-based v, vt, vn indices (-1: none); sizes : (P,) corners per f line
+    """
+    numbers = corners + 1
+    width = len(str(int(numbers.max())))
+    # per corner: "\nf" before a line's first corner, then per index a separator and its digits
+    record = np.empty((len(corners), 2 + 3 * (width + 1)), np.uint8)
+    keep = np.empty(record.shape, bool)
+    record[:, :2] = np.frombuffer(b"\nf", np.uint8)
+    keep[:, :2] = False
+    keep[np.cumsum(sizes) - sizes, :2] = True
+    indices, kept = record[:, 2:].reshape(-1, 3, width + 1), keep[:, 2:].reshape(-1, 3, width + 1)
+    indices[:, :, 0] = np.frombuffer(b" //", np.uint8)
+    for k in range(width):
+        indices[:, :, 1 + k] = numbers // 10 ** (width - 1 - k) % 10 + ord("0")
+    kept[:, :, 1:] = (numbers > 0)[:, :, None] & np.logical_or.accumulate(indices[:, :, 1:] > ord("0"), axis=2)
+    kept[:, 0, 0] = True
+    kept[:, 1, 0] = numbers[:, 1:].max(axis=1) > 0  # "v/vt" and "v//vn"
+    kept[:, 2, 0] = numbers[:, 2] > 0
+    faces = iter(record[keep].tobytes()[1:].split(b"\n"))
+    return b"\n".join(next(faces) if line[:2] in (b"f ", b"f\t") else line for line in data.split(b"\n"))
+
+
+def _weld_obj(mesh: Mesh, data: bytes, file_faces: Optional[np.ndarray]) -> None:
     """Undo trimesh's OBJ vertex split at UV seams.
 
-    A file of triangles gets its own ``v`` list and indices back, so vertices that the user kept
-    apart at one position (hard edges, touching parts) stay apart. Otherwise (polygons, relative
-    indices, several objects) vertices are welded on exact position equality, first-seen order.
+    A file of triangles (``file_faces`` (F, 3) int64, its 0-based ``v`` indices) gets its own ``v``
+    list and indices back, so vertices that the user kept apart at one position (hard edges,
+    touching parts) stay apart. Otherwise (polygons, several objects) vertices are welded on exact
+    position equality, first-seen order.
     """
-    text = path.read_text(errors="replace")
-    file_faces = re.findall(r"^f[ \t]+(\d+)\S*[ \t]+(\d+)\S*[ \t]+(\d+)\S*\s*$", text, flags=re.MULTILINE)
-    if len(file_faces) == len(mesh.faces):
-        faces = np.array(file_faces, dtype=np.int64) - 1
-        positions = np.array(re.findall(r"^v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", text, flags=re.MULTILINE),
+    if file_faces is not None and len(file_faces) == len(mesh.faces):
+        positions = np.array(re.findall(rb"^v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", data, flags=re.MULTILINE),
                              dtype=np.float64)
-        if faces.max() < len(positions) and np.array_equal(positions[faces], mesh.positions[mesh.faces]):
-            mesh.positions, mesh.faces = positions, faces
+        if file_faces.max() < len(positions) and np.array_equal(positions[file_faces], mesh.positions[mesh.faces]):
+            mesh.positions, mesh.faces = positions, file_faces
             return
     _, first, inverse = np.unique(mesh.positions, axis=0, return_index=True, return_inverse=True)
     if len(first) == len(mesh.positions):
