@@ -256,26 +256,67 @@ def test_glb_keeps_what_the_file_stores(tmp_path: Path) -> None:
     assert mesh.texture.shape == (16, 16, 3)
 
 
-def test_ply_keeps_per_vertex_and_per_corner_uvs(tmp_path: Path) -> None:
-    header = "ply\nformat ascii 1.0\nelement vertex 4\nproperty double x\nproperty double y\nproperty double z\n"
-    vertex_uv = write(tmp_path / "vertex.ply", header.replace("z\n", "z\nproperty double s\nproperty double t\n")
-                      + "element face 2\nproperty list uchar int vertex_indices\nend_header\n"
-                      "0 0 0 0.1 0.2\n1.5 0 0 0.7 0.2\n1.5 1 0.25 0.7 0.9\n0 1 0.25 0.1 0.9\n3 0 1 2\n3 0 2 3\n")
-    mesh = load_mesh(vertex_uv)
-    np.testing.assert_array_equal(mesh.positions, [[0, 0, 0], [1.5, 0, 0], [1.5, 1, 0.25], [0, 1, 0.25]])
-    np.testing.assert_array_equal(mesh.faces, [[0, 1, 2], [0, 2, 3]])
-    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], np.array([[0.1, 0.2], [0.7, 0.2], [0.7, 0.9]] * 1
-                                                                   + [[0.1, 0.2], [0.7, 0.9], [0.1, 0.9]]).reshape(2, 3, 2))
-    # MeshLab's per-corner texcoord: a UV seam along the shared diagonal
-    corner_uv = write(tmp_path / "corner.ply", header + "element face 2\nproperty list uchar int vertex_indices\n"
-                      "property list uchar float texcoord\nend_header\n0 0 0\n1.5 0 0\n1.5 1 0.25\n0 1 0.25\n"
-                      "3 0 1 2 6 0.1 0.1 0.4 0.1 0.4 0.4\n3 0 2 3 6 0.6 0.6 0.9 0.9 0.6 0.9\n")
-    mesh = load_mesh(corner_uv)
-    np.testing.assert_array_equal(mesh.positions[mesh.faces], np.array([[0, 0, 0], [1.5, 0, 0], [1.5, 1, 0.25],
-                                                                        [0, 0, 0], [1.5, 1, 0.25], [0, 1, 0.25]]
-                                                                       ).reshape(2, 3, 3))
-    stored = np.array([0.1, 0.1, 0.4, 0.1, 0.4, 0.4, 0.6, 0.6, 0.9, 0.9, 0.6, 0.9], np.float32)
-    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], stored.astype(np.float64).reshape(2, 3, 2))
+def write_ply(path: Path, encoding: str, vertex: dict[str, np.ndarray], faces: np.ndarray,
+              texcoord: np.ndarray | None = None) -> Path:
+    """A PLY of double vertex properties and triangles, with MeshLab's per-corner float ``texcoord``
+    list (F, 6) when given, in ``ascii`` or ``binary_little_endian``."""
+    columns = np.stack(list(vertex.values()), axis=1)
+    header = ["ply", f"format {encoding} 1.0", f"element vertex {len(columns)}",
+              *(f"property double {name}" for name in vertex),
+              f"element face {len(faces)}", "property list uchar int vertex_indices"]
+    if texcoord is not None:
+        header.append("property list uchar float texcoord")
+    header = "\n".join(header + ["end_header"]) + "\n"
+    if encoding == "binary_little_endian":
+        fields = [("n", "u1"), ("f", "<i4", 3)] + [("m", "u1"), ("t", "<f4", 6)] * (texcoord is not None)
+        rows = np.zeros(len(faces), fields)
+        rows["n"], rows["f"] = 3, faces
+        if texcoord is not None:
+            rows["m"], rows["t"] = 6, texcoord
+        path.write_bytes(header.encode() + columns.astype("<f8").tobytes() + rows.tobytes())
+        return path
+    lines = [" ".join(repr(x) for x in row) for row in columns.tolist()]
+    for index, face in enumerate(faces.tolist()):
+        lines.append("3 " + " ".join(map(str, face)))
+        if texcoord is not None:  # repr() of a float32 as a float64 reads back as the same float32
+            lines[-1] += " 6 " + " ".join(repr(x) for x in texcoord[index].astype(np.float32).tolist())
+    path.write_text(header + "\n".join(lines) + "\n")
+    return path
+
+
+# A quad with a UV seam along its diagonal and a third triangle in a UV island of its own
+PLY_POSITIONS = np.array([[0, 0, 0], [1.5, 0, 0], [1.5, 1, 0.25], [0, 1, 0.25], [2.5, 0.5, 0.125]])
+PLY_FACES = np.array([[0, 1, 2], [0, 2, 3], [1, 4, 2]])
+PLY_TEXCOORD = np.array([[0.1, 0.1, 0.4, 0.1, 0.4, 0.4],
+                         [0.1, 0.1, 0.4, 0.4, 0.1, 0.4],
+                         [0.6, 0.6, 0.9, 0.7, 0.6, 0.9]], np.float32)
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "binary_little_endian"])
+@pytest.mark.parametrize("names", [("s", "t"), ("u", "v"), ("texture_u", "texture_v")], ids="_".join)
+def test_ply_per_vertex_uvs(tmp_path: Path, encoding: str, names: tuple[str, str]) -> None:
+    uv = np.random.default_rng(6).uniform(0.05, 0.95, (len(PLY_POSITIONS), 2))
+    vertex = dict(zip("xyz", PLY_POSITIONS.T)) | dict(zip(names, uv.T))
+    mesh = load_mesh(write_ply(tmp_path / "vertex.ply", encoding, vertex, PLY_FACES))
+    np.testing.assert_array_equal(mesh.positions, PLY_POSITIONS)
+    np.testing.assert_array_equal(mesh.faces, PLY_FACES)
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], uv[PLY_FACES])
+    assert mesh.notes == []
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "binary_little_endian"])
+def test_ply_per_corner_texcoords_keep_the_file_topology(tmp_path: Path, encoding: str) -> None:
+    """trimesh splits a vertex for every UV it has; the file's vertices and faces come back, and
+    corners with equal UVs share one UV index."""
+    path = write_ply(tmp_path / "corner.ply", encoding, dict(zip("xyz", PLY_POSITIONS.T)), PLY_FACES, PLY_TEXCOORD)
+    mesh = load_mesh(path)
+    np.testing.assert_array_equal(mesh.positions, PLY_POSITIONS)
+    np.testing.assert_array_equal(mesh.faces, PLY_FACES)
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], PLY_TEXCOORD.astype(np.float64).reshape(-1, 3, 2))
+    assert len(mesh.uvs) == 7  # 4 on the quad, shared along the diagonal, and 3 on the island
+    assert mesh.uv_faces[0, 0] == mesh.uv_faces[1, 0] and mesh.uv_faces[0, 2] == mesh.uv_faces[1, 1]
+    assert len(np.unique(mesh.face_islands)) == 2  # vertices 1 and 2 carry a seam to the third face
+    assert mesh.notes == []
 
 
 def test_stl_and_off_load_without_uvs(tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 Conventions
 -----------
 * ``positions`` (V, 3) float64 and ``faces`` (F, 3) int64 are the user's own vertices, in the
-  user's own frame and units. trimesh splits OBJ vertices at UV seams; they are joined back
-  (see ``_weld_obj``), so the exported OBJ keeps the original vertex count.
+  user's own frame and units. trimesh splits OBJ and PLY vertices at UV seams; they are joined
+  back (see ``_weld_obj``, ``_unsplit_ply``), so the exported mesh keeps the original vertex count.
 * UVs are per face corner, as in OBJ: ``uvs`` (T, 2) float64 in [0, 1] with v pointing up
   (OpenGL/OBJ/Blender convention; image row 0 is v = 1) and ``uv_faces`` (F, 3) int64 indexing
   ``uvs``. A UV seam is an edge whose two faces use different UV indices.
@@ -285,6 +285,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     mesh = _merge(parts, path.stem) if len(parts) > 1 else _from_trimesh(parts[0][1], path.stem)
     if suffix == ".obj":
         _weld_obj(mesh, data, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
+    elif suffix == ".ply":
+        _unsplit_ply(mesh, loaded)
     mesh.validate()
     return apply_unwrap(mesh, unwrap)
 
@@ -482,6 +484,41 @@ def _weld_obj(mesh: Mesh, data: bytes, file_faces: Optional[np.ndarray]) -> None
     rank[order] = np.arange(len(order))
     mesh.positions = mesh.positions[first[order]]
     mesh.faces = rank[inverse.reshape(-1)][mesh.faces]
+
+
+def _unsplit_ply(mesh: Mesh, tm) -> None:
+    """Undo trimesh's PLY vertex split for per-corner UVs (a ``texcoord`` list of 6 floats per
+    triangle, as MeshLab writes them).
+
+    trimesh gives every distinct (vertex, UV) pair its own vertex; the file's own ``vertex``
+    element and ``vertex_indices`` come back as the topology, and equal UVs share one index.
+    trimesh keeps the parsed elements in ``metadata["_ply_raw"]``.
+    """
+    raw = tm.metadata.get("_ply_raw", {})
+    corners = _ply_property(raw, "face", "vertex_indices")
+    if corners is None:
+        corners = _ply_property(raw, "face", "vertex_index")
+    texcoord = _ply_property(raw, "face", "texcoord")
+    if corners is None or texcoord is None or corners.ndim != 2 or corners.shape[1] != 3 \
+            or texcoord.shape != (len(corners), 6):
+        return
+    mesh.positions = np.stack([_ply_property(raw, "vertex", axis).reshape(-1).astype(np.float64) for axis in "xyz"],
+                              axis=1)
+    mesh.faces = corners.astype(np.int64)
+    mesh.uvs, inverse = np.unique(texcoord.reshape(-1, 2).astype(np.float64), axis=0, return_inverse=True)
+    mesh.uv_faces = inverse.reshape(-1, 3)
+
+
+def _ply_property(raw: dict, element: str, name: str) -> Optional[np.ndarray]:
+    """One property of an element in trimesh's parsed PLY (a dict of arrays from ASCII files, a
+    structured array from binary ones); a list property as (N, length), or None."""
+    data = raw.get(element, {}).get("data")
+    if isinstance(data, dict):
+        return np.asarray(data[name]) if name in data else None
+    if data is None or name not in (data.dtype.names or ()):
+        return None
+    column = data[name]
+    return column["f1"] if column.dtype.names else column
 
 
 def apply_unwrap(mesh: Mesh, unwrap: str = "auto") -> Mesh:
