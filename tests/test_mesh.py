@@ -466,6 +466,47 @@ def test_multi_object_scene_merges_or_picks_one(tmp_path: Path) -> None:
         load_mesh(path, object_name="wheel")
 
 
+def sample(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:
+    """(N, 3) nearest texels of (H, W, 3) ``texture`` at (N, 2) UVs with v up."""
+    height, width = texture.shape[:2]
+    return texture[((1 - uvs[:, 1]) * height).astype(int), (uvs[:, 0] * width).astype(int)]
+
+
+def test_merged_scene_tiles_the_objects_textures_like_their_uvs(tmp_path: Path) -> None:
+    """Each object's texture, resized to a common tile, lands where its UVs were tiled; an object
+    without a texture fills its tile with its base colour factor."""
+    box = trimesh.creation.box()
+    uv = np.random.default_rng(7).integers(2, 14, (len(box.vertices), 2)) / 16 + 1 / 32  # texel centres
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    gradient = np.zeros((16, 16, 3), np.uint8)
+    gradient[..., 1], gradient[..., 2] = np.arange(16) * 16, np.arange(16)[:, None] * 16
+    visuals = {"red": trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(red)),
+               "gradient": trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(gradient)),
+               "plain": trimesh.visual.TextureVisuals(uv=uv, material=trimesh.visual.material.PBRMaterial(
+                   baseColorFactor=[0.5, 0.0, 1.0, 1.0]))}
+    scene = trimesh.Scene()
+    for index, (name, visual) in enumerate(visuals.items()):
+        part = trimesh.Trimesh(box.vertices + [4.0 * index, 0, 0], box.faces, visual=visual, process=False)
+        scene.add_geometry(part, node_name=name, geom_name=name)
+    path = tmp_path / "three.glb"
+    scene.export(path)
+
+    merged = load_mesh(path)
+    assert merged.texture.shape == (32, 32, 3)  # 2 x 2 tiles of the largest texture, 16 x 16
+    part_of_face = np.round(merged.positions[merged.faces].mean(axis=1)[:, 0] / 4).astype(int)
+    np.testing.assert_array_equal(np.bincount(part_of_face), [12, 12, 12])
+    for index, name in enumerate(visuals):
+        alone = load_mesh(path, object_name=name)
+        corners = merged.uvs[merged.uv_faces[part_of_face == index]].reshape(-1, 2)
+        if alone.texture is None:
+            expected = np.broadcast_to([188, 0, 255], (len(corners), 3))  # linear 0.5 is sRGB 188
+        else:
+            expected = sample(alone.texture, alone.uvs[alone.uv_faces].reshape(-1, 2))
+        np.testing.assert_array_equal(sample(merged.texture, corners), expected, err_msg=name)
+    assert (merged.texture[16:, 16:] == 128).all()  # the fourth tile, of no object, is mid grey
+
+
 # ---------------------------------------------------------------------- arrays
 
 

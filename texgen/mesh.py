@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 # UVs may stray this far outside [0, 1] (a few texels past the edge); further means tiles/UDIM.
 UV_TOLERANCE = 0.1
+# a merged scene's reference texture, its objects' textures side by side, is at most this many pixels wide
+MERGED_TEXTURE_SIZE = 8192
 
 
 @dataclass
@@ -335,7 +337,8 @@ def _from_trimesh(tm, name: str) -> Mesh:
 
 
 def _merge(parts: list, name: str) -> Mesh:
-    """Merge several objects into one mesh; UV squares are tiled side by side so they do not overlap."""
+    """Merge several objects into one mesh; UV squares, and the textures they map, are tiled side by
+    side so they do not overlap."""
     meshes = [_from_trimesh(tm, part_name) for part_name, tm in parts]
     with_uvs = all(m.has_uvs for m in meshes)
     tiles = int(np.ceil(np.sqrt(len(meshes))))
@@ -352,7 +355,8 @@ def _merge(parts: list, name: str) -> Mesh:
             uv_offset += len(m.uvs)
     mesh = Mesh(np.concatenate(positions), np.concatenate(faces),
                 np.concatenate(uvs) if with_uvs else None,
-                np.concatenate(uv_faces) if with_uvs else None, None, name)
+                np.concatenate(uv_faces) if with_uvs else None,
+                _tiled_texture(meshes, [tm for _, tm in parts], tiles) if with_uvs else None, name)
     names = ", ".join(p[0] for p in parts)
     note = f"merged {len(parts)} objects ({names})"
     if with_uvs:
@@ -362,6 +366,46 @@ def _merge(parts: list, name: str) -> Mesh:
     mesh.notes.append(note)
     log.warning("%s: %s", name, note)
     return mesh
+
+
+def _tiled_texture(meshes: list[Mesh], parts: list, tiles: int) -> Optional[np.ndarray]:
+    """(tiles * H, tiles * W, 3) uint8: every object's texture, resized to H x W (the largest, at most
+    MERGED_TEXTURE_SIZE / tiles), in the tile of the merged UV square that ``_merge`` gives it.
+
+    An object without a texture fills its tile with its base colour; None when none has a texture.
+    """
+    from PIL import Image
+
+    textures = [m.texture for m in meshes if m.texture is not None]
+    if not textures:
+        return None
+    height = min(max(t.shape[0] for t in textures), MERGED_TEXTURE_SIZE // tiles)
+    width = min(max(t.shape[1] for t in textures), MERGED_TEXTURE_SIZE // tiles)
+    merged = np.full((tiles * height, tiles * width, 3), 128, np.uint8)
+    for index, (m, tm) in enumerate(zip(meshes, parts)):
+        row, column = divmod(index, tiles)  # row 0 is the top of the image, v = 1
+        tile = merged[row * height:(row + 1) * height, column * width:(column + 1) * width]
+        if m.texture is None:
+            tile[:] = _base_colour(tm)
+        elif m.texture.shape[:2] == (height, width):
+            tile[:] = m.texture
+        else:
+            tile[:] = np.asarray(Image.fromarray(m.texture).resize((width, height), Image.LANCZOS))
+    return merged
+
+
+def _base_colour(tm) -> np.ndarray:
+    """(3,) uint8 sRGB colour of an untextured object: its material's base colour factor (glTF) or
+    diffuse colour (OBJ), both linear, or mid grey."""
+    material = getattr(tm.visual, "material", None)
+    factor = getattr(material, "baseColorFactor", None)
+    if factor is None:
+        factor = getattr(material, "diffuse", None)
+    if factor is None:
+        return np.full(3, 128, np.uint8)
+    linear = np.asarray(factor[:3], dtype=np.float64) / 255
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.round(255 * srgb).astype(np.uint8)
 
 
 def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, bool]:
