@@ -227,6 +227,14 @@ def test_obj_relative_indices_in_polygons(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], truth.uvs[truth.uv_faces])
 
 
+def test_obj_lines_continued_with_a_backslash(tmp_path: Path) -> None:
+    path = write(tmp_path / "continued.obj", "v 0 0 \\\n0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 \\\r\n3/3\n")
+    mesh = load_mesh(path)
+    np.testing.assert_array_equal(mesh.positions, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(mesh.faces, [[0, 1, 2]])
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], [[[0, 0], [1, 0], [0, 1]]])
+
+
 OBJ_FILES = [ASSETS / "crate.obj", ASSETS / "creature.obj", EVAL_MESHES / "spot" / "spot_triangulated.obj",
              EVAL_MESHES / "bob" / "bob_tri.obj", EVAL_MESHES / "avocado" / "avocado.obj"]
 

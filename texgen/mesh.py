@@ -272,7 +272,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
                         f"use one of {', '.join(MESH_SUFFIXES)}")
     source, hints = str(path), {}
     if suffix == ".obj":
-        data = path.read_bytes()
+        data = path.read_bytes().replace(b"\\\r\n", b"").replace(b"\\\n", b"")  # join continued lines, as trimesh does
         corners, sizes, relative = _obj_faces(data, path.name)
         if relative:  # trimesh counts negative indices from the end of the file, not from the face
             source = io.BytesIO(_absolute_obj(data, corners, sizes))
