@@ -198,15 +198,16 @@ class Mesh:
 
         self.require_uvs()
         count = len(self.uv_faces)
-        keys = np.empty((3 * count, 3), dtype=np.int64)
-        keys[:, 0] = self.welded_faces.reshape(-1)
-        keys[:, 1:] = (self.corner_uvs().reshape(-1, 2) + 0.0).view(np.int64)  # + 0.0 folds -0.0 into 0.0
-        _, corner = np.unique(keys, axis=0, return_inverse=True)
-        incidence = scipy.sparse.coo_matrix(
-            (np.ones(3 * count), (np.repeat(np.arange(count), 3), corner.reshape(-1))),
-            shape=(count, 3 * count)).tocsr()
-        _, labels = scipy.sparse.csgraph.connected_components(incidence @ incidence.T, directed=False)
-        return labels
+        # a corner is a (welded vertex, UV value) pair; number the UV values, then the pairs
+        uv = self.corner_uvs().reshape(-1, 2) + 0.0  # + 0.0 folds -0.0 into 0.0
+        _, uv_id = np.unique(uv[:, 0] + 1j * uv[:, 1], return_inverse=True)
+        _, corner = np.unique(self.welded_faces.reshape(-1) * (uv_id.max() + 1) + uv_id.reshape(-1),
+                              return_inverse=True)
+        # faces and corners as one graph, each face linked to its three corners
+        graph = scipy.sparse.coo_matrix((np.ones(3 * count), (np.repeat(np.arange(count), 3), count + corner)),
+                                        shape=(count + corner.max() + 1,) * 2)
+        _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+        return labels[:count]
 
     def corner_uvs(self) -> np.ndarray:
         """(F, 3, 2) UV of every face corner, each face shifted by whole tiles into the 0-1 square.
