@@ -501,7 +501,8 @@ def test_merged_scene_tiles_the_objects_textures_like_their_uvs(tmp_path: Path) 
     scene.export(path)
 
     merged = load_mesh(path)
-    assert merged.texture.shape == (32, 32, 3)  # 2 x 2 tiles of the largest texture, 16 x 16
+    # 2 x 2 tiles of the largest texture, 16 x 16, each in a gutter of one texel (at least 1/64 of the tile)
+    assert merged.texture.shape == (36, 36, 3)
     part_of_face = np.round(merged.positions[merged.faces].mean(axis=1)[:, 0] / 4).astype(int)
     np.testing.assert_array_equal(np.bincount(part_of_face), [12, 12, 12])
     for index, name in enumerate(visuals):
@@ -512,7 +513,66 @@ def test_merged_scene_tiles_the_objects_textures_like_their_uvs(tmp_path: Path) 
         else:
             expected = sample(alone.texture, alone.uvs[alone.uv_faces].reshape(-1, 2))
         np.testing.assert_array_equal(sample(merged.texture, corners), expected, err_msg=name)
-    assert (merged.texture[16:, 16:] == 128).all()  # the fourth tile, of no object, is mid grey
+    for row, column in [(0, 0), (0, 1), (1, 0)]:  # the gutter repeats the edge colours of the tile's inside
+        tile = merged.texture[18 * row:18 * (row + 1), 18 * column:18 * (column + 1)]
+        np.testing.assert_array_equal(tile, np.pad(tile[1:-1, 1:-1], ((1, 1), (1, 1), (0, 0)), mode="edge"))
+    assert (merged.texture[18:, 18:] == 128).all()  # the fourth tile, of no object, is mid grey
+
+
+def test_merged_scene_reads_uvs_in_another_tile_as_a_repeating_sampler_does(tmp_path: Path) -> None:
+    """Faces in UV tile [1, 2] were clamped onto the edge of their object's square when merging; shifted
+    by whole tiles instead, as Mesh.corner_uvs does, they read the merged texture where a repeating sampler
+    reads the object's own texture."""
+    box = trimesh.creation.box()
+    rng = np.random.default_rng(8)
+    corners = box.vertices[box.faces].reshape(-1, 3)  # every face its own vertices, so faces may lie in any tile
+    uv = rng.integers(1, 15, (len(corners), 2)) / 16 + 1 / 32  # texel centres of a 16 x 16 texture
+    shifted = uv + np.stack([np.ones(len(corners)), np.repeat(np.arange(len(box.faces)) % 2, 3)], axis=1)
+    scene = trimesh.Scene()
+    for index, (name, part_uv) in enumerate([("shifted", shifted), ("plain", uv)]):
+        visual = trimesh.visual.TextureVisuals(uv=part_uv, image=Image.fromarray(
+            rng.integers(0, 256, (16, 16, 3), np.uint8)))
+        part = trimesh.Trimesh(corners + [4.0 * index, 0, 0], np.arange(len(corners)).reshape(-1, 3),
+                               visual=visual, process=False)
+        scene.add_geometry(part, node_name=name, geom_name=name)
+    path = tmp_path / "two.glb"
+    scene.export(path)
+
+    merged = load_mesh(path)
+    part_of_face = np.round(merged.positions[merged.faces].mean(axis=1)[:, 0] / 4).astype(int)
+    for index, name in enumerate(["shifted", "plain"]):
+        alone = load_mesh(path, object_name=name)
+        own = alone.uvs[alone.uv_faces]  # (F, 3, 2)
+        assert (own[:, :, 0] > 1).all() == (name == "shifted")
+        ours = merged.uvs[merged.uv_faces[part_of_face == index]]
+        for at_merged, at_own in [(ours.reshape(-1, 2), own.reshape(-1, 2) % 1),  # corners
+                                  (ours.mean(axis=1), own.mean(axis=1) % 1)]:  # centres: no face is distorted
+            np.testing.assert_array_equal(sample(merged.texture, at_merged), sample(alone.texture, at_own),
+                                          err_msg=name)
+
+
+def test_merge_splits_a_uv_that_faces_in_two_tiles_share(tmp_path: Path) -> None:
+    """A strip across u = 1: its UVs at u = 1 belong to faces of tile 0 and of tile 1, and are the right
+    edge of the square for the first and the left edge for the second."""
+    positions = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [0, 1, 0], [1, 1, 0], [2, 1, 0]], np.float64)
+    uv = np.array([[0.75, 0.25], [1, 0.25], [1.25, 0.25], [0.75, 0.75], [1, 0.75], [1.25, 0.75]])
+    strip = trimesh.Trimesh(positions, [[0, 1, 4], [0, 4, 3], [1, 2, 5], [1, 5, 4]], process=False,
+                            visual=trimesh.visual.TextureVisuals(uv=uv))
+    scene = trimesh.Scene()
+    scene.add_geometry(strip, node_name="strip", geom_name="strip")
+    scene.add_geometry(textured_box(offset=(4.0, 0.0, 0.0)), node_name="box", geom_name="box")
+    path = tmp_path / "strip.glb"
+    scene.export(path)
+
+    merged = load_mesh(path)
+    in_strip = merged.positions[merged.faces].mean(axis=1)[:, 0] < 3
+    assert len(np.unique(merged.uv_faces[in_strip])) == 8  # 6 UVs, the 2 at u = 1 in both tiles
+    ours = load_mesh(path, object_name="strip").corner_uvs().reshape(-1, 2)
+    np.testing.assert_array_equal(ours[:, 0].reshape(-1, 3), [[0.75, 1, 1], [0.75, 1, 0.75], [0, 0.25, 0.25],
+                                                              [0, 0.25, 0]])
+    got = merged.uvs[merged.uv_faces[in_strip]].reshape(-1, 2)
+    scale = np.ptp(got, axis=0) / np.ptp(ours, axis=0)  # the strip's square, scaled into its tile
+    np.testing.assert_allclose(got, (ours - ours.min(axis=0)) * scale + got.min(axis=0), rtol=0, atol=1e-12)
 
 
 # ---------------------------------------------------------------------- arrays

@@ -34,6 +34,11 @@ MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 UV_TOLERANCE = 0.1
 # a merged scene's reference texture, its objects' textures side by side, is at most this many pixels wide
 MERGED_TEXTURE_SIZE = 8192
+# A merged object's tile keeps a gutter of at least 1/TILE_GUTTER of the tile on each side, filled with its
+# texture's edge colours, so bilinear filtering and mipmaps at a tile's edge do not read the neighbour's.
+# At 1/64, whatever size a texture for the merged UVs is baked at, the gutter is a texel or more down to
+# the mip level where a tile is 64 texels wide; it costs 6% of the tile's area.
+TILE_GUTTER = 64
 
 
 @dataclass
@@ -339,10 +344,17 @@ def _from_trimesh(tm, name: str) -> Mesh:
 
 def _merge(parts: list, name: str) -> Mesh:
     """Merge several objects into one mesh; UV squares, and the textures they map, are tiled side by
-    side so they do not overlap."""
+    side with a gutter between them so they do not overlap.
+
+    Each face is first shifted by whole tiles into its object's 0-1 square, as ``Mesh.corner_uvs`` does,
+    so a face in UV tile [1, 2] keeps the texels a repeating sampler reads.
+    """
     meshes = [_from_trimesh(tm, part_name) for part_name, tm in parts]
     with_uvs = all(m.has_uvs for m in meshes)
     tiles = int(np.ceil(np.sqrt(len(meshes))))
+    texels = _tile_texels(meshes, tiles) if with_uvs else None
+    # the gutter each side of a tile, a fraction of it in u and v: whole texels of the merged texture
+    gutter = np.full(2, 1 / TILE_GUTTER) if texels is None else texels[1] / (texels[0] + 2 * texels[1])
     positions, faces, uvs, uv_faces = [], [], [], []
     vertex_offset = uv_offset = 0
     for index, m in enumerate(meshes):
@@ -351,13 +363,16 @@ def _merge(parts: list, name: str) -> Mesh:
         vertex_offset += len(m.positions)
         if with_uvs:
             tile = np.array([index % tiles, tiles - 1 - index // tiles], dtype=np.float64)
-            uvs.append((np.clip(m.uvs, 0, 1) + tile) / tiles)
-            uv_faces.append(m.uv_faces + uv_offset)
-            uv_offset += len(m.uvs)
+            wrapped, wrapped_faces = _wrapped_uvs(m)
+            # a corner a little past its square's edge (validate allows UV_TOLERANCE) stays at the edge,
+            # short of the neighbour's tile
+            uvs.append((tile + gutter + np.clip(wrapped, 0, 1) * (1 - 2 * gutter)) / tiles)
+            uv_faces.append(wrapped_faces + uv_offset)
+            uv_offset += len(wrapped)
     mesh = Mesh(np.concatenate(positions), np.concatenate(faces),
                 np.concatenate(uvs) if with_uvs else None,
                 np.concatenate(uv_faces) if with_uvs else None,
-                _tiled_texture(meshes, [tm for _, tm in parts], tiles) if with_uvs else None, name)
+                None if texels is None else _tiled_texture(meshes, [tm for _, tm in parts], tiles, *texels), name)
     names = ", ".join(p[0] for p in parts)
     note = f"merged {len(parts)} objects ({names})"
     if with_uvs:
@@ -369,29 +384,55 @@ def _merge(parts: list, name: str) -> Mesh:
     return mesh
 
 
-def _tiled_texture(meshes: list[Mesh], parts: list, tiles: int) -> Optional[np.ndarray]:
-    """(tiles * H, tiles * W, 3) uint8: every object's texture, resized to H x W (the largest, at most
-    MERGED_TEXTURE_SIZE / tiles), in the tile of the merged UV square that ``_merge`` gives it.
+def _wrapped_uvs(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """uvs (T', 2) float64 and uv_faces (F, 3) int64 giving ``mesh.corner_uvs()``: each face shifted by
+    whole tiles into the 0-1 square. A UV shared by faces in different tiles gets one copy per tile."""
+    shift = np.floor(mesh.uvs[mesh.uv_faces].mean(axis=1))  # (F, 2)
+    if not shift.any():
+        return mesh.uvs, mesh.uv_faces
+    keys = np.concatenate([mesh.uv_faces.reshape(-1, 1), np.repeat(shift, 3, axis=0)], axis=1)  # (F * 3, 3)
+    keys, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return mesh.uvs[keys[:, 0].astype(np.int64)] - keys[:, 1:], inverse.reshape(-1, 3)
 
-    An object without a texture fills its tile with its base colour; None when none has a texture.
+
+def _tile_texels(meshes: list[Mesh], tiles: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """A merged tile's inside and the gutter on each side of it, (2,) int64 texels each, width then
+    height; None when no object has a texture.
+
+    The inside is the largest texture's size, so that texture keeps its texels, capped so that a tile
+    is at most MERGED_TEXTURE_SIZE / tiles texels; the gutter is the fewest whole texels that make at
+    least 1/TILE_GUTTER of the tile.
+    """
+    sizes = [m.texture.shape[1::-1] for m in meshes if m.texture is not None]
+    if not sizes:
+        return None
+    largest = MERGED_TEXTURE_SIZE // tiles
+    inside = np.minimum(np.max(sizes, axis=0), largest - 2 * -(-largest // TILE_GUTTER))
+    return inside, -(-inside // (TILE_GUTTER - 2))
+
+
+def _tiled_texture(meshes: list[Mesh], parts: list, tiles: int, inside: np.ndarray, gutter: np.ndarray) -> np.ndarray:
+    """(tiles * (H + 2 * gutter height), tiles * (W + 2 * gutter width), 3) uint8: every object's texture,
+    resized to ``inside`` (W, H) and padded with its edge colours into the ``gutter`` (2,) texels around
+    it, in the tile of the merged UV square that ``_merge`` gives it.
+
+    An object without a texture fills its tile with its base colour; a tile of no object is mid grey.
     """
     from PIL import Image
 
-    textures = [m.texture for m in meshes if m.texture is not None]
-    if not textures:
-        return None
-    height = min(max(t.shape[0] for t in textures), MERGED_TEXTURE_SIZE // tiles)
-    width = min(max(t.shape[1] for t in textures), MERGED_TEXTURE_SIZE // tiles)
-    merged = np.full((tiles * height, tiles * width, 3), 128, np.uint8)
+    (width, height), (pad_x, pad_y) = inside.tolist(), gutter.tolist()
+    tile_width, tile_height = width + 2 * pad_x, height + 2 * pad_y
+    merged = np.full((tiles * tile_height, tiles * tile_width, 3), 128, np.uint8)
     for index, (m, tm) in enumerate(zip(meshes, parts)):
         row, column = divmod(index, tiles)  # row 0 is the top of the image, v = 1
-        tile = merged[row * height:(row + 1) * height, column * width:(column + 1) * width]
+        tile = merged[row * tile_height:(row + 1) * tile_height, column * tile_width:(column + 1) * tile_width]
         if m.texture is None:
             tile[:] = _base_colour(tm)
-        elif m.texture.shape[:2] == (height, width):
-            tile[:] = m.texture
-        else:
-            tile[:] = np.asarray(Image.fromarray(m.texture).resize((width, height), Image.LANCZOS))
+            continue
+        image = m.texture
+        if image.shape[:2] != (height, width):
+            image = np.asarray(Image.fromarray(image).resize((width, height), Image.LANCZOS))
+        tile[:] = np.pad(image, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="edge")
     return merged
 
 
