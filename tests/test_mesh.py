@@ -412,6 +412,36 @@ def test_bad_files_raise_a_named_mesh_error(tmp_path: Path, name: str, text: str
         load_mesh(write(tmp_path / name, text), unwrap="never")
 
 
+# Faces 2 and 3 of 3 give no vt index, the second only at one corner
+PARTIAL_UVS_OBJ = TRIANGLE + "v 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\nf 2/2 4 3/3\nf 1 2 4\n"
+
+
+@pytest.mark.parametrize("unwrap", ["auto", "never"])
+def test_obj_with_uvs_on_some_faces_only_is_refused(tmp_path: Path, unwrap: str) -> None:
+    """trimesh drops every UV of such a file; it was unwrapped anew with the note "the mesh had no UVs"."""
+    with pytest.raises(MeshError, match=(r"^partial.obj: faces without texture coordinates \(a vt index\): 2 of 3, the "
+                                         r"first on line 9, so the file's UVs cannot be used; give every face a vt "
+                                         r"index, or pass --unwrap always to ignore the file's UVs$")):
+        load_mesh(write(tmp_path / "partial.obj", PARTIAL_UVS_OBJ), unwrap=unwrap)
+
+
+def test_obj_with_uvs_on_some_faces_only_or_none_is_unwrapped(tmp_path: Path) -> None:
+    pytest.importorskip("xatlas")
+    path = write(tmp_path / "partial.obj", PARTIAL_UVS_OBJ)
+    mesh = load_mesh(path, unwrap="always")
+    assert mesh.notes == [("faces without texture coordinates (a vt index): 2 of 3, the first on line 9; the file's "
+                           "UVs are ignored anyway (--unwrap always)"),
+                          "UVs replaced by a new xatlas unwrap (--unwrap always)"]
+    np.testing.assert_array_equal(mesh.positions, parse_obj_positions(path))
+    np.testing.assert_array_equal(mesh.faces, [[0, 1, 2], [1, 3, 2], [0, 1, 3]])
+    assert mesh.has_uvs
+
+    # vt lines that no face uses: the mesh has no UVs, and says so
+    unused = load_mesh(write(tmp_path / "unused.obj", PARTIAL_UVS_OBJ.replace("1/1 2/2 3/3", "1 2 3")
+                             .replace("2/2 4 3/3", "2 4 3")))
+    assert unused.notes == ["the mesh had no UVs; unwrapped with xatlas"]
+
+
 @pytest.mark.parametrize("name, message", [
     ("noise.obj", "noise.obj: the file contains no triangle mesh"),
     ("noise.glb", r"noise.glb: cannot read the file as a mesh \(ValueError: incorrect header on GLB file\)"),

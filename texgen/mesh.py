@@ -276,10 +276,11 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if suffix not in MESH_SUFFIXES:
         raise MeshError(f"{path.name}: unsupported mesh format {path.suffix!r}; "
                         f"use one of {', '.join(MESH_SUFFIXES)}")
-    source, hints = str(path), {}
+    source, hints, uv_gap = str(path), {}, ""
     if suffix == ".obj":
         data = path.read_bytes().replace(b"\\\r\n", b"").replace(b"\\\n", b"")  # join continued lines, as trimesh does
-        corners, sizes, relative = _obj_faces(data, path.name)
+        corners, sizes, lines, relative = _obj_faces(data, path.name)
+        uv_gap = _obj_uv_gap(corners, sizes, lines)
         if relative:  # trimesh counts negative indices from the end of the file, not from the face
             source = io.BytesIO(_absolute_obj(data, corners, sizes))
             hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
@@ -296,6 +297,11 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     elif suffix == ".ply":
         _unsplit_ply(mesh, loaded)
     mesh.validate()
+    if uv_gap and not mesh.has_uvs:  # trimesh drops every UV of an OBJ in which some faces have none
+        if unwrap != "always":
+            raise MeshError(f"{path.name}: {uv_gap}, so the file's UVs cannot be used; give every face a vt index, "
+                            "or pass --unwrap always to ignore the file's UVs")
+        mesh.notes.append(f"{uv_gap}; the file's UVs are ignored anyway (--unwrap always)")
     return apply_unwrap(mesh, unwrap)
 
 
@@ -450,7 +456,7 @@ def _base_colour(tm) -> np.ndarray:
     return np.round(255 * srgb).astype(np.uint8)
 
 
-def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, bool]:
+def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Read and check the ``f`` lines of an OBJ file, vectorised (trimesh reads them again).
 
     Negative indices count back from the face's line, as OBJ defines them. Raises MeshError naming
@@ -458,7 +464,8 @@ def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, bool
     every UV of the file for one bad ``vt`` index).
 
     Returns corners (C, 3) int64 0-based v, vt, vn indices (-1 where the file gives none),
-    sizes (P,) int64 corners of each ``f`` line, and whether any index was negative.
+    sizes (P,) int64 corners of each ``f`` line, lines (P,) int64 its 1-based line number, and whether
+    any index was negative.
     """
     data += b"\n"
     padded = np.frombuffer(data + b"  ", np.uint8)
@@ -472,7 +479,7 @@ def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, bool
     above = np.stack([np.cumsum(kind)[face_lines] for kind in kinds], axis=1)  # (P, 3) v, vt, vn lines
     totals = np.array([kind.sum() for kind in kinds])
     if not len(face_lines):
-        return np.zeros((0, 3), np.int64), np.zeros(0, np.int64), False
+        return np.zeros((0, 3), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), False
 
     # the f lines, copied run by run; a corner is "v", "v/vt", "v//vn" or "v/vt/vn", an index maybe negative
     breaks = np.flatnonzero(np.diff(face_lines) != 1) + 1
@@ -520,7 +527,21 @@ def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, bool
             detail = "OBJ indices start at 1"
         raise MeshError(f"{filename}: line {face_lines[line_of[corner]] + 1}: a face refers to {kind} {index}, "
                         f"but {detail}")
-    return np.where(given, corners, -1), sizes, bool((values < 0).any())
+    return np.where(given, corners, -1), sizes, face_lines + 1, bool((values < 0).any())
+
+
+def _obj_uv_gap(corners: np.ndarray, sizes: np.ndarray, lines: np.ndarray) -> str:
+    """How many of an OBJ's faces lack a ``vt`` index and where the first is, when others have one;
+    '' when all or none have one.
+
+    corners : (C, 3) int64 v, vt, vn indices (-1: none); sizes : (P,) corners of each f line;
+    lines : (P,) their line numbers
+    """
+    without = np.minimum.reduceat(corners[:, 1], np.cumsum(sizes) - sizes) < 0  # (P,) a corner has no vt
+    if without.all() or not without.any():
+        return ""
+    return (f"faces without texture coordinates (a vt index): {int(without.sum())} of {len(without)}, "
+            f"the first on line {int(lines[without][0])}")
 
 
 def _absolute_obj(data: bytes, corners: np.ndarray, sizes: np.ndarray) -> bytes:
