@@ -4,7 +4,7 @@
     python blender_addon/build.py --platform linux-x64   # one platform
     python blender_addon/build.py --offline WHEELS_DIR   # take the wheels from a folder, not PyPI
 
-Steps: copy texgen's own ``protocol.py`` and ``client.py`` into ``vendor/`` (never a hand copy),
+Steps: copy texgen's own ``protocol.py``, ``client.py`` and ``uvtiles.py`` into ``vendor/`` (never a hand copy),
 download unmodified pyzmq and msgpack wheels for Python 3.11 (Blender 4.2-5.0) and 3.13
 (Blender 5.1+) with ``pip download``, write the manifest's ``platforms`` and ``wheels``, zip and
 validate: with ``blender --command extension validate`` when a Blender binary is on PATH, else with
@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 
 ADDON_DIR = Path(__file__).resolve().parent
 TEXGEN_DIR = ADDON_DIR.parent / "texgen"
-VENDORED = ("protocol.py", "client.py")
+VENDORED = ("protocol.py", "client.py", "uvtiles.py")
 VENDOR_IMPORTS = frozenset({"numpy", "zmq", "msgpack"})  # besides the standard library
 PACKAGES = ("pyzmq", "msgpack")
 PYTHONS = ("3.11", "3.13")
@@ -47,7 +47,7 @@ class BuildError(RuntimeError):
 
 
 def vendor(addon_dir: Path = ADDON_DIR, source: Path = TEXGEN_DIR) -> Path:
-    """Copy texgen's protocol and client, unmodified, into ``addon_dir/vendor`` (a package).
+    """Copy texgen's protocol, client and UV-tile modules, unmodified, into ``addon_dir/vendor`` (a package).
 
     Refuses modules that import anything beyond the standard library, numpy, pyzmq, msgpack and
     each other, so torch or diffusers can never reach Blender this way.

@@ -26,6 +26,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .errors import MeshError
+from .uvtiles import face_tiles, wrap_faces
 
 log = logging.getLogger(__name__)
 
@@ -222,13 +223,13 @@ class Mesh:
         """
         self.require_uvs()
         corners = self.uvs[self.uv_faces]
-        return corners - np.floor(corners.mean(axis=1, keepdims=True))
+        return corners - face_tiles(corners)[:, None]
 
     @property
     def uv_tiles_wrapped(self) -> bool:
         """True when some faces lie outside the 0-1 square and are wrapped into it."""
         corners = self.uvs[self.uv_faces]
-        return bool((np.floor(corners.mean(axis=1)) != 0).any())
+        return bool(face_tiles(corners).any())
 
     def require_uvs(self) -> None:
         if self.uvs is None:
@@ -369,7 +370,7 @@ def _merge(parts: list, name: str) -> Mesh:
         vertex_offset += len(m.positions)
         if with_uvs:
             tile = np.array([index % tiles, tiles - 1 - index // tiles], dtype=np.float64)
-            wrapped, wrapped_faces = _wrapped_uvs(m)
+            wrapped, wrapped_faces = wrap_faces(m.uvs, m.uv_faces)
             # a corner a little past its square's edge (validate allows UV_TOLERANCE) stays at the edge,
             # short of the neighbour's tile
             uvs.append((tile + gutter + np.clip(wrapped, 0, 1) * (1 - 2 * gutter)) / tiles)
@@ -388,17 +389,6 @@ def _merge(parts: list, name: str) -> Mesh:
     mesh.notes.append(note)
     log.warning("%s: %s", name, note)
     return mesh
-
-
-def _wrapped_uvs(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
-    """uvs (T', 2) float64 and uv_faces (F, 3) int64 giving ``mesh.corner_uvs()``: each face shifted by
-    whole tiles into the 0-1 square. A UV shared by faces in different tiles gets one copy per tile."""
-    shift = np.floor(mesh.uvs[mesh.uv_faces].mean(axis=1))  # (F, 2)
-    if not shift.any():
-        return mesh.uvs, mesh.uv_faces
-    keys = np.concatenate([mesh.uv_faces.reshape(-1, 1), np.repeat(shift, 3, axis=0)], axis=1)  # (F * 3, 3)
-    keys, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return mesh.uvs[keys[:, 0].astype(np.int64)] - keys[:, 1:], inverse.reshape(-1, 3)
 
 
 def _tile_texels(meshes: list[Mesh], tiles: int) -> Optional[tuple[np.ndarray, np.ndarray]]:

@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..vendor.uvtiles import wrap_faces
+
 
 @dataclass
 class MeshArrays:
@@ -94,9 +96,13 @@ class AtlasLayout:
 
 
 def combine(meshes: Sequence[MeshArrays], name: str = "scene") -> tuple[MeshArrays, AtlasLayout]:
-    """Merge meshes into one scene whose UV squares sit side by side (as texgen's own merge does).
+    """Merge meshes into one scene whose UV squares sit side by side.
 
-    UVs are clipped to [0, 1] first, so a mesh never paints into its neighbour's square.
+    Each face is first shifted by whole tiles into its mesh's 0-1 square (texgen's own
+    ``uvtiles.wrap_faces``), where a repeating sampler reads it, and corners a little past the
+    square's edge are clipped to it, so a mesh never paints into its neighbour's square. Unlike
+    texgen's scene merge there is no gutter between squares: :func:`split_atlas` hands each mesh
+    its square at the full atlas resolution, lined up with the mesh's own UVs.
     """
     tiles = int(np.ceil(np.sqrt(len(meshes))))
     positions, faces, uvs, uv_faces = [], [], [], []
@@ -106,9 +112,10 @@ def combine(meshes: Sequence[MeshArrays], name: str = "scene") -> tuple[MeshArra
         faces.append(mesh.faces + vertex_offset)
         vertex_offset += len(mesh.positions)
         tile = np.array([index % tiles, tiles - 1 - index // tiles], dtype=np.float64)
-        uvs.append((np.clip(mesh.uvs, 0.0, 1.0) + tile) / tiles)
-        uv_faces.append(mesh.uv_faces + uv_offset)
-        uv_offset += len(mesh.uvs)
+        wrapped, wrapped_faces = wrap_faces(mesh.uvs, mesh.uv_faces)
+        uvs.append((np.clip(wrapped, 0.0, 1.0) + tile) / tiles)
+        uv_faces.append(wrapped_faces + uv_offset)
+        uv_offset += len(wrapped)
     merged = MeshArrays(name, np.concatenate(positions), np.concatenate(faces), np.concatenate(uvs),
                         np.concatenate(uv_faces))
     return merged, AtlasLayout(tuple(m.name for m in meshes), tiles)

@@ -28,9 +28,9 @@ def built(build_module, wheels_source, tmp_path_factory) -> dict:
     return {platform: build_module.build_platform(platform, out, wheels_source) for platform in build_module.PLATFORMS}
 
 
-def test_vendored_client_is_texgen_own_unmodified(build_module):
+def test_vendored_modules_are_texgen_own_unmodified(build_module):
     folder = build_module.vendor()
-    for name in ("protocol.py", "client.py"):
+    for name in build_module.VENDORED:
         assert (folder / name).read_bytes() == (ROOT / "texgen" / name).read_bytes()
 
 

@@ -79,6 +79,21 @@ def test_combine_then_split_atlas_round_trips(core):
     assert np.allclose(merged.uvs[merged.uv_faces[0]][2], [0.25, 1.0])
 
 
+def test_combine_places_faces_in_other_uv_tiles_where_a_repeating_sampler_reads_them(core):
+    md = core.meshdata
+    # a strip across u = 1: one face in tile [0, 1], one in [1, 2], sharing the UVs on the edge u = 1
+    uvs = np.array([[0.6, 0.2], [1.0, 0.2], [1.0, 0.8], [0.6, 0.8], [1.4, 0.2], [1.4, 0.8]])
+    uv_faces = np.array([[0, 1, 2], [1, 4, 5]])
+    strip = md.MeshArrays("strip", np.zeros((6, 3)), np.array([[0, 1, 2], [1, 4, 5]]), uvs, uv_faces)
+    other = md.MeshArrays("other", np.zeros((3, 3)), np.array([[0, 1, 2]]), uvs[:3], uv_faces[:1])
+    merged, layout = md.combine([strip, other])
+    corners = merged.uvs[merged.uv_faces]
+    # the strip owns the left half of the atlas; its second face reads u - 1 in [0, 0.4]
+    assert np.allclose(corners[0], [[0.3, 0.6], [0.5, 0.6], [0.5, 0.9]])
+    assert np.allclose(corners[1], [[0.0, 0.6], [0.2, 0.6], [0.2, 0.9]])
+    assert (corners[:2, :, 0] <= 0.5).all() and (corners[2, :, 0] >= 0.5).all()
+
+
 def test_pixels_round_trip_flips_rows(core):
     texture = np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8)
     pixels = core.meshdata.texture_to_pixels(texture)

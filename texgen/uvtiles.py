@@ -1,0 +1,35 @@
+"""UV tiles: where a repeating sampler reads a face whose UVs lie outside the 0-1 square.
+
+A face lying in tile [k, k + 1] samples the same texels as in [0, 1]. The tile of a face is the
+floor of its corners' mean, so a face that straddles a tile edge a little stays whole. Numpy
+only: the Blender add-on vendors this module (``blender_addon/build.py``), so texgen's own
+scene merge and the add-on's atlas place faces the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def face_tiles(corners: np.ndarray) -> np.ndarray:
+    """(F, 2) float64 whole-tile offset of each face. corners : (F, 3, 2) UVs of the face corners."""
+    return np.floor(corners.mean(axis=1))
+
+
+def wrap_faces(uvs: np.ndarray, uv_faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shift every face by whole tiles into the 0-1 square.
+
+    uvs : (T, 2) float, uv_faces : (F, 3) int
+    returns : uvs (T', 2) float64 and uv_faces (F, 3) int64 of the shifted faces; a UV shared by
+        faces in different tiles gets one copy per tile. Unchanged when every face is in [0, 1].
+    """
+    uvs, uv_faces = np.asarray(uvs, dtype=np.float64), np.asarray(uv_faces, dtype=np.int64)
+    shift = face_tiles(uvs[uv_faces])
+    if not shift.any():
+        return uvs, uv_faces
+    keys = np.concatenate([uv_faces.reshape(-1, 1), np.repeat(shift, 3, axis=0)], axis=1)  # (F * 3, 3)
+    keys, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return uvs[keys[:, 0].astype(np.int64)] - keys[:, 1:], inverse.reshape(-1, 3)
+
+
+__all__ = ["face_tiles", "wrap_faces"]
