@@ -72,16 +72,16 @@ def unreliable_pixels(depth: torch.Tensor, normals: Optional[torch.Tensor],
     depth : (H, W) linear depth, 0 on the background
     normals : (3, H, W) unit normals, or None to skip the crease test
     """
-    d = depth[None, None]
-    padded_depth = F.pad(d, (1, 1, 1, 1), mode="replicate")
-    padded_normals = None if normals is None else F.pad(normals[None], (1, 1, 1, 1), mode="replicate")
-    bad = d <= 0
+    bad = depth <= 0
     crease_cos = math.cos(math.radians(settings.crease_deg))
-    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        window = (slice(None), slice(None), slice(dy, dy + d.shape[2]), slice(dx, dx + d.shape[3]))
-        bad |= (padded_depth[window] - d).abs() > settings.depth_edge
-        if padded_normals is not None:
-            bad |= (padded_normals[window] * normals[None]).sum(dim=1, keepdim=True) < crease_cos
+    for axis in (0, 1):  # each pair of neighbours once, marking both pixels
+        length = depth.shape[axis] - 1
+        edge = (depth.narrow(axis, 1, length) - depth.narrow(axis, 0, length)).abs() > settings.depth_edge
+        if normals is not None:
+            edge |= (normals.narrow(axis + 1, 1, length) * normals.narrow(axis + 1, 0, length)).sum(dim=0) < crease_cos
+        bad.narrow(axis, 0, length).logical_or_(edge)
+        bad.narrow(axis, 1, length).logical_or_(edge)
+    bad = bad[None, None]
     radius = settings.edge_erode_px
     if radius > 0:
         bad = bad.float()  # a square dilation, as two 1D passes
