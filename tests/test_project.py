@@ -124,12 +124,12 @@ def test_cutoff_angle_and_cos_power_weights(tilt: float, cutoff: float, seen: bo
         samples = sample_view(texels, camera, buffers.depth[0], None, settings, buffers.normals[0])
         visible = samples.visible.numpy()
         if not seen:
-            assert not visible.any() and (samples.weight == 0).all() and (samples.cos == 0).all()
+            assert not visible.any() and len(samples.texel) == len(samples.weight) == len(samples.cos) == 0
             continue
         assert visible.mean() > 0.8
-        np.testing.assert_allclose(samples.cos.numpy()[visible], math.cos(angle), atol=1e-5)
-        np.testing.assert_allclose(samples.weight.numpy()[visible], math.cos(angle) ** power, rtol=1e-4)
-        assert (samples.cos.numpy()[~visible] == 0).all() and (samples.weight.numpy()[~visible] == 0).all()
+        np.testing.assert_array_equal(samples.texel.numpy(), np.flatnonzero(visible))
+        np.testing.assert_allclose(samples.cos.numpy(), math.cos(angle), atol=1e-5)
+        np.testing.assert_allclose(samples.weight.numpy(), math.cos(angle) ** power, rtol=1e-4)
 
 
 def test_silhouette_erosion_width() -> None:
@@ -188,9 +188,10 @@ def test_projected_colours_match_the_texture_at_texel_centres() -> None:
     assert visible.mean() > 0.9
     expected = texels.gather(ramp)[visible]
     # 8-bit texture and render, bilinear in both directions: within two steps of 1/255
-    np.testing.assert_allclose(samples.color.numpy()[visible], expected, atol=2.5 / 255)
-    assert samples.color.shape == (texels.count, 3) and (samples.color.numpy()[~visible] == 0).all()
-    assert sample_view(texels, camera, buffers.depth[0], None).color.shape == (texels.count, 0)
+    np.testing.assert_allclose(samples.color.numpy(), expected, atol=2.5 / 255)
+    dense = samples.scatter(samples.color, fill=-1.0).numpy()
+    assert dense.shape == (texels.count, 3) and (dense[~visible] == -1).all()
+    assert sample_view(texels, camera, buffers.depth[0], None).color.shape == (visible.sum(), 0)
 
 
 def square_texels(count: int = 16) -> TexelMap:
@@ -199,9 +200,12 @@ def square_texels(count: int = 16) -> TexelMap:
 
 
 def random_samples(count: int, seed: int, seen: float = 0.6) -> ViewSamples:
+    """A view that sees a random ``seen`` share of ``count`` texels, with random colours and cos."""
     rng = np.random.default_rng(seed)
-    cos = torch.from_numpy(rng.uniform(0.3, 1.0, count).astype(np.float32) * (rng.uniform(size=count) < seen))
-    return ViewSamples(torch.from_numpy(rng.uniform(0, 1, (count, 3)).astype(np.float32)), cos ** 4, cos)
+    texel = torch.from_numpy(np.flatnonzero(rng.uniform(size=count) < seen))
+    cos = torch.from_numpy(rng.uniform(0.3, 1.0, len(texel)).astype(np.float32))
+    return ViewSamples(count, texel, torch.from_numpy(rng.uniform(0, 1, (len(texel), 3)).astype(np.float32)),
+                       cos ** 4, cos)
 
 
 def test_accumulate_is_a_weighted_mean_with_a_best_view_record() -> None:
@@ -210,15 +214,15 @@ def test_accumulate_is_a_weighted_mean_with_a_best_view_record() -> None:
     views = [random_samples(texels.count, seed) for seed in range(3)]
     for index, samples in enumerate(views):
         state.accumulate(samples, index)
-    weights = torch.stack([v.weight for v in views]).numpy().astype(np.float64)
-    colours = torch.stack([v.color for v in views]).numpy().astype(np.float64)
+    weights = torch.stack([v.scatter(v.weight) for v in views]).numpy().astype(np.float64)
+    colours = torch.stack([v.scatter(v.color) for v in views]).numpy().astype(np.float64)
     total = weights.sum(axis=0)
     seen = total > 0
     np.testing.assert_allclose(state.weight.numpy(), total, rtol=1e-6)
     mean = (weights[..., None] * colours).sum(axis=0)[seen] / total[seen, None]
     np.testing.assert_allclose(state.color.numpy()[seen], mean, atol=1e-6)
     assert (state.color.numpy()[~seen] == 0).all() and state.painted.numpy().tolist() == seen.tolist()
-    cos = torch.stack([v.cos for v in views]).numpy()
+    cos = torch.stack([v.scatter(v.cos) for v in views]).numpy()
     np.testing.assert_array_equal(state.best_cos.numpy(), cos.max(axis=0))
     np.testing.assert_array_equal(state.best_view.numpy(), np.where(seen, cos.argmax(axis=0), -1))
     image = state.image(background=0.5)
@@ -240,7 +244,7 @@ def test_texels_outside_allow_are_left_bit_for_bit(method: str) -> None:
     allow = torch.from_numpy(np.random.default_rng(1).uniform(size=texels.count) < 0.5)
     allow[3] = False
     new = random_samples(texels.count, 2, seen=1.0)
-    new.color[~allow] = torch.tensor([float("nan"), float("inf"), -1e30])  # garbage where the view may not paint
+    new.color[~allow[new.texel]] = torch.tensor([float("nan"), float("inf"), -1e30])  # garbage where it may not paint
     if method == "replace":
         state.replace(new, 1, allow, strength=0.5)
     else:
@@ -253,11 +257,9 @@ def test_texels_outside_allow_are_left_bit_for_bit(method: str) -> None:
 def test_replace_overwrites_mixes_with_strength_and_fills_unpainted() -> None:
     texels = square_texels(16)
     state = TextureState(texels)
-    first = ViewSamples(torch.full((16, 3), 0.2), torch.ones(16), torch.full((16,), 0.5))
-    first.weight[:4] = 0  # texels 0-3 stay unpainted
-    first.cos[:4] = 0
-    state.accumulate(first, 0)
-    second = ViewSamples(torch.full((16, 3), 0.8), torch.ones(16), torch.full((16,), 0.9))
+    first = ViewSamples(16, torch.arange(4, 16), torch.full((12, 3), 0.2), torch.ones(12), torch.full((12,), 0.5))
+    state.accumulate(first, 0)  # texels 0-3 stay unpainted
+    second = ViewSamples(16, torch.arange(16), torch.full((16, 3), 0.8), torch.ones(16), torch.full((16,), 0.9))
     allow = torch.ones(16, dtype=torch.bool)
     state.replace(second, 1, allow, strength=0.25)
     colour = state.color[:, 0].numpy()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -79,7 +79,6 @@ class Trimap:
 
     generate: torch.Tensor
     refine: torch.Tensor
-    samples: ViewSamples = field(repr=False)
 
 
 def resolve_settings(prompt: Optional[str], settings: Optional[TextureSettings], overrides: dict) -> TextureSettings:
@@ -105,10 +104,9 @@ def prepare_mesh(mesh: Union[Mesh, str, Path], settings: TextureSettings) -> Mes
 
 def build_trimap(state: TextureState, samples: ViewSamples) -> Trimap:
     """Generate = visible and never painted; refine = visible and seen much better than before."""
-    visible = samples.visible
-    generate = visible & ~state.painted
-    refine = visible & state.painted & (samples.cos > state.best_cos + REFINE_MARGIN)
-    return Trimap(generate, refine, samples)
+    painted = state.painted[samples.texel]
+    better = samples.cos > state.best_cos[samples.texel] + REFINE_MARGIN
+    return Trimap(samples.scatter(~painted, False), samples.scatter(painted & better, False))
 
 
 def pixel_mask(renderer: Renderer, camera: Camera, foreground: torch.Tensor, state: TextureState, trimap: Trimap,

@@ -48,20 +48,30 @@ class ProjectionSettings:
 
 @dataclass
 class ViewSamples:
-    """One view's contribution to every texel.
+    """What one view sees: the texels it sees (K of the map's M) and its samples there.
 
-    color : (M, C) float32 sampled colour (0 where not visible)
-    weight : (M,) float32 blending weight, 0 where not visible
-    cos : (M,) float32 cos(normal, direction to camera), 0 where not visible
+    count : M, the number of valid texels of the map
+    texel : (K,) int64 ascending indices of the texels the view sees
+    color : (K, C) float32 sampled colour (C = 0 when only visibility was asked for)
+    weight : (K,) float32 blending weight, > 0
+    cos : (K,) float32 cos(normal, direction to camera)
     """
 
+    count: int
+    texel: torch.Tensor
     color: torch.Tensor
     weight: torch.Tensor
     cos: torch.Tensor
 
     @property
     def visible(self) -> torch.Tensor:
-        return self.weight > 0
+        """(M,) bool texels the view sees."""
+        return self.scatter(torch.ones_like(self.weight, dtype=torch.bool), False)
+
+    def scatter(self, values: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+        """(M, ...) per-texel ``values`` (K, ...), ``fill`` at texels the view does not see."""
+        dense = values.new_full((self.count,) + tuple(values.shape[1:]), fill)
+        return dense.index_put_((self.texel,), values)
 
 
 def unreliable_pixels(depth: torch.Tensor, normals: Optional[torch.Tensor],
@@ -118,15 +128,14 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     pixel = (torch.ones_like(texel_depth) if camera.orthographic else texel_depth) / camera.focal
     slope = (1 - cos.square()).clamp_min(0).sqrt() / cos.clamp_min(cutoff)
     tolerance = settings.depth_tolerance + pixel * slope
-    visible = torch.nonzero(inside & (reliable > 0.5) & ((texel_depth - seen_depth).abs() < tolerance)).squeeze(1)
-    seen, seen_cos = candidates[visible], cos[visible]
-    result = ViewSamples(texels.position.new_zeros((texels.count, 0 if image is None else image.shape[0])),
-                         texels.position.new_zeros(texels.count), texels.position.new_zeros(texels.count))
-    result.cos.index_put_((seen,), seen_cos)
-    result.weight.index_put_((seen,), seen_cos ** settings.cos_power)
-    if image is not None:
-        result.color.index_put_((seen,), lookup(image.float(), "bilinear", grid[:, :, visible]).T)
-    return result
+    weight = cos ** settings.cos_power
+    visible = torch.nonzero(inside & (reliable > 0.5) & ((texel_depth - seen_depth).abs() < tolerance)
+                            & (weight > 0)).squeeze(1)
+    if image is None:
+        color = weight.new_zeros((len(visible), 0))
+    else:
+        color = lookup(image.float(), "bilinear", grid[:, :, visible]).T
+    return ViewSamples(texels.count, candidates[visible], color, weight[visible], cos[visible])
 
 
 def _facing_cos(texels: TexelMap, camera: Camera) -> torch.Tensor:
@@ -169,7 +178,7 @@ class TextureState:
 
         allow : (M,) bool, the texels this view may change; others are left exactly as they are
         """
-        self._blend(samples, view, samples.weight if allow is None else samples.weight * allow, None)
+        self._blend(samples, view, allow, None)
 
     def replace(self, samples: ViewSamples, view: int, allow: torch.Tensor, strength: float = 1.0) -> None:
         """Overwrite the allowed texels with the view's colour, mixed in with ``strength`` in [0, 1].
@@ -178,22 +187,24 @@ class TextureState:
         content must not be averaged with a different, earlier invention. Unpainted texels take
         the new colour whatever the strength.
         """
-        self._blend(samples, view, samples.weight * allow, strength)
+        self._blend(samples, view, allow, strength)
 
-    def _blend(self, samples: ViewSamples, view: int, weight: torch.Tensor, strength: Optional[float]) -> None:
-        """Move texels with ``weight`` > 0 towards the view's colour: by ``strength`` (1 where unpainted),
+    def _blend(self, samples: ViewSamples, view: int, allow: Optional[torch.Tensor], strength: Optional[float]) -> None:
+        """Move the allowed texels the view sees towards its colour: by ``strength`` (1 where unpainted),
         or by the view's share of the weight when ``strength`` is None."""
         # only the changed texels are touched: the others keep their values bit for bit, whatever the view holds
-        changed = torch.nonzero(weight > 0).squeeze(1)
-        added, before = weight[changed], self.weight[changed]
+        changed, added, color, cos = samples.texel, samples.weight, samples.color, samples.cos
+        if allow is not None:
+            keep = torch.nonzero(allow[changed]).squeeze(1)
+            changed, added, color, cos = changed[keep], added[keep], color[keep], cos[keep]
+        before = self.weight[changed]
         if strength is None:
             fraction = added / (before + added)
         else:
             fraction = torch.where(before > 0, strength, 1.0)
-        color = self.color[changed]
-        self.color.index_put_((changed,), color + (samples.color[changed] - color) * fraction[:, None])
+        old = self.color[changed]
+        self.color.index_put_((changed,), old + (color - old) * fraction[:, None])
         self.weight.index_put_((changed,), before + added)
-        cos = samples.cos[changed]
         better = cos > self.best_cos[changed]
         self.best_cos.index_put_((changed[better],), cos[better])
         self.best_view.index_put_((changed[better],), self.best_view.new_tensor(view))
