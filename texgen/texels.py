@@ -57,8 +57,8 @@ class TexelMap:
         hit_texel, hit_face, hit_bary = rasterise_triangles(tri, size)
         hit_face = faces[hit_face]
         texel, pick, overlap = _resolve_hits(mesh, hit_texel, hit_face, hit_bary, size)
-        face, bary = hit_face[pick], hit_bary[pick].astype(np.float32)
-        corners = mesh.unit_positions[mesh.faces[face]]  # (M, 3, 3)
+        face, bary = hit_face[pick], hit_bary[pick]
+        corners = mesh.unit_positions[mesh.faces].reshape(-1, 9)[face].reshape(-1, 3, 3)  # one row gather per texel
         position = np.einsum("mk,mkd->md", bary, corners)
         face_normal = mesh.face_cross / np.maximum(np.linalg.norm(mesh.face_cross, axis=1, keepdims=True), 1e-300)
         normal = face_normal.astype(np.float32)[face]
@@ -132,7 +132,7 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     group tests its texel candidates as one broadcast (G, rows, cols) array: no per-candidate
     index arithmetic. The order of the hits is unspecified.
     tri : (F, 3, 2) triangle corners in texel-centre coordinates (x, y)
-    returns : texel (H,) flat indices, triangle (H,), barycentrics (H, 3) float64
+    returns : texel (H,) flat indices, triangle (H,), barycentrics (H, 3) float32
     """
     low = np.clip(np.ceil(tri.min(axis=1) - 1e-9), 0, size - 1).astype(np.int64)
     high = np.clip(np.floor(tri.max(axis=1) + 1e-9), -1, size - 1).astype(np.int64)
@@ -165,12 +165,12 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
                       & (x <= high[group, 0]) & (y <= high[group, 1]))
             hit, row, col = np.nonzero(inside)
             triangle = group[hit, 0, 0]
-            bary = np.clip(np.stack([w0[inside], w1[inside], w2[inside]], axis=1), 0.0, 1.0)
+            bary = np.clip(np.stack([w0[inside], w1[inside], w2[inside]], axis=1, dtype=np.float32), 0.0, 1.0)
             texels.append((low[triangle, 1] + row) * size + low[triangle, 0] + col)
             triangles.append(triangle)
             barys.append(bary / bary.sum(axis=1, keepdims=True))
     if not texels:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
     return np.concatenate(texels), np.concatenate(triangles), np.concatenate(barys)
 
 
