@@ -14,7 +14,7 @@ import pytest
 
 from texgen.errors import TexgenError
 from texgen.export import (OUTPUT_KINDS, atomic_write, contact_sheet, gltf_vertices, output_paths,
-                           texture_render_strip, write_outputs)
+                           texture_renders, write_outputs)
 from texgen.mesh import Mesh, load_mesh
 from texgen.result import TextureResult
 
@@ -233,14 +233,16 @@ def test_contact_sheet_layout_and_labels() -> None:
         contact_sheet([], 2)
 
 
-def test_texture_render_strip() -> None:
+def test_texture_renders() -> None:
     pytest.importorskip("pyrender")
     mesh = seam_mesh()
     texture = np.zeros((64, 64, 3), np.uint8)
     texture[:, :, 0] = 255  # pure red surface
-    strip = texture_render_strip(mesh, texture, size=64, views=3)
-    assert strip.shape == (64, 192, 3) and strip.dtype == np.uint8
-    assert strip[0, 0].tolist() == [128, 128, 128]  # grey background
-    red = (strip[:, :, 0] == 255) & (strip[:, :, 1] == 0)
-    for view in range(3):
-        assert red[:, view * 64:(view + 1) * 64].mean() > 0.01
+    renders = texture_renders(mesh, texture, size=64, views=3)
+    assert [label for label, _ in renders] == ["textured, azimuth 30\N{DEGREE SIGN}",
+                                               "textured, azimuth 150\N{DEGREE SIGN}",
+                                               "textured, azimuth 270\N{DEGREE SIGN}"]
+    for _, picture in renders:
+        assert picture.shape == (64, 64, 3) and picture.dtype == np.uint8
+        assert picture[0, 0].tolist() == [128, 128, 128]  # grey background
+        assert ((picture[:, :, 0] == 255) & (picture[:, :, 1] == 0)).mean() > 0.01

@@ -369,15 +369,16 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int, tile_size: 
     return np.asarray(sheet)
 
 
-def texture_render_strip(mesh: Mesh, texture: np.ndarray, size: int = 256, views: int = 4) -> np.ndarray:
+def texture_renders(mesh: Mesh, texture: np.ndarray, size: int = 256,
+                    views: int = 4) -> list[tuple[str, np.ndarray]]:
     """Render the textured mesh unlit from ``views`` orbit cameras (elevation 20 degrees, evenly
-    spread azimuths starting front-right), over a grey background, side by side.
+    spread azimuths starting front-right), over a grey background.
 
-    The renderer draws one sample per pixel, so the strip is drawn at twice the size and shrunk
-    (smooth outlines for people to look at).
+    The renderer draws one sample per pixel, so each picture is drawn at twice the size and
+    shrunk (smooth outlines for people to look at).
 
     texture : (N, M, 3) uint8 or float in [0, 1] for ``mesh``'s UVs
-    returns : (size, views * size, 3) uint8
+    returns : (label, (size, size, 3) uint8) per view, the label naming the camera's azimuth
     """
     import cv2
 
@@ -388,12 +389,15 @@ def texture_render_strip(mesh: Mesh, texture: np.ndarray, size: int = 256, views
     with Renderer(mesh) as renderer:
         colors = renderer.render_texture(cameras, _rgb8(texture, "texture")).numpy()
         mask = renderer.render(cameras).mask.numpy()[:, None]
-    composite = np.where(mask, colors, 0.5)  # (B, 3, 2 * size, 2 * size)
-    strip = composite.transpose(2, 0, 3, 1).reshape(2 * size, views * 2 * size, 3).astype(np.float32)
-    strip = cv2.resize(strip, (views * size, size), interpolation=cv2.INTER_AREA)
-    return np.clip(np.round(strip * 255.0), 0, 255).astype(np.uint8)
+    composite = np.where(mask, colors, 0.5).transpose(0, 2, 3, 1).astype(np.float32)  # (B, 2 size, 2 size, 3)
+    pictures = []
+    for camera, picture in zip(cameras, composite):
+        picture = cv2.resize(picture, (size, size), interpolation=cv2.INTER_AREA)
+        pictures.append((f"textured, azimuth {camera.azimuth:.0f}\N{DEGREE SIGN}",
+                         np.clip(np.round(picture * 255.0), 0, 255).astype(np.uint8)))
+    return pictures
 
 
 __all__ = ["atomic_write", "write_files", "write_outputs", "output_paths", "safe_name", "png_bytes",
            "report_bytes", "obj_bytes", "mtl_bytes", "gltf_vertices", "glb_bytes", "contact_sheet",
-           "texture_render_strip", "OUTPUT_KINDS"]
+           "texture_renders", "OUTPUT_KINDS"]

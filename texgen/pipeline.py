@@ -281,7 +281,7 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
 
 def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.ndarray:
     """Contact sheet: each view's depth, image and mask, the UV texture, renders of the result."""
-    from .export import contact_sheet, texture_render_strip
+    from .export import contact_sheet, texture_renders
 
     def rgb(image: torch.Tensor) -> np.ndarray:
         image = image if image.ndim == 3 else image[None].expand(3, -1, -1)
@@ -292,7 +292,7 @@ def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.n
         tiles += [(f"view {number} depth", rgb(record.depth)), (f"view {number} {record.camera.direction_word}",
                   rgb(record.image)), (f"view {number} mask", rgb(record.mask))]
     tiles.append(("UV texture", texture))
-    tiles.append(("textured", texture_render_strip(mesh, texture)))
+    tiles += texture_renders(mesh, texture)
     return contact_sheet(tiles, columns=6, tile_size=256)
 
 

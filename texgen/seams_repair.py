@@ -350,7 +350,7 @@ def _preview(mesh: Mesh, before: np.ndarray, after: np.ndarray, texels: TexelMap
              views: list[tuple[str, np.ndarray]]) -> np.ndarray:
     """Contact sheet: the band (red) and holes (blue) over the texture, before and after, crops
     of the worst repaired seams before and after, renders of the result, and any views."""
-    from .export import contact_sheet, texture_render_strip
+    from .export import contact_sheet, texture_renders
 
     overlay = before.astype(np.float32)
     for mask, tint in ((band.mask & ~holes, (255, 40, 40)), (holes, (40, 90, 255))):
@@ -367,7 +367,7 @@ def _preview(mesh: Mesh, before: np.ndarray, after: np.ndarray, texels: TexelMap
         col = int(np.clip(centre[0] * size, half, size - half))
         window = (slice(row - half, row + half), slice(col - half, col + half))
         tiles += [(f"seam {rank} before ({per_seam[k]:.1f} dE)", before[window]), (f"seam {rank} after", after[window])]
-    tiles.append(("after, rendered", texture_render_strip(mesh, after)))
+    tiles += [(f"after, {label}", picture) for label, picture in texture_renders(mesh, after)]
     tiles += views
     return contact_sheet(tiles, columns=3, tile_size=256)
 
