@@ -74,12 +74,7 @@ def test_model_card_with_inpainting_unet(tiny_model_dir: TinyDir, tmp_path: Path
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
 def test_single_file_controlnet_with_local_config(tiny_model_dir: TinyDir, tmp_path: Path, suffix: str) -> None:
-    """A single-file model goes through ``from_single_file`` with its config from a local folder.
-
-    Whole-pipeline checkpoints must be in the original (LDM) layout, which diffusers can
-    read but not write, so no tiny one can be made here; a diffusers-layout ControlNet
-    file exercises the same loader with ``config`` and ``local_files_only``.
-    """
+    """A single-file ControlNet (diffusers layout) goes through ``from_single_file`` with a local config."""
     from safetensors.torch import save_file
 
     folder = tiny_model_dir("sd15-controlnet")
@@ -95,6 +90,119 @@ def test_single_file_controlnet_with_local_config(tiny_model_dir: TinyDir, tmp_p
     generator = build_generator(str(card), device="cpu")
     loaded = generator.components["controlnet"].state_dict()
     assert all(torch.equal(loaded[name], state[name]) for name in state)
+    runs(generator)
+
+
+# Diffusers -> original (LDM) layout, the inverse of diffusers' single-file conversion for SD 1.x,
+# with its block loops bounded by the model's own config instead of SD 1.5's four blocks.
+_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
+           "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}
+_VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+
+def _rename(state: dict, prefixes: dict[str, str], inner: Callable[[str, str], str]) -> dict:
+    """Each key's prefix replaced by its LDM prefix, and its remainder by ``inner(prefix, rest)``."""
+    out = {}
+    for key, tensor in state.items():
+        prefix = next((p for p in prefixes if key.startswith(p)), None)
+        assert prefix is not None, f"no LDM name for {key}: the test's conversion needs updating"
+        out[prefixes[prefix] + inner(prefix, key[len(prefix):])] = tensor.contiguous()
+    return out
+
+
+def _inner_rename(table: dict[str, str], when: str) -> Callable[[str, str], str]:
+    def inner(prefix: str, rest: str) -> str:
+        if when in prefix:
+            for old, new in table.items():
+                if rest.startswith(old + "."):
+                    return new + rest[len(old):]
+        return rest
+    return inner
+
+
+def unet_to_ldm(state: dict, config) -> dict:
+    n, blocks = config["layers_per_block"], len(config["block_out_channels"])
+    prefixes = {"time_embedding.linear_1.": "time_embed.0.", "time_embedding.linear_2.": "time_embed.2.",
+                "conv_in.": "input_blocks.0.0.", "conv_norm_out.": "out.0.", "conv_out.": "out.2.",
+                "mid_block.resnets.0.": "middle_block.0.", "mid_block.attentions.0.": "middle_block.1.",
+                "mid_block.resnets.1.": "middle_block.2."}
+    for i in range(blocks):  # down block i: input blocks of n resnets (+ attentions), then its downsampler
+        for j in range(n):
+            prefixes[f"down_blocks.{i}.resnets.{j}."] = f"input_blocks.{i * (n + 1) + j + 1}.0."
+            prefixes[f"down_blocks.{i}.attentions.{j}."] = f"input_blocks.{i * (n + 1) + j + 1}.1."
+        prefixes[f"down_blocks.{i}.downsamplers.0.conv."] = f"input_blocks.{(i + 1) * (n + 1)}.0.op."
+        for j in range(n + 1):  # up block i: n + 1 output blocks, the upsampler after the last one's attention
+            prefixes[f"up_blocks.{i}.resnets.{j}."] = f"output_blocks.{i * (n + 1) + j}.0."
+            prefixes[f"up_blocks.{i}.attentions.{j}."] = f"output_blocks.{i * (n + 1) + j}.1."
+        with_attention = config["up_block_types"][i].startswith("CrossAttn")
+        prefixes[f"up_blocks.{i}.upsamplers.0."] = f"output_blocks.{i * (n + 1) + n}.{2 if with_attention else 1}."
+    return _rename(state, prefixes, _inner_rename(_RESNET, "resnets"))
+
+
+def vae_to_ldm(state: dict, config) -> dict:
+    blocks = len(config["block_out_channels"])
+    prefixes = {"quant_conv.": "quant_conv.", "post_quant_conv.": "post_quant_conv."}
+    for part in ("encoder", "decoder"):
+        prefixes.update({f"{part}.conv_in.": f"{part}.conv_in.", f"{part}.conv_out.": f"{part}.conv_out.",
+                         f"{part}.conv_norm_out.": f"{part}.norm_out.",
+                         f"{part}.mid_block.attentions.0.": f"{part}.mid.attn_1.",
+                         f"{part}.mid_block.resnets.0.": f"{part}.mid.block_1.",
+                         f"{part}.mid_block.resnets.1.": f"{part}.mid.block_2."})
+    for i in range(blocks):  # the decoder's up blocks count down in the LDM layout
+        for j in range(config["layers_per_block"] + 1):
+            prefixes[f"encoder.down_blocks.{i}.resnets.{j}."] = f"encoder.down.{i}.block.{j}."
+            prefixes[f"decoder.up_blocks.{i}.resnets.{j}."] = f"decoder.up.{blocks - 1 - i}.block.{j}."
+        prefixes[f"encoder.down_blocks.{i}.downsamplers.0."] = f"encoder.down.{i}.downsample."
+        prefixes[f"decoder.up_blocks.{i}.upsamplers.0."] = f"decoder.up.{blocks - 1 - i}.upsample."
+    inner_attention = _inner_rename(_VAE_ATTENTION, "attentions")
+    out = _rename(state, prefixes, lambda p, rest: inner_attention(p, rest.replace("conv_shortcut", "nin_shortcut")))
+    # the mid-block attention projections are 1x1 convolutions in the LDM layout
+    return {k: v[:, :, None, None] if ".attn_1." in k and k.endswith("weight") and v.ndim == 2 else v
+            for k, v in out.items()}
+
+
+def clip_to_ldm(state: dict) -> dict:
+    """CLIPTextModel keys under ``cond_stage_model.transformer.text_model.`` (transformers >= 5.6 drops that level)."""
+    return {"cond_stage_model.transformer." + (k if k.startswith("text_model.") else "text_model." + k): v.contiguous()
+            for k, v in state.items()}
+
+
+def save_ldm_checkpoint(components: dict, path: Path) -> None:
+    """The UNet, VAE and text encoder of a diffusers SD 1.x pipeline as one original-layout file."""
+    from safetensors.torch import save_file
+
+    state = {"model.diffusion_model." + k: v for k, v in
+             unet_to_ldm(components["unet"].state_dict(), components["unet"].config).items()}
+    state.update({"first_stage_model." + k: v for k, v in
+                  vae_to_ldm(components["vae"].state_dict(), components["vae"].config).items()})
+    state.update(clip_to_ldm(components["text_encoder"].state_dict()))
+    save_file(state, path)
+
+
+def configs_only(folder: Path, dest: Path) -> Path:
+    """A copy of a diffusers folder without its weights, as a single file's ``config``."""
+    shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    return dest
+
+
+def test_whole_pipeline_single_file_with_local_config(tiny_model_dir: TinyDir, tmp_path: Path) -> None:
+    """An original-layout SD 1.5 checkpoint loads offline with its configs from a local folder.
+
+    The folder holds configs only, so every weight must come from the file; the ControlNet
+    comes from its own folder, as the model card composes them.
+    """
+    folder = tiny_model_dir("sd15-controlnet")
+    reference = build_generator(str(folder), device="cpu").components
+    save_ldm_checkpoint(reference, tmp_path / "model.safetensors")
+    config = configs_only(folder, tmp_path / "sd15-configs")
+    card = tmp_path / "card.toml"
+    card.write_text(f'base = {{ path = "model.safetensors", config = "{config}" }}\ncontrolnet = "{folder}"\n')
+    generator = build_generator(str(card), device="cpu")
+    assert generator.arch == "sd15-controlnet"
+    for name in ("unet", "vae", "text_encoder"):
+        loaded, expected = generator.components[name].state_dict(), reference[name].state_dict()
+        assert loaded.keys() == expected.keys(), name
+        assert all(torch.equal(loaded[key], expected[key]) for key in expected), name
     runs(generator)
 
 
