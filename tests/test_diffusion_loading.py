@@ -188,15 +188,15 @@ def configs_only(folder: Path, dest: Path) -> Path:
 def test_whole_pipeline_single_file_with_local_config(tiny_model_dir: TinyDir, tmp_path: Path) -> None:
     """An original-layout SD 1.5 checkpoint loads offline with its configs from a local folder.
 
-    The folder holds configs only, so every weight must come from the file; the ControlNet
-    comes from its own folder, as the model card composes them.
+    The card names the folder relative to itself, and the folder holds configs only, so every
+    weight must come from the file; the ControlNet comes from its own folder, as the card says.
     """
     folder = tiny_model_dir("sd15-controlnet")
     reference = build_generator(str(folder), device="cpu").components
     save_ldm_checkpoint(reference, tmp_path / "model.safetensors")
     config = configs_only(folder, tmp_path / "sd15-configs")
     card = tmp_path / "card.toml"
-    card.write_text(f'base = {{ path = "model.safetensors", config = "{config}" }}\ncontrolnet = "{folder}"\n')
+    card.write_text(f'base = {{ path = "model.safetensors", config = "{config.name}" }}\ncontrolnet = "{folder}"\n')
     generator = build_generator(str(card), device="cpu")
     assert generator.arch == "sd15-controlnet"
     for name in ("unet", "vae", "text_encoder"):

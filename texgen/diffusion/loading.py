@@ -209,6 +209,17 @@ def _locate(ref: ModelRef, what: str) -> _Located:
     raise ModelError(f"{what} {ref.location!r} not found; looked at: {', '.join(tried)}")
 
 
+def _config_location(ref: ModelRef) -> Optional[str]:
+    """``ref.config`` as a local folder, relative to the model card first, else as written (a hub id)."""
+    if ref.config is None:
+        return None
+    raw = Path(ref.config).expanduser()
+    for candidate in [raw] if raw.is_absolute() or ref.base_dir is None else [ref.base_dir / raw, raw]:
+        if candidate.is_dir():
+            return str(candidate.resolve())
+    return ref.config
+
+
 def _folder_report(folder: Path, index: dict[str, Any]) -> str:
     """One line per component of a pipeline folder: the files present, or 'missing'."""
     lines = ["files in each component folder:"]
@@ -301,7 +312,7 @@ def _load_base(ref: ModelRef, dtype: torch.dtype, is_offline: bool) -> dict[str,
     location = found.location
     if found.local and Path(location).is_file():
         class_name, default_config = _single_file_pipeline(Path(location))
-        config = ref.config or default_config
+        config = _config_location(ref) or default_config
         pipeline_class = getattr(diffusers, class_name)
         detail = f"configs from {config}" if config else "configs guessed by diffusers from the checkpoint's keys"
         with _load_errors("the checkpoint", location, detail):
@@ -336,9 +347,10 @@ def _load_model(ref: ModelRef, key: str, dtype: torch.dtype, is_offline: bool) -
     found = _locate(ref, key)
     location, subfolder = found.location, found.subfolder
     if found.local and Path(location).is_file():
-        detail = f"configs from {ref.config}" if ref.config else "configs guessed by diffusers from the file's keys"
+        config = _config_location(ref)
+        detail = f"configs from {config}" if config else "configs guessed by diffusers from the file's keys"
         with _load_errors(key, location, detail):
-            return model_class.from_single_file(location, config=ref.config, **_dtype_kwargs(dtype),
+            return model_class.from_single_file(location, config=config, **_dtype_kwargs(dtype),
                                                 local_files_only=is_offline)
     if found.local:
         folder = Path(location)
