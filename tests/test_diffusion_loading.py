@@ -15,7 +15,7 @@ from texgen.cli import main  # noqa: E402
 from texgen.diffusion.backend import assemble  # noqa: E402
 from texgen.diffusion.base import SamplerSettings, ViewBatch  # noqa: E402
 from texgen.diffusion.loading import (  # noqa: E402
-    LoadOptions, build_generator, load_generator, read_card, release, release_all,
+    PRESETS, LoadOptions, build_generator, load_generator, read_card, release, release_all,
 )
 from texgen.diffusion.tiny import build_components  # noqa: E402
 from texgen.errors import ModelError  # noqa: E402
@@ -199,11 +199,67 @@ def test_whole_pipeline_single_file_with_local_config(tiny_model_dir: TinyDir, t
     card.write_text(f'base = {{ path = "model.safetensors", config = "{config.name}" }}\ncontrolnet = "{folder}"\n')
     generator = build_generator(str(card), device="cpu")
     assert generator.arch == "sd15-controlnet"
+    same_weights(generator, reference)
+    runs(generator)
+
+
+def same_weights(generator, reference: dict) -> None:
     for name in ("unet", "vae", "text_encoder"):
         loaded, expected = generator.components[name].state_dict(), reference[name].state_dict()
         assert loaded.keys() == expected.keys(), name
         assert all(torch.equal(loaded[key], expected[key]) for key in expected), name
+
+
+def test_whole_pipeline_single_file_offline_with_cached_hub_configs(tiny_model_dir: TinyDir, tmp_path: Path) -> None:
+    """Without a config, the configs diffusers picks for the checkpoint are read from the hub cache."""
+    import huggingface_hub.constants
+
+    folder = tiny_model_dir("sd15-controlnet")
+    reference = build_generator(str(folder), device="cpu").components
+    save_ldm_checkpoint(reference, tmp_path / "model.safetensors")
+    repo = PRESETS["sd15-controlnet-depth"].base.location  # diffusers' default for SD 1.x checkpoints
+    cached = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
+    (cached / "refs").mkdir(parents=True)
+    (cached / "refs" / "main").write_text("0" * 40)
+    configs_only(folder, cached / "snapshots" / ("0" * 40))
+    card = tmp_path / "card.toml"
+    card.write_text(f'base = "model.safetensors"\ncontrolnet = "{folder}"\n')
+    generator = build_generator(str(card), device="cpu")
+    same_weights(generator, reference)
     runs(generator)
+
+
+@pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "local_files_only"])
+def test_whole_pipeline_single_file_offline_without_configs(tiny_model_dir: TinyDir, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """No local or cached configs: a ModelError saying how to give them, and no download attempt.
+
+    diffusers' ``from_single_file`` retries a cache miss online even with ``local_files_only``,
+    so ``local_files_only`` alone (``texgen models info --offline``) must not reach it.
+    """
+    import socket
+
+    import huggingface_hub.constants
+
+    reference = build_generator(str(tiny_model_dir("sd15-controlnet")), device="cpu").components
+    path = tmp_path / "model.safetensors"
+    save_ldm_checkpoint(reference, path)
+    if how == "local_files_only":
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    network: list[tuple] = []
+
+    def no_network(*args, **kwargs):
+        network.append(args)
+        raise OSError("the test forbids network access")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(ModelError) as error:
+        build_generator(str(path), device="cpu", options=LoadOptions(local_files_only=how == "local_files_only"))
+    assert not network, "tried the network"
+    message = str(error.value)
+    assert "stable-diffusion-v1-5" in message and "hub cache" in message and 'config = "FOLDER"' in message
 
 
 def test_whole_file_in_diffusers_layout_is_refused_clearly(tiny_model_dir: TinyDir, tmp_path: Path) -> None:

@@ -281,21 +281,24 @@ def _unused_kwargs(pipeline_class: type) -> dict[str, None]:
     return {name: None for name in _UNUSED if name in names}
 
 
-def _single_file_pipeline(path: Path) -> tuple[str, Optional[str]]:
-    """(pipeline class, default config) for a whole-pipeline checkpoint, from its keys and shapes."""
-    first_conv = "model.diffusion_model.input_blocks.0.0.weight"
+def _checkpoint_shapes(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint as empty meta tensors of their shapes; no weights are read."""
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as f:
-            keys = set(f.keys())
-            in_channels = f.get_slice(first_conv).get_shape()[1] if first_conv in keys else 0
-    else:
-        state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-        state = state.get("state_dict", state)
-        keys = set(state)
-        in_channels = state[first_conv].shape[1] if first_conv in keys else 0
-    if any(k.startswith("conditioner.embedders.1.") for k in keys):
+            return {key: torch.empty(f.get_slice(key).get_shape(), device="meta") for key in f.keys()}
+    state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    state = state.get("state_dict", state)
+    return {key: torch.empty(value.shape, device="meta") for key, value in state.items()
+            if isinstance(value, torch.Tensor)}
+
+
+def _single_file_pipeline(path: Path, shapes: dict[str, torch.Tensor]) -> tuple[str, Optional[str]]:
+    """(pipeline class, default config) for a whole-pipeline checkpoint, from its keys and shapes."""
+    first_conv = "model.diffusion_model.input_blocks.0.0.weight"
+    in_channels = shapes[first_conv].shape[1] if first_conv in shapes else 0
+    if any(k.startswith("conditioner.embedders.1.") for k in shapes):
         return "StableDiffusionXLPipeline", None
     if in_channels == 5:
         return "StableDiffusionDepth2ImgPipeline", "stabilityai/stable-diffusion-2-depth"
@@ -305,14 +308,41 @@ def _single_file_pipeline(path: Path) -> tuple[str, Optional[str]]:
     return "StableDiffusionPipeline", None
 
 
+def _offline_config(config: Optional[str], shapes: dict[str, torch.Tensor], path: Path) -> str:
+    """A local folder with the configs of a whole-pipeline checkpoint, found without the network.
+
+    Given a hub id (or none, when it guesses one from the keys) whose configs are not in the hub
+    cache, diffusers' ``from_single_file`` downloads them even with ``local_files_only`` (its
+    LocalEntryNotFoundError fallback); a local folder keeps it offline.
+    """
+    if config is not None and Path(config).is_dir():
+        return config
+    from diffusers.loaders.single_file_utils import fetch_diffusers_config
+    from huggingface_hub import snapshot_download
+
+    repo = config or fetch_diffusers_config(shapes)["pretrained_model_name_or_path"]
+    try:
+        return snapshot_download(repo, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        where = (f"config {repo!r} is not a local folder, nor" if config else
+                 f"diffusers takes its configs from {repo}, which is not") + f" in the hub cache {_hub_cache_dir(repo)}"
+        raise ModelError(
+            f"{path}: {where}, and offline (HF_HUB_OFFLINE=1 or local_files_only) nothing is downloaded. Download "
+            "it once online, or give the checkpoint a local diffusers folder of its architecture in a model card: "
+            f'base = {{ path = "{path.name}", config = "FOLDER" }}') from exc
+
+
 def _load_base(ref: ModelRef, dtype: torch.dtype, is_offline: bool) -> dict[str, Any]:
     import diffusers
 
     found = _locate(ref, "model")
     location = found.location
     if found.local and Path(location).is_file():
-        class_name, default_config = _single_file_pipeline(Path(location))
+        shapes = _checkpoint_shapes(Path(location))
+        class_name, default_config = _single_file_pipeline(Path(location), shapes)
         config = _config_location(ref) or default_config
+        if is_offline:
+            config = _offline_config(config, shapes, Path(location))
         pipeline_class = getattr(diffusers, class_name)
         detail = f"configs from {config}" if config else "configs guessed by diffusers from the checkpoint's keys"
         with _load_errors("the checkpoint", location, detail):
