@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
 from texgen.fill import fill_unseen, nearest_on_surface, pad_islands
@@ -132,3 +133,24 @@ def test_pad_islands_edge_cases() -> None:
     valid[0, 0] = True
     np.testing.assert_array_equal(pad_islands(image, valid, 0), image)  # no margin
     np.testing.assert_array_equal(pad_islands(image, valid, 1)[:2, :2, 0], [[0, 0], [0, 5]])  # 1.41 > 1
+
+
+def test_frontier_search_finds_the_exact_nearest_on_a_curved_mesh() -> None:
+    """The search looks at the painted frontier only; on a curved, many-island mesh it still finds
+    the nearest painted texel of the island (by distance: ties may pick another texel)."""
+    from pathlib import Path
+
+    from texgen.mesh import load_mesh
+
+    texels = TexelMap.build(load_mesh(Path(__file__).parents[1] / "assets" / "creature.obj"), 256)
+    positions, island = texels.position.numpy(), texels.island.numpy()
+    painted = positions[:, 0] > -0.2  # a large painted region with a curved frontier across many islands
+    source, target = np.flatnonzero(painted), np.flatnonzero(~painted)
+    chosen = source[nearest_on_surface(texels, source, target)]
+    found = np.linalg.norm(positions[target] - positions[chosen], axis=1)
+    # the exact answer: a k-d tree over every painted texel, islands lifted far apart in a fourth coordinate
+    lifted = np.concatenate([positions, island[:, None] * 1e3], axis=1).astype(np.float64)
+    exact, nearest = cKDTree(lifted[source]).query(lifted[target])
+    same_island = island[source[nearest]] == island[target]
+    assert same_island.mean() > 0.9
+    np.testing.assert_allclose(found[same_island], exact[same_island], atol=1e-6)
