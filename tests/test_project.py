@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from texgen.camera import Camera, orbit_camera
 from texgen.mesh import Mesh
-from texgen.project import ProjectionSettings, TextureState, ViewSamples, sample_view, unreliable_pixels
+from texgen.project import (ProjectionSettings, TextureState, ViewSamples, _dilate_by_pooling, dilate, sample_view,
+                            unreliable_pixels)
 from texgen.texels import TexelMap
 
 pytest.importorskip("pyrender")
@@ -268,3 +270,12 @@ def test_replace_overwrites_mixes_with_strength_and_fills_unpainted() -> None:
     assert state.best_view.tolist() == [1] * 16
     state.replace(second, 2, allow, strength=1.0)
     np.testing.assert_allclose(state.color.numpy(), 0.8)  # full strength: the earlier colour is gone, not averaged
+
+
+@pytest.mark.parametrize("radius", [0, 1, 5])
+def test_dilate_is_a_square_maximum_on_the_cpu_and_by_pooling(radius: int) -> None:
+    values = torch.from_numpy(np.random.default_rng(7).uniform(size=(2, 37, 53)).astype(np.float32))
+    values[values < 0.9] = 0  # sparse peaks, as in a mask
+    expected = F.max_pool2d(values[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
+    assert torch.equal(dilate(values, radius), expected)
+    assert torch.equal(_dilate_by_pooling(values, radius) if radius else values, expected)

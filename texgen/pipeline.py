@@ -25,7 +25,6 @@ from typing import Optional, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import __version__
 from .camera import Camera, candidate_views, default_views, orbit_camera
@@ -34,7 +33,7 @@ from .errors import MeshError
 from .fill import fill_unseen, pad_islands
 from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
-from .project import ProjectionSettings, TextureState, ViewSamples, sample_view
+from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_view
 from .render import Renderer, ViewBuffers
 from .result import TextureResult
 from .seam_blend import band_for_size, smooth_seams
@@ -127,9 +126,7 @@ def pixel_mask(renderer: Renderer, camera: Camera, foreground: torch.Tensor, sta
     rendered = renderer.render_texture([camera], np.clip(padded[..., :3], 0, 1))[0]
     flags = renderer.render_texture([camera], padded[..., 3:], smooth=False)[0]
     unpainted = (flags[0] < 0.5) & foreground
-    if GENERATE_DILATE_PX:
-        unpainted = F.max_pool2d(unpainted.float()[None, None], 2 * GENERATE_DILATE_PX + 1, 1,
-                                 GENERATE_DILATE_PX)[0, 0] > 0
+    unpainted = dilate(unpainted.float()[None], GENERATE_DILATE_PX)[0] > 0
     mask = torch.where(unpainted, 1.0, torch.where((flags[1] > 0.5) & foreground, refine_strength, 0.0))
     image = torch.where(foreground[None], rendered, torch.full_like(rendered, UNPAINTED_GREY))
     return image, mask

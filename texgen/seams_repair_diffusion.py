@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .camera import Camera, look_at
 from .diffusion.base import SamplerSettings, ViewBatch
 from .fill import pad_islands
 from .mesh import Mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
-from .project import ProjectionSettings, TextureState, sample_view
+from .project import ProjectionSettings, TextureState, dilate, sample_view
 from .render import Renderer
 from .seam_blend import SeamBand
 from .texels import TexelMap
@@ -110,7 +109,7 @@ def repaint(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band: SeamBand, h
     foreground = buffers.mask[:, None]
     image = torch.where(foreground, rendered, torch.full_like(rendered, BACKGROUND_GREY))
     mask = torch.maximum(flagged[:, 0] * settings.strength, flagged[:, 1]) * buffers.mask
-    mask = F.max_pool2d(mask[:, None], 2 * MASK_DILATE_PX + 1, 1, MASK_DILATE_PX)[:, 0] * buffers.mask
+    mask = dilate(mask, MASK_DILATE_PX) * buffers.mask
     words = [f", {camera.direction_word}" if settings.prompt else "" for camera in cameras]
     batch = ViewBatch([settings.prompt + word for word in words], buffers.control_depth(),
                       settings.negative_prompt, cameras, image, mask, list(range(len(cameras))))
