@@ -131,3 +131,15 @@ def test_renderers_share_one_context_and_close_cleanly(sphere: Mesh) -> None:
     first.close()
     with pytest.raises(Exception, match="no UV map"):
         Renderer(sphere).render_texture([camera], np.zeros((4, 4, 3), np.uint8))
+
+
+def test_each_render_texture_call_shows_its_own_texture() -> None:
+    """The textured mesh stays uploaded between calls; only its texture is swapped."""
+    camera = orbit_camera(0, 0, 32)
+    red, blue = np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    with Renderer(quad(red)) as renderer:
+        mask = renderer.render([camera]).mask[0]
+        for texture, channel in ((red, 0), (blue, 2), (red, 0)):
+            image = renderer.render_texture([camera], texture, smooth=channel == 0)[0]
+            assert (image[channel][mask] == 1).all() and (image[2 - channel][mask] == 0).all()

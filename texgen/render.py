@@ -142,17 +142,16 @@ class Renderer:
             sampler = pyrender.Sampler(magFilter=pyrender.constants.GLTF.NEAREST,
                                        minFilter=pyrender.constants.GLTF.NEAREST)
         tex = pyrender.Texture(source=rgba, source_channels="RGBA", sampler=sampler)
-        if self._texture_node is not None:
-            self._scene.remove_node(self._texture_node)
-        self._texture_node = self._scene.add(pyrender.Mesh([self._primitive(texcoord_0=self._uvs, texture=tex)]))
+        if self._texture_node is None:
+            self._texture_node = self._scene.add(pyrender.Mesh([self._primitive(texcoord_0=self._uvs, texture=tex)]))
+        else:  # the mesh stays uploaded; pyrender swaps the texture and frees the last one
+            self._texture_node.mesh.primitives[0].material.baseColorTexture = tex
         images = []
         for camera in cameras:
             color, depth = self._draw(camera, self._texture_node)
             image = color[:, :, :channels].astype(np.float32) / 255.0
             image[depth <= 0] = 0
             images.append(image.transpose(2, 0, 1))
-        self._scene.remove_node(self._texture_node)
-        self._texture_node = None
         return torch.from_numpy(np.stack(images))
 
     def close(self) -> None:
