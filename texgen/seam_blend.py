@@ -111,28 +111,32 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
                            np.stack([a + near, b + deep, a + deep], axis=1)], axis=1)
     rectangles[length < 1e-6] = 0.0  # a seam side of zero UV length covers nothing
     hit, triangle, _ = rasterise_triangles(rectangles.reshape(-1, 3, 2), size)
-    lookup = np.full(size * size, -1, dtype=np.int64)
-    lookup[texels.index.numpy()] = np.arange(texels.count)
-    texel, side = lookup[hit], triangle // 2
+    texel, side = texels.number_at.reshape(-1)[hit], triangle // 2
     keep = texel >= 0
-    texel, side = texel[keep], side[keep]
-    keep = texels.island.numpy()[texel] == mesh.face_islands[face[side]]
-    texel, side = texel[keep], side[keep]
+    keep[keep] = texels.island.numpy()[texel[keep]] == mesh.face_islands[face[side[keep]]]
+    hit, texel, side = hit[keep], texel[keep], side[keep]
 
-    rows, cols = texels.rows_cols
-    offset = np.stack([cols[texel], rows[texel]], axis=1) - start[side]
-    t = np.clip((offset * unit[side]).sum(axis=1) / np.maximum(length[side], 1e-12), 0.0, 1.0)
-    distance = np.linalg.norm(offset - along[side] * t[:, None], axis=1)
-    depth = (offset * normal[side]).sum(axis=1)
-    # the same edge in 3D, from the face's corners whose UVs are the edge's endpoints
+    # in the UV plane (texel units): where along the edge, how far from it, on which side of it
+    row, col = np.divmod(hit, size)
+    per_side = np.concatenate([start, unit, normal, length[:, None]], axis=1)[side]  # (H, 7): one gather
+    across_x, across_y = col - per_side[:, 0], row - per_side[:, 1]
+    along_edge = across_x * per_side[:, 2] + across_y * per_side[:, 3]
+    t = np.clip(along_edge / np.maximum(per_side[:, 6], 1e-12), 0.0, 1.0)
+    along_edge = t * per_side[:, 6]
+    distance = np.hypot(across_x - per_side[:, 2] * along_edge, across_y - per_side[:, 3] * along_edge)
+    depth = across_x * per_side[:, 4] + across_y * per_side[:, 5]
+    keep = np.flatnonzero((distance < band_texels) & (depth > -1e-6))
+    texel, side, t, distance = texel[keep], side[keep], t[keep], distance[keep]
+    # in 3D: not much farther from the same edge than in UV, given the faces' UV stretch
     stretch = _stretch(mesh, size)
     scale = np.maximum(stretch[face[side]], stretch[texels.face.numpy()[texel]])
     corner_uv = mesh.corner_uvs()[face]  # (2S, 3, 2)
     corner = np.abs(corner_uv[:, None, :, :] - edge_uv[:, :, None, :]).sum(axis=-1).argmin(axis=2)  # (2S, 2)
-    edge_3d = mesh.unit_positions[np.take_along_axis(mesh.faces[face], corner, axis=1)].astype(np.float64)
-    point_3d = edge_3d[side, 0] * (1 - t[:, None]) + edge_3d[side, 1] * t[:, None]
+    edge_3d = mesh.unit_positions[np.take_along_axis(mesh.faces[face], corner, axis=1)]  # (2S, 2, 3) float32
+    ends = np.concatenate([edge_3d[:, 0], edge_3d[:, 1] - edge_3d[:, 0]], axis=1)[side]  # (K, 6): one gather
+    point_3d = ends[:, :3] + ends[:, 3:] * t[:, None].astype(np.float32)
     gap_3d = np.linalg.norm(texels.position.numpy()[texel] - point_3d, axis=1)
-    keep = ((distance < band_texels) & (depth > -1e-6) & (gap_3d <= STRETCH_SLACK * (distance + 1.0) * scale))
+    keep = gap_3d <= STRETCH_SLACK * (distance + 1.0) * scale
     # the two triangles of a rectangle share their diagonal: one row per (texel, side)
     _, first = np.unique(texel[keep] * len(face) + side[keep], return_index=True)
     keep = np.flatnonzero(keep)[first]

@@ -89,6 +89,13 @@ class TexelMap:
         return self.position.square().sum(dim=1)
 
     @cached_property
+    def number_at(self) -> np.ndarray:
+        """(N, N) int64 the valid texel at each row and column (its index into the per-texel arrays), -1 where invalid."""
+        numbers = np.full(self.size * self.size, -1, dtype=np.int64)
+        numbers[self.index.numpy()] = np.arange(self.count)
+        return numbers.reshape(self.size, self.size)
+
+    @cached_property
     def rows_cols(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column (M,) of each valid texel."""
         index = self.index.numpy()
