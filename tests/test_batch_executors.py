@@ -7,6 +7,7 @@ against two `texgen serve` subprocesses on loopback. Both use the oracle generat
 from __future__ import annotations
 
 import io
+import os
 import signal
 import threading
 import time
@@ -133,6 +134,43 @@ def test_a_server_killed_mid_batch_hands_its_assets_over(reference: tuple[Path, 
         done = [row.key for row in ledger.rows() if row.state == "done"]
     for key in done:
         np.testing.assert_array_equal(albedo(dst, key), albedo(local, key), err_msg=key)
+
+
+def test_a_worker_killed_mid_asset_sends_the_asset_back(reference: tuple[Path, Path, TextureSettings],
+                                                        tmp_path: Path) -> None:
+    """The server answers but its worker died with the job: the asset is queued again, not failed."""
+    from server_support import free_port, serve_process, stop_process, wait_ready
+
+    from texgen.client import Client
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    server = serve_process(["--bind", address, "--device", "cpu", "--model", oracle(CRATE)], tmp_path / "server.log")
+    killed: list[int] = []
+
+    def kill_the_worker_during_the_first_job() -> None:
+        with Client(address) as client:
+            while not killed:
+                status = client.status()
+                if any(job["state"] == "running" for job in status["jobs"]):
+                    killed.append(status["workers"][0]["pid"])
+                    os.kill(killed[0], signal.SIGKILL)
+                time.sleep(0.01)
+
+    try:
+        wait_ready(address, 1, timeout=240)
+        threading.Thread(target=kill_the_worker_during_the_first_job, daemon=True).start()
+        src, local, defaults = reference
+        summary = run_batch(BatchSource(src, tmp_path / "dst", defaults), lambda: ServerExecutor([address], timeout=5),
+                            console=quiet(), command="test")
+    finally:
+        stop_process(server)
+    assert killed, "no job was seen running"
+    assert (summary.done, summary.failures) == (COUNT, [(BROKEN, BROKEN_ERROR)])
+    assert summary.requeued >= 1
+    with Ledger(tmp_path / "dst" / LEDGER_NAME, readonly=True) as ledger:
+        done = [row.key for row in ledger.rows() if row.state == "done"]
+    for key in done:
+        np.testing.assert_array_equal(albedo(tmp_path / "dst", key), albedo(local, key), err_msg=key)
 
 
 class Flaky:

@@ -11,7 +11,7 @@ import zmq
 import zmq.auth
 
 from server_support import free_port
-from texgen import client as remote
+from texgen import client as remote, protocol
 from texgen.client import AuthRefused, Client, ServerUnreachable
 from texgen.protocol import Message
 
@@ -128,7 +128,7 @@ def test_a_server_that_goes_silent_mid_job_is_detected(status) -> None:
                     list(handle.events())
             else:  # back, but it forgot the job (restarted)
                 end = list(handle.events())[-1]
-                assert isinstance(end, remote.Failed) and end.code == "lost" and "submit the job again" in end.message
+                assert isinstance(end, remote.Failed) and end.code == protocol.JOB_LOST and "submit the job again" in end.message
     finally:
         done.set()
         thread.join()

@@ -429,7 +429,7 @@ class Client:
                                     "still running and its log") from None
         if any(isinstance(j, dict) and j.get("job") == handle.job for j in jobs):
             return None
-        return Failed(handle.job, "lost", f"the server at {self.address} no longer knows job {handle.job} "
+        return Failed(handle.job, protocol.JOB_LOST, f"the server at {self.address} no longer knows job {handle.job} "
                                           "(was it restarted?): submit the job again")
 
 

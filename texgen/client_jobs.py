@@ -14,15 +14,16 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from . import client as remote
-from .errors import Cancelled, ConfigError, ImageError, MeshError, OutOfMemoryError, TexgenError
+from . import client as remote, protocol
+from .errors import Cancelled, ConfigError, ImageError, JobLost, MeshError, OutOfMemoryError, TexgenError
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .result import TextureResult
 from .settings import DEFAULT_MODEL
 
 LOCAL_ONLY = ("device", "object")  # where the client loads the mesh; the server picks its device
-ERRORS = {"out_of_memory": OutOfMemoryError, "invalid_options": ConfigError, "invalid_input": MeshError}
+ERRORS = {protocol.OUT_OF_MEMORY: OutOfMemoryError, protocol.INVALID_OPTIONS: ConfigError,
+          protocol.INVALID_INPUT: MeshError, protocol.WORKER_DIED: JobLost, protocol.JOB_LOST: JobLost}
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,5 +25,10 @@ class ConfigError(TexgenError):
     """A setting has a bad value; the message names the key."""
 
 
+class JobLost(TexgenError):
+    """The server lost a job before finishing it (it restarted, or the worker running it died);
+    nothing of it was kept, so submitting it again is safe."""
+
+
 class Cancelled(TexgenError):
     """The job was cancelled by the user; nothing half-done was written."""

@@ -51,6 +51,7 @@ DUPLICATE_JOB = "duplicate_job"
 JOB_FAILED = "job_failed"              # the job raised; the message says what
 OUT_OF_MEMORY = "out_of_memory"
 WORKER_DIED = "worker_died"
+JOB_LOST = "job_lost"                  # the client's verdict after a silence: the server no longer knows the job
 SHUTTING_DOWN = "shutting_down"
 LIMIT_CODES = (MESSAGE_TOO_LARGE, TOO_MANY_FACES, TEXTURE_TOO_LARGE, TOO_MANY_VIEWS, QUEUE_FULL)
 

@@ -144,13 +144,15 @@ class ServerExecutor:
 
     def _run(self, address: str, task: Task) -> TextureResult:
         from ..client_jobs import run_remote
-        from ..errors import Cancelled, ConfigError as BadOptions, MeshError
+        from ..errors import Cancelled, ConfigError as BadOptions, JobLost, MeshError
 
         try:
             return run_remote(address, task.source, task.settings, cancel=self._cancel, timeout=self._timeout,
                               **self._keys)
         except (MeshError, BadOptions, Cancelled):
             raise
+        except JobLost as exc:  # the server answers but dropped the job: the asset goes back in the queue
+            raise WorkerLost(str(exc)) from None
         except TexgenError:
             if self._probe(address):
                 raise
