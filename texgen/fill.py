@@ -91,10 +91,8 @@ def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, 
 
     color : (M, C) float, changed in place and returned
     """
-    size = texels.size
-    texel_at = np.full((size + 2, size + 2), -1, dtype=np.int64)  # texel number at each (row, col), -1 if invalid
+    texel_at = np.pad(texels.number_at, 1, constant_values=-1)  # a border of invalid texels
     rows, cols = texels.rows_cols
-    texel_at[rows + 1, cols + 1] = np.arange(texels.count)
     free = np.flatnonzero(~painted)
     neighbours = np.stack([texel_at[rows[free] + 1 + dy, cols[free] + 1 + dx]
                            for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=1)  # (T, 9), -1 where invalid
