@@ -162,6 +162,8 @@ def test_images_scatter_and_gather() -> None:
     assert (image[~texels.valid] == -1).all()
     np.testing.assert_array_equal(texels.gather(image), values.numpy())
     np.testing.assert_array_equal(texels.to_image(np.ones(texels.count)) > 0, texels.valid)
+    np.testing.assert_array_equal(texels.number_at[texels.valid], np.arange(texels.count))  # row-major order
+    assert (texels.number_at[~texels.valid] == -1).all()
 
 
 def test_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
