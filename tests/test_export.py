@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from texgen.errors import TexgenError
-from texgen.export import (OUTPUT_KINDS, atomic_write, contact_sheet, gltf_vertices, output_paths,
+from texgen.export import (OUTPUT_KINDS, atomic_write, contact_sheet, gltf_vertices, obj_bytes, output_paths,
                            texture_renders, write_outputs)
 from texgen.mesh import Mesh, load_mesh
 from texgen.result import TextureResult
@@ -94,6 +94,26 @@ def test_obj_round_trip_is_exact(tmp_path: Path) -> None:
     assert len(loaded.positions) == len(mesh.positions)
     assert_same_corners(loaded, mesh, atol=0.0)
     np.testing.assert_array_equal(loaded.texture, mesh.texture)
+
+
+def test_obj_polygons_are_written_back(tmp_path: Path) -> None:
+    from test_mesh import QUADS_OBJ
+
+    source = tmp_path / "quads.obj"
+    source.write_text(QUADS_OBJ)
+    mesh = load_mesh(source)
+    text = obj_bytes(mesh, "quads.mtl", "quads").decode()
+    assert [line for line in text.splitlines() if line.startswith("f ")] == ["f 1/1 2/2 4/4 3/3", "f 2/2 5/5 6/6 7/4"]
+    (tmp_path / "out.obj").write_text(text)
+    again = load_mesh(tmp_path / "out.obj")
+    for name in ("positions", "faces", "uvs", "uv_faces", "polygons"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(mesh, name), err_msg=name)
+
+    # a UV layout that cuts a quad along its diagonal (as a new unwrap may) cannot be a polygon: triangles
+    mesh.uvs = np.concatenate([mesh.uvs, [[0.25, 0.25]]])
+    mesh.uv_faces[1, 0] = len(mesh.uvs) - 1
+    faces = [line for line in obj_bytes(mesh, "quads.mtl", "quads").decode().splitlines() if line.startswith("f ")]
+    assert faces[:2] == ["f 1/1 2/2 4/4", "f 1/7 4/4 3/3"] and len(faces) == 4
 
 
 def test_glb_loaded_mesh_re_exports_the_same_vertices(tmp_path: Path) -> None:

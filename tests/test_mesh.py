@@ -148,13 +148,38 @@ def parse_obj_positions(path: Path) -> np.ndarray:
                      if line.startswith("v ")])
 
 
-def test_obj_polygons_are_welded_on_position(tmp_path: Path) -> None:
-    path = write(tmp_path / "quad.obj", TRIANGLE + "v 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\nf 1/1 2/2 4/4 3/3\n")
+# two quads side by side; the second's last corner is a vertex of its own at the first quad's corner (4)
+QUADS_OBJ = TRIANGLE + """v 1 1 0
+v 2 0 0
+v 2 1 0
+v 1 1 0
+vt 0 0
+vt 0.5 0
+vt 0 1
+vt 0.5 1
+vt 1 0
+vt 1 1
+f 1/1 2/2 4/4 3/3
+f 2/2 5/5 6/6 7/4
+"""
+
+
+def test_obj_polygons_keep_the_files_lists_as_triangle_fans(tmp_path: Path) -> None:
+    path = write(tmp_path / "quads.obj", QUADS_OBJ)
     mesh = load_mesh(path)
-    np.testing.assert_array_equal(mesh.positions, parse_obj_positions(path))
-    assert len(mesh.faces) == 2 and len(np.unique(mesh.face_islands)) == 1
-    np.testing.assert_array_equal(np.unique(mesh.uvs[mesh.uv_faces].reshape(-1, 2), axis=0),
-                                  [[0, 0], [0, 1], [1, 0], [1, 1]])
+    np.testing.assert_array_equal(mesh.positions, parse_obj_positions(path))  # vertex 7 stays apart from 4
+    np.testing.assert_array_equal(mesh.uvs, [[0, 0], [0.5, 0], [0, 1], [0.5, 1], [1, 0], [1, 1]])
+    assert mesh.polygons.tolist() == [4, 4]
+    assert mesh.faces.tolist() == [[0, 1, 3], [0, 3, 2], [1, 4, 5], [1, 5, 6]]
+    assert mesh.uv_faces.tolist() == [[0, 1, 3], [0, 3, 2], [1, 4, 5], [1, 5, 3]]
+    assert len(np.unique(mesh.face_islands)) == 1
+
+
+def test_obj_polygons_without_uvs_keep_their_polygons_through_the_unwrap(tmp_path: Path) -> None:
+    path = write(tmp_path / "pentagon.obj", TRIANGLE + "v 1 1 0\nv 0.5 1.5 0\nf 1 2 4 5 3\n")
+    mesh = load_mesh(path)
+    assert mesh.polygons.tolist() == [5] and mesh.faces.tolist() == [[0, 1, 3], [0, 3, 4], [0, 4, 2]]
+    assert mesh.has_uvs and mesh.uv_faces.shape == (3, 3)  # xatlas's, for the same triangles
 
 
 # Two objects, each written after the faces of the one before; the second's first vertex sits at the

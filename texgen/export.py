@@ -222,18 +222,45 @@ def _jsonable(value: Any) -> Any:
 def obj_bytes(mesh: Mesh, mtl_name: str, material: str) -> bytes:
     """Wavefront OBJ text: the welded ``v`` positions, the ``vt`` UVs and ``f v/vt`` corners as stored.
 
+    A mesh read from an OBJ with polygons gets its polygons back (``Mesh.polygons``), unless its
+    UVs no longer allow it (a new unwrap that cut a polygon along its diagonal): then triangles.
     Numbers are written with Python's shortest round-trip repr, so loading gives back the
     exact float64 values.
     """
     mesh.require_uvs()
-    lines = [f"# texgen: {len(mesh.positions)} vertices, {len(mesh.uvs)} UVs, {len(mesh.faces)} faces",
+    corners, sizes = _polygon_corners(mesh)
+    lines = [f"# texgen: {len(mesh.positions)} vertices, {len(mesh.uvs)} UVs, {len(sizes)} faces",
              f"mtllib {mtl_name}", f"o {material}"]
     lines += [f"v {x!r} {y!r} {z!r}" for x, y, z in mesh.positions.tolist()]
     lines += [f"vt {u!r} {v!r}" for u, v in mesh.uvs.tolist()]
     lines.append(f"usemtl {material}")
-    corners = np.stack([mesh.faces + 1, mesh.uv_faces + 1], axis=2).reshape(-1, 6)
-    lines += ["f %d/%d %d/%d %d/%d" % tuple(row) for row in corners.tolist()]
+    words = [f"{v}/{t}" for v, t in (corners + 1).tolist()]
+    ends = np.cumsum(sizes).tolist()
+    lines += ["f " + " ".join(words[end - size:end]) for end, size in zip(ends, sizes.tolist())]
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _polygon_corners(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """The faces to write: (C, 2) int64 (position, UV) index of each corner, and (P,) corners per face.
+
+    The polygons of ``mesh.polygons`` when each is still a fan whose triangles agree on their shared
+    corners, in positions and UVs; otherwise the triangles.
+    """
+    pairs = np.stack([mesh.faces, mesh.uv_faces], axis=2)  # (F, 3, 2)
+    triangles = np.full(len(mesh.faces), 3, dtype=np.int64)
+    sizes = mesh.polygons
+    if sizes is None or int((sizes - 2).sum()) != len(mesh.faces):
+        return pairs.reshape(-1, 2), triangles
+    first = np.cumsum(sizes - 2) - (sizes - 2)  # each polygon's first triangle
+    later = np.ones(len(mesh.faces), dtype=bool)
+    later[first] = False
+    j = np.flatnonzero(later)
+    if not ((pairs[j, 0] == pairs[j - 1, 0]).all() and (pairs[j, 1] == pairs[j - 1, 2]).all()):
+        return pairs.reshape(-1, 2), triangles
+    take = np.zeros((len(mesh.faces), 3), dtype=bool)
+    take[first] = True  # the first triangle's three corners, then one new corner per triangle
+    take[j, 2] = True
+    return pairs[take], sizes
 
 
 def mtl_bytes(material: str, texture_name: str) -> bytes:

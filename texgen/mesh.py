@@ -52,6 +52,9 @@ class Mesh:
     uv_faces : (F, 3) int64 or None
     texture : (H, W, 3) uint8 base-colour image the UVs map, or None
     notes : what loading did to the input (unwrapped, welded, merged, skipped faces...)
+    polygons : (P,) int64 corner count of each face of an OBJ file that had polygons, whose
+        triangles (a fan each: corners 0, k, k + 1) follow one another in ``faces``; the OBJ export
+        writes them back. None for a triangle mesh.
     """
 
     positions: np.ndarray
@@ -61,6 +64,7 @@ class Mesh:
     texture: Optional[np.ndarray] = None
     name: str = "mesh"
     notes: list[str] = field(default_factory=list)
+    polygons: Optional[np.ndarray] = None
 
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
@@ -293,7 +297,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if not parts:
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
     mesh = _merge(parts, path.stem) if len(parts) > 1 else _from_trimesh(parts[0][1], path.stem)
-    if suffix == ".obj":
+    if suffix == ".obj" and not (len(parts) == 1 and _obj_own_lists(mesh, data, corners, sizes)):
         _weld_obj(mesh, data, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
     elif suffix == ".ply":
         _unsplit_ply(mesh, loaded)
@@ -559,6 +563,41 @@ def _absolute_obj(data: bytes, corners: np.ndarray, sizes: np.ndarray) -> bytes:
     return b"\n".join(next(faces) if line[:2] in (b"f ", b"f\t") else line for line in data.split(b"\n"))
 
 
+def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarray) -> bool:
+    """Give a one-object OBJ the file's own ``v`` and ``vt`` lists and faces back, and its polygons.
+
+    trimesh splits a vertex for every UV it carries and triangulates polygons in its own order;
+    here each ``f`` line becomes a fan of triangles over the file's own indices, so vertices the
+    user kept apart stay apart and the OBJ export can write the polygons back. Returns False, and
+    changes nothing, when the file's lists do not account for what trimesh read.
+    corners : (C, 3) 0-based v, vt, vn index of each corner (-1: none); sizes : (P,) corners per ``f`` line
+    """
+    fan = _fan(sizes)
+    positions, uvs = _obj_numbers(data, b"v", 3), _obj_numbers(data, b"vt", 2)
+    file_uvs = 0 <= corners[:, 1].min() and corners[:, 1].max() < len(uvs)
+    if len(fan) != len(mesh.faces) or corners[:, 0].max() >= len(positions) or (mesh.has_uvs and not file_uvs):
+        return False
+    mesh.positions, mesh.faces = positions, corners[fan, 0]
+    if mesh.has_uvs:
+        mesh.uvs, mesh.uv_faces = uvs, corners[fan, 1]
+    mesh.polygons = sizes.astype(np.int64) if (sizes > 3).any() else None
+    return True
+
+
+def _fan(sizes: np.ndarray) -> np.ndarray:
+    """(sum(sizes - 2), 3) int64 corner numbers of each polygon's fan triangles, polygon after polygon."""
+    triangles = sizes - 2
+    first = np.repeat(np.cumsum(sizes) - sizes, triangles)
+    k = np.arange(int(triangles.sum())) - np.repeat(np.cumsum(triangles) - triangles, triangles)
+    return np.stack([first, first + k + 1, first + k + 2], axis=1)
+
+
+def _obj_numbers(data: bytes, keyword: bytes, count: int) -> np.ndarray:
+    """(N, count) float64: the first ``count`` numbers of every ``v`` (or ``vt``) line, in file order."""
+    pattern = rb"^" + keyword + rb"[ \t]+" + rb"[ \t]+".join([rb"(\S+)"] * count)
+    return np.array(re.findall(pattern, data, flags=re.MULTILINE), dtype=np.float64).reshape(-1, count)
+
+
 def _weld_obj(mesh: Mesh, data: bytes, file_faces: Optional[np.ndarray]) -> None:
     """Undo trimesh's OBJ vertex split at UV seams.
 
@@ -568,8 +607,7 @@ def _weld_obj(mesh: Mesh, data: bytes, file_faces: Optional[np.ndarray]) -> None
     position equality, first-seen order.
     """
     if file_faces is not None and len(file_faces) == len(mesh.faces):
-        positions = np.array(re.findall(rb"^v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", data, flags=re.MULTILINE),
-                             dtype=np.float64)
+        positions = _obj_numbers(data, b"v", 3)
         if file_faces.max() < len(positions) and np.array_equal(positions[file_faces], mesh.positions[mesh.faces]):
             mesh.positions, mesh.faces = positions, file_faces
             return
