@@ -26,7 +26,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .uvtiles import face_tiles, wrap_faces
+from .uvtiles import face_tiles, grid_size, place_in_tile
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +362,7 @@ def _merge(parts: list, name: str) -> Mesh:
     """
     meshes = [_from_trimesh(tm, part_name) for part_name, tm in parts]
     with_uvs = all(m.has_uvs for m in meshes)
-    tiles = int(np.ceil(np.sqrt(len(meshes))))
+    tiles = grid_size(len(meshes))
     texels = _tile_texels(meshes, tiles) if with_uvs else None
     # the gutter each side of a tile, a fraction of it in u and v: whole texels of the merged texture
     gutter = np.full(2, 1 / TILE_GUTTER) if texels is None else texels[1] / (texels[0] + 2 * texels[1])
@@ -373,13 +373,10 @@ def _merge(parts: list, name: str) -> Mesh:
         faces.append(m.faces + vertex_offset)
         vertex_offset += len(m.positions)
         if with_uvs:
-            tile = np.array([index % tiles, tiles - 1 - index // tiles], dtype=np.float64)
-            wrapped, wrapped_faces = wrap_faces(m.uvs, m.uv_faces)
-            # a corner a little past its square's edge (validate allows UV_TOLERANCE) stays at the edge,
-            # short of the neighbour's tile
-            uvs.append((tile + gutter + np.clip(wrapped, 0, 1) * (1 - 2 * gutter)) / tiles)
-            uv_faces.append(wrapped_faces + uv_offset)
-            uv_offset += len(wrapped)
+            placed, placed_faces = place_in_tile(m.uvs, m.uv_faces, index, tiles, gutter)
+            uvs.append(placed)
+            uv_faces.append(placed_faces + uv_offset)
+            uv_offset += len(placed)
     mesh = Mesh(np.concatenate(positions), np.concatenate(faces),
                 np.concatenate(uvs) if with_uvs else None,
                 np.concatenate(uv_faces) if with_uvs else None,

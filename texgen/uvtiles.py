@@ -32,4 +32,23 @@ def wrap_faces(uvs: np.ndarray, uv_faces: np.ndarray) -> tuple[np.ndarray, np.nd
     return uvs[keys[:, 0].astype(np.int64)] - keys[:, 1:], inverse.reshape(-1, 3)
 
 
-__all__ = ["face_tiles", "wrap_faces"]
+def grid_size(count: int) -> int:
+    """Tiles per side of the square grid that holds ``count`` UV squares."""
+    return int(np.ceil(np.sqrt(count)))
+
+
+def place_in_tile(uvs: np.ndarray, uv_faces: np.ndarray, index: int, tiles: int,
+                  gutter: float | np.ndarray = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Move a mesh's UV square into tile ``index`` of a ``tiles`` x ``tiles`` grid (row by row from
+    the top, v up), ``gutter`` of the tile left free on each side (a float, or (2,) for u and v).
+
+    Faces are first wrapped into the 0-1 square (:func:`wrap_faces`); a corner a little past its
+    edge is clipped to it, so it never reaches the neighbour's tile.
+    returns : uvs (T', 2) float64 and uv_faces (F, 3) int64 as :func:`wrap_faces` gives them
+    """
+    wrapped, wrapped_faces = wrap_faces(uvs, uv_faces)
+    tile = np.array([index % tiles, tiles - 1 - index // tiles], dtype=np.float64)
+    return (tile + gutter + np.clip(wrapped, 0.0, 1.0) * (1 - 2 * gutter)) / tiles, wrapped_faces
+
+
+__all__ = ["face_tiles", "grid_size", "place_in_tile", "wrap_faces"]

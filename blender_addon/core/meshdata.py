@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..vendor.uvtiles import wrap_faces
+from ..vendor.uvtiles import grid_size, place_in_tile
 
 
 @dataclass
@@ -98,24 +98,23 @@ class AtlasLayout:
 def combine(meshes: Sequence[MeshArrays], name: str = "scene") -> tuple[MeshArrays, AtlasLayout]:
     """Merge meshes into one scene whose UV squares sit side by side.
 
-    Each face is first shifted by whole tiles into its mesh's 0-1 square (texgen's own
-    ``uvtiles.wrap_faces``), where a repeating sampler reads it, and corners a little past the
-    square's edge are clipped to it, so a mesh never paints into its neighbour's square. Unlike
-    texgen's scene merge there is no gutter between squares: :func:`split_atlas` hands each mesh
+    Each mesh's square is placed as texgen's scene merge places it (``uvtiles.place_in_tile``):
+    faces wrapped where a repeating sampler reads them, corners a little past the square's edge
+    clipped, so a mesh never paints into its neighbour's square. Unlike texgen's merge there is no
+    gutter between squares: :func:`split_atlas` hands each mesh
     its square at the full atlas resolution, lined up with the mesh's own UVs.
     """
-    tiles = int(np.ceil(np.sqrt(len(meshes))))
+    tiles = grid_size(len(meshes))
     positions, faces, uvs, uv_faces = [], [], [], []
     vertex_offset = uv_offset = 0
     for index, mesh in enumerate(meshes):
         positions.append(mesh.positions)
         faces.append(mesh.faces + vertex_offset)
         vertex_offset += len(mesh.positions)
-        tile = np.array([index % tiles, tiles - 1 - index // tiles], dtype=np.float64)
-        wrapped, wrapped_faces = wrap_faces(mesh.uvs, mesh.uv_faces)
-        uvs.append((np.clip(wrapped, 0.0, 1.0) + tile) / tiles)
-        uv_faces.append(wrapped_faces + uv_offset)
-        uv_offset += len(wrapped)
+        placed, placed_faces = place_in_tile(mesh.uvs, mesh.uv_faces, index, tiles)
+        uvs.append(placed)
+        uv_faces.append(placed_faces + uv_offset)
+        uv_offset += len(placed)
     merged = MeshArrays(name, np.concatenate(positions), np.concatenate(faces), np.concatenate(uvs),
                         np.concatenate(uv_faces))
     return merged, AtlasLayout(tuple(m.name for m in meshes), tiles)
