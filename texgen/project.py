@@ -47,6 +47,12 @@ class ProjectionSettings:
     depth_edge: float = 0.04
     crease_deg: float = 45.0
 
+    def __post_init__(self) -> None:
+        if not 0 < self.cutoff_deg <= 90:
+            raise ValueError(f"cutoff_deg must lie in (0, 90] degrees, got {self.cutoff_deg}")
+        if self.cos_power < 0 or self.depth_tolerance < 0 or self.edge_erode_px < 0 or self.depth_edge <= 0:
+            raise ValueError(f"projection settings must not be negative: {self}")
+
 
 @dataclass
 class ViewSamples:
@@ -130,29 +136,28 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     facing_cos = _facing_cos(texels, camera)
     # only texels that face the camera can be visible: the rest of the work runs on those alone
     candidates = torch.nonzero(facing_cos > cutoff).squeeze(1)
-    cos = facing_cos[candidates]
-    pixels, texel_depth = camera.project(texels.position[candidates])
+    cos = facing_cos.index_select(0, candidates)
+    pixels, texel_depth = camera.project(texels.position.index_select(0, candidates))
     height, width = depth.shape
-    grid = torch.stack([pixels[:, 0] / width * 2 - 1, pixels[:, 1] / height * 2 - 1], dim=1)[None, None]
+    grid = torch.addcmul(pixels.new_tensor(-1.0), pixels, pixels.new_tensor([2.0 / width, 2.0 / height]))[None, None]
 
     def lookup(values: torch.Tensor, mode: str, where: torch.Tensor) -> torch.Tensor:  # (C, H, W) -> (C, K)
         return F.grid_sample(values[None], where, mode=mode, padding_mode="zeros", align_corners=False)[0, :, 0]
 
-    unreliable = unreliable_pixels(depth, normals, settings)
-    seen_depth, reliable = lookup(torch.stack([depth, (~unreliable).to(depth.dtype)]), "nearest", grid)
-    inside = (grid[0, 0].abs() < 1).all(dim=1)
+    # unreliable pixels read as background, and so do texels landing outside the image (zero padding)
+    seen_depth = lookup(depth.masked_fill(unreliable_pixels(depth, normals, settings), 0)[None], "nearest", grid)[0]
     # the depth read at the nearest pixel may be up to a pixel's depth change off: pixel size x tan(angle)
-    pixel = (torch.ones_like(texel_depth) if camera.orthographic else texel_depth) / camera.focal
-    slope = (1 - cos.square()).clamp_min(0).sqrt() / cos.clamp_min(cutoff)
-    tolerance = settings.depth_tolerance + pixel * slope
+    pixel = torch.full_like(texel_depth, 1 / camera.focal) if camera.orthographic else texel_depth / camera.focal
+    tangent = (1 - cos.square()).clamp_min_(0).sqrt_().div_(cos)
+    tolerance = torch.addcmul(pixel.new_tensor(settings.depth_tolerance), pixel, tangent)
     weight = cos ** settings.cos_power
-    visible = torch.nonzero(inside & (reliable > 0.5) & ((texel_depth - seen_depth).abs() < tolerance)
-                            & (weight > 0)).squeeze(1)
+    visible = torch.nonzero(((texel_depth - seen_depth).abs_() < tolerance) & (weight > 0)).squeeze(1)
     if image is None:
         color = weight.new_zeros((len(visible), 0))
     else:
-        color = lookup(image.float(), "bilinear", grid[:, :, visible]).T
-    return ViewSamples(texels.count, candidates[visible], color, weight[visible], cos[visible])
+        color = lookup(image.float(), "bilinear", grid.index_select(2, visible)).T
+    return ViewSamples(texels.count, candidates.index_select(0, visible), color, weight.index_select(0, visible),
+                       cos.index_select(0, visible))
 
 
 def _facing_cos(texels: TexelMap, camera: Camera) -> torch.Tensor:
@@ -163,10 +168,10 @@ def _facing_cos(texels: TexelMap, camera: Camera) -> torch.Tensor:
     """
     if camera.orthographic:
         return texels.normal @ torch.as_tensor(-camera.forward, dtype=texels.normal.dtype)
-    eye = torch.as_tensor(camera.position, dtype=texels.position.dtype)
-    facing = texels.normal @ eye - texels.normal_dot_position
-    distance_sq = texels.position_sq - 2 * (texels.position @ eye) + eye.dot(eye)
-    return facing * distance_sq.clamp_min(1e-20).rsqrt()
+    eye = torch.as_tensor(camera.position, dtype=texels.position.dtype, device=texels.position.device)
+    facing = torch.addmv(texels.normal_dot_position, texels.normal, eye, beta=-1)
+    distance_sq = torch.addmv(texels.position_sq, texels.position, eye, alpha=-2).add_(eye.dot(eye))
+    return facing.mul_(distance_sq.clamp_min_(1e-20).rsqrt_())
 
 
 class TextureState:
@@ -212,19 +217,22 @@ class TextureState:
         # only the changed texels are touched: the others keep their values bit for bit, whatever the view holds
         changed, added, color, cos = samples.texel, samples.weight, samples.color, samples.cos
         if allow is not None:
-            keep = torch.nonzero(allow[changed]).squeeze(1)
-            changed, added, color, cos = changed[keep], added[keep], color[keep], cos[keep]
-        before = self.weight[changed]
+            keep = torch.nonzero(allow.index_select(0, changed)).squeeze(1)
+            changed, added, color, cos = (x.index_select(0, keep) for x in (changed, added, color, cos))
+        # a view's texels are distinct: each is read once and written back once (index_copy_, no masks)
+        before = self.weight.index_select(0, changed)
+        total = before + added
         if strength is None:
-            fraction = added / (before + added)
+            fraction = added / total
         else:
             fraction = torch.where(before > 0, strength, 1.0)
-        old = self.color[changed]
-        self.color.index_put_((changed,), old + (color - old) * fraction[:, None])
-        self.weight.index_put_((changed,), before + added)
-        better = cos > self.best_cos[changed]
-        self.best_cos.index_put_((changed[better],), cos[better])
-        self.best_view.index_put_((changed[better],), self.best_view.new_tensor(view))
+        old = self.color.index_select(0, changed)
+        self.color.index_copy_(0, changed, torch.addcmul(old, color - old, fraction[:, None]))
+        self.weight.index_copy_(0, changed, total)
+        best_cos = self.best_cos.index_select(0, changed)
+        better = cos > best_cos
+        self.best_cos.index_copy_(0, changed, torch.where(better, cos, best_cos))
+        self.best_view.index_copy_(0, changed, torch.where(better, view, self.best_view.index_select(0, changed)))
 
     def image(self, background: float = 0.0):
         """(N, N, C) float32 numpy texture; unpainted and invalid texels get ``background``."""
