@@ -12,7 +12,7 @@ from texgen.mesh import Mesh
 
 trimesh = pytest.importorskip("trimesh")
 pytest.importorskip("pyrender")
-from texgen.render import Renderer
+from texgen.render import Renderer, rasterise_uv
 
 SIZE = 96
 
@@ -143,3 +143,24 @@ def test_each_render_texture_call_shows_its_own_texture() -> None:
         for texture, channel in ((red, 0), (blue, 2), (red, 0)):
             image = renderer.render_texture([camera], texture, smooth=channel == 0)[0]
             assert (image[channel][mask] == 1).all() and (image[2 - channel][mask] == 0).all()
+
+
+def test_rasterise_uv_keeps_the_highest_priority_on_top_and_the_lowest_at_the_bottom() -> None:
+    size = 8
+    square = np.array([[-1.0, -1.0], [9.0, -1.0], [-1.0, 9.0]])  # covers the top-left half and more
+    corners = np.stack([square, square, square + 0.25])
+    top, bottom = rasterise_uv(corners, np.array([5, 9, 1]), size)
+    assert top.dtype == np.int64 and top.shape == (size, size)
+    assert top[0, 0] == 1 and bottom[0, 0] == 2  # priority 9 on top, priority 1 at the bottom
+    assert top[7, 7] == -1 and bottom[7, 7] == -1  # beyond the hypotenuse: nothing
+    tied_top, tied_bottom = rasterise_uv(corners[:2], np.array([3, 3]), size)
+    assert tied_top[0, 0] == 1 and tied_bottom[0, 0] == 0  # ties: the later triangle on top
+    empty_top, _ = rasterise_uv(np.zeros((0, 3, 2)), np.zeros(0, dtype=np.int64), size)
+    assert (empty_top == -1).all()
+
+
+def test_rasterise_uv_row_0_is_the_top_of_the_image() -> None:
+    """A triangle in the first rows (y down) lands in the image's first rows."""
+    top, _ = rasterise_uv(np.array([[[-0.5, -0.5], [15.5, -0.5], [-0.5, 2.5]]]), np.array([0]), 16)
+    rows = np.flatnonzero((top >= 0).any(axis=1))
+    assert rows.tolist() == [0, 1, 2] and (top[0] >= 0).sum() > (top[2] >= 0).sum()

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from texgen import render as render_module
 from texgen import texels as texels_module
 from texgen.mesh import Mesh
-from texgen.texels import TexelMap
+from texgen.texels import TexelMap, rasterise_triangles
 
 
 def texel_centres(size: int) -> np.ndarray:
@@ -166,14 +167,75 @@ def test_images_scatter_and_gather() -> None:
     assert (texels.number_at[~texels.valid] == -1).all()
 
 
-def test_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunking_does_not_change_the_exact_rasteriser(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    tri = rng.uniform(-2, 66, size=(60, 3, 2))
+    whole = rasterise_triangles(tri, 64)
+    monkeypatch.setattr(texels_module, "CHUNK_CANDIDATES", 97)  # many small chunks, down to one triangle each
+    chunked = rasterise_triangles(tri, 64)
+
+    def pairs(hits: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        order = np.lexsort((hits[1], hits[0]))
+        return np.concatenate([hits[0][order, None], hits[1][order, None], hits[2][order]], axis=1)
+
+    assert len(whole[0]) > 500
+    np.testing.assert_array_equal(pairs(chunked), pairs(whole))
+
+
+def test_drawing_in_tiles_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(4)
     mesh = soup(rng.uniform(0, 1, size=(60, 3, 2)))
     whole = TexelMap.build(mesh, 64)
-    monkeypatch.setattr(texels_module, "CHUNK_CANDIDATES", 97)  # many small chunks, down to one face each
-    chunked = TexelMap.build(mesh, 64)
+    monkeypatch.setattr(render_module, "UV_TILE", 24)  # tiles that do not divide the image
+    tiled = TexelMap.build(mesh, 64)
     for name in ("index", "face", "bary", "position", "normal", "overlap", "island"):
-        np.testing.assert_array_equal(getattr(chunked, name).numpy(), getattr(whole, name).numpy())
+        np.testing.assert_array_equal(getattr(tiled, name).numpy(), getattr(whole, name).numpy())
+
+
+def test_texel_centres_exactly_on_every_edge_are_covered() -> None:
+    """GL's top-left rule leaves out centres on a right or bottom edge; the exact test keeps them."""
+    size = 16
+    # a right triangle whose corners are texel centres: its legs and hypotenuse run through centres
+    corners = np.array([[[2.5, 2.5], [12.5, 2.5], [2.5, 12.5]]]) / size
+    texels = TexelMap.build(soup(corners), size)
+    rows, cols = np.divmod(np.arange(size * size), size)
+    x, y = cols, size - 1 - rows  # texel-centre coordinates with v up: centre (x, y) is at ((x + .5) / N, (y + .5) / N)
+    inside = (x >= 2) & (y >= 2) & (x + y <= 14)
+    np.testing.assert_array_equal(texels.valid.reshape(-1), inside)
+    assert (texels.bary.numpy() >= 0).all()
+
+
+def test_a_sliver_thinner_than_gl_sub_pixel_grid_keeps_its_texels() -> None:
+    """A triangle 0.003 texels high across a row of texel centres: GL may draw none of them."""
+    size = 16
+    corners = np.array([[1.2, 4.999], [13.7, 4.999], [7.0, 5.002]])  # texel-centre coordinates (x, y down)
+    uv = np.stack([(corners[:, 0] + 0.5) / size, 1 - (corners[:, 1] + 0.5) / size], axis=1)
+    texels = TexelMap.build(soup(uv[None]), size)
+    inside = barycentric(texel_centres(size), uv).min(axis=1) >= 0
+    assert inside.sum() >= 5
+    np.testing.assert_array_equal(texels.valid.reshape(-1), inside)
+
+
+def test_gl_coverage_agrees_with_the_exact_test_on_a_dense_mesh() -> None:
+    """Many small triangles sharing edges (a grid of quads): no hole, no texel outside its triangle."""
+    size = 128
+    n = 23  # quad corners off the texel grid, so that GL's snapping matters
+    grid = np.stack(np.meshgrid(np.linspace(0.013, 0.987, n), np.linspace(0.021, 0.979, n)), axis=-1).reshape(-1, 2)
+    jitter = np.random.default_rng(1).uniform(-0.3, 0.3, grid.shape) / n
+    jitter[(grid == grid.min(axis=0)) | (grid == grid.max(axis=0))] = 0
+    uv = grid + jitter
+    index = np.arange(n * n).reshape(n, n)
+    a, b, c, d = index[:-1, :-1].reshape(-1), index[:-1, 1:].reshape(-1), index[1:, 1:].reshape(-1), index[1:, :-1].reshape(-1)
+    faces = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
+    mesh = Mesh.from_arrays(np.c_[uv, np.zeros(len(uv))], faces, uv, faces)
+    texels = TexelMap.build(mesh, size)
+    centres = texel_centres(size)
+    low, high = uv.min(axis=0), uv.max(axis=0)
+    within = ((centres > low) & (centres < high)).all(axis=1)
+    assert texels.valid.reshape(-1)[within].all() and not texels.overlap.any()
+    # each texel's barycentrics reproduce its centre in its own face's UV triangle
+    np.testing.assert_allclose(np.einsum("mk,mkd->md", texels.bary.numpy().astype(np.float64),
+                                         uv[faces[texels.face.numpy()]]), centres[texels.index.numpy()], atol=1e-6)
 
 
 def test_a_face_running_past_the_edge_continues_on_the_other_side() -> None:

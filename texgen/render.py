@@ -3,6 +3,9 @@
 The mesh is drawn as a triangle soup (one vertex per face corner) so that per-corner UVs and
 UV seams are drawn exactly as the user made them. Every pass is unlit (pyrender's FLAT mode):
 a textured render shows the texture's values alone, with no lighting or material factor.
+
+:func:`rasterise_uv` draws UV triangles into an integer image with the same OpenGL context, for
+the UV-space rasteriser (:mod:`texgen.texels`).
 """
 
 from __future__ import annotations
@@ -105,15 +108,17 @@ class Renderer:
         depths, normals = [], []
         for camera in cameras:
             color, depth = self._draw(camera, self._normal_node)
-            world = color[:, :, :3].astype(np.float32) / 127.5 - 1.0
-            rotation = camera.pose[:3, :3].astype(np.float32)
-            cam_normals = world @ rotation  # world -> camera: R^T n, applied per row
-            cam_normals /= np.maximum(np.linalg.norm(cam_normals, axis=-1, keepdims=True), 1e-6)
-            cam_normals[depth <= 0] = 0
-            depths.append(depth.astype(np.float32))
-            normals.append(cam_normals.transpose(2, 0, 1))
-        depth_t = torch.from_numpy(np.stack(depths))
-        return ViewBuffers(depth_t, torch.from_numpy(np.stack(normals)), depth_t > 0)
+            depth = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))  # pyrender flips rows
+            world = torch.from_numpy(np.ascontiguousarray(color[:, :, :3])).reshape(-1, 3).float()
+            # world -> camera: R^T n, as (3, H W) so that the result is already channel-first
+            rotation = torch.as_tensor(camera.pose[:3, :3].T, dtype=torch.float32)
+            cam_normals = torch.addmm((rotation.sum(dim=1) * -1.0)[:, None], rotation, world.T, alpha=1 / 127.5)
+            cam_normals.mul_(cam_normals.square().sum(dim=0).clamp_min_(1e-12).rsqrt_())
+            cam_normals.mul_((depth > 0).reshape(1, -1))
+            depths.append(depth)
+            normals.append(cam_normals.reshape(3, camera.height, camera.width))
+        depth_t = torch.stack(depths)
+        return ViewBuffers(depth_t, torch.stack(normals), depth_t > 0)
 
     def render_texture(self, cameras: Sequence[Camera], texture: np.ndarray,
                        smooth: bool = True) -> torch.Tensor:
@@ -172,11 +177,137 @@ class Renderer:
         self.close()
 
 
+UV_TILE = 4096  # rasterise_uv draws larger images in tiles of this size
+
+_UV_VERTEX_SHADER = """#version 330 core
+layout(location = 0) in vec2 corner;  // texel-centre coordinates: x right, y down
+layout(location = 1) in uint triangle;
+layout(location = 2) in float rank;  // in [0, 1): the triangle's place in the priority order
+uniform vec2 origin;  // the tile's first column and row
+uniform float tile;
+uniform float direction;  // -1: the highest rank is nearest; +1: the lowest
+flat out uint id;
+void main() {
+    id = triangle + 1u;
+    vec2 ndc = (corner - origin + 0.5) / tile * 2.0 - 1.0;
+    gl_Position = vec4(ndc.x, -ndc.y, direction * (2.0 * rank - 1.0), 1.0);
+}
+"""
+_UV_FRAGMENT_SHADER = """#version 330 core
+flat in uint id;
+layout(location = 0) out uint covering;
+void main() { covering = id; }
+"""
+
+
+def rasterise_uv(corners: np.ndarray, priority: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which triangle covers each texel centre of an N x N image, drawn with OpenGL.
+
+    GL samples each pixel at its centre, and its top-left rule gives a centre on an edge shared by
+    two triangles to exactly one of them. Corners are snapped to GL's sub-pixel grid (1/256 px on
+    Mesa and NVIDIA), so a centre that close to an edge may fall on either side of it.
+    corners : (T, 3, 2) float triangle corners in texel-centre coordinates (texel (row, col) has
+        its centre at x = col, y = row)
+    priority : (T,) int where triangles overlap, the highest wins in ``top`` and the lowest in
+        ``bottom`` (ties: the later triangle wins in ``top``)
+    returns : top, bottom (N, N) int64 triangle index covering each texel, -1 where none does
+    """
+    from OpenGL import GL as gl
+
+    top = np.full((size, size), -1, dtype=np.int64)
+    bottom = top.copy()
+    if len(corners) == 0 or size == 0:
+        return top, bottom
+    rank = np.empty(len(priority), dtype=np.float32)
+    rank[np.argsort(priority, kind="stable")] = (np.arange(len(priority)) + 0.5) / len(priority)
+    tile = min(size, UV_TILE)
+    _offscreen()._platform.make_current()
+    program = _uv_program()
+    framebuffer = gl.glGenFramebuffers(1)
+    color, depth = gl.glGenRenderbuffers(2)
+    vertex_array = gl.glGenVertexArrays(1)
+    buffers = gl.glGenBuffers(3)
+    try:
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
+        for renderbuffer, storage, attachment in ((color, gl.GL_R32UI, gl.GL_COLOR_ATTACHMENT0),
+                                                  (depth, gl.GL_DEPTH_COMPONENT32F, gl.GL_DEPTH_ATTACHMENT)):
+            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, renderbuffer)
+            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, storage, tile, tile)
+            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, attachment, gl.GL_RENDERBUFFER, renderbuffer)
+        if gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER) != gl.GL_FRAMEBUFFER_COMPLETE:
+            raise TexgenError(f"OpenGL cannot make a {tile} x {tile} integer framebuffer for UV rasterisation")
+        gl.glBindVertexArray(vertex_array)
+        attributes = (np.ascontiguousarray(corners.reshape(-1, 2), dtype=np.float32),
+                      np.repeat(np.arange(len(corners), dtype=np.uint32), 3),
+                      np.repeat(rank, 3))
+        for location, (buffer, data) in enumerate(zip(buffers, attributes)):
+            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, buffer)
+            gl.glBufferData(gl.GL_ARRAY_BUFFER, data.nbytes, data, gl.GL_STATIC_DRAW)
+            width = data.shape[1] if data.ndim == 2 else 1
+            if data.dtype == np.uint32:
+                gl.glVertexAttribIPointer(location, width, gl.GL_UNSIGNED_INT, 0, None)
+            else:
+                gl.glVertexAttribPointer(location, width, gl.GL_FLOAT, False, 0, None)
+            gl.glEnableVertexAttribArray(location)
+        gl.glUseProgram(program)
+        gl.glUniform1f(gl.glGetUniformLocation(program, "tile"), float(tile))
+        gl.glViewport(0, 0, tile, tile)
+        gl.glDisable(gl.GL_CULL_FACE)
+        gl.glDisable(gl.GL_BLEND)
+        gl.glEnable(gl.GL_DEPTH_TEST)
+        gl.glDepthFunc(gl.GL_LESS)
+        for row in range(0, size, tile):
+            for col in range(0, size, tile):
+                gl.glUniform2f(gl.glGetUniformLocation(program, "origin"), float(col), float(row))
+                rows, cols = min(tile, size - row), min(tile, size - col)
+                for image, direction in ((top, -1.0), (bottom, 1.0)):
+                    gl.glUniform1f(gl.glGetUniformLocation(program, "direction"), direction)
+                    gl.glClearBufferuiv(gl.GL_COLOR, 0, np.zeros(4, np.uint32))
+                    gl.glClearBufferfv(gl.GL_DEPTH, 0, np.ones(1, np.float32))
+                    gl.glDrawArrays(gl.GL_TRIANGLES, 0, 3 * len(corners))
+                    # GL's row 0 is the bottom of the viewport, where the tile's last row was drawn
+                    pixels = gl.glReadPixels(0, tile - rows, cols, rows, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT)
+                    image[row:row + rows, col:col + cols] = np.frombuffer(pixels, np.uint32).reshape(rows, cols)[::-1]
+                    image[row:row + rows, col:col + cols] -= 1
+    finally:
+        gl.glUseProgram(0)
+        gl.glBindVertexArray(0)
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
+        gl.glDeleteBuffers(3, buffers)
+        gl.glDeleteVertexArrays(1, [vertex_array])
+        gl.glDeleteRenderbuffers(2, [color, depth])
+        gl.glDeleteFramebuffers(1, [framebuffer])
+    return top, bottom
+
+
+def _uv_program() -> int:
+    """This thread's compiled UV rasterisation program (in this thread's context)."""
+    program = getattr(_local, "uv_program", None)
+    if program is not None:
+        return program
+    from OpenGL import GL as gl
+
+    program = gl.glCreateProgram()
+    for kind, source in ((gl.GL_VERTEX_SHADER, _UV_VERTEX_SHADER), (gl.GL_FRAGMENT_SHADER, _UV_FRAGMENT_SHADER)):
+        shader = gl.glCreateShader(kind)
+        gl.glShaderSource(shader, source)
+        gl.glCompileShader(shader)
+        if not gl.glGetShaderiv(shader, gl.GL_COMPILE_STATUS):
+            raise TexgenError(f"the UV rasteriser's shader does not compile: {gl.glGetShaderInfoLog(shader)!r}")
+        gl.glAttachShader(program, shader)
+        gl.glDeleteShader(shader)
+    gl.glLinkProgram(program)
+    if not gl.glGetProgramiv(program, gl.GL_LINK_STATUS):
+        raise TexgenError(f"the UV rasteriser's program does not link: {gl.glGetProgramInfoLog(program)!r}")
+    _local.uv_program = program
+    return program
+
+
 _local = threading.local()
 
 
-def _offscreen(width: int, height: int):
-    """This thread's OpenGL context, resized to ``width`` x ``height``.
+def _offscreen(width: int | None = None, height: int | None = None):
+    """This thread's OpenGL context, resized to ``width`` x ``height`` (kept as it is when not given).
 
     All renderers of a thread share one context: pyrender's EGL platform terminates the
     display when any context is deleted, which would break every other renderer.
@@ -185,14 +316,14 @@ def _offscreen(width: int, height: int):
     if renderer is None:
         _draw_single_sample()
         try:
-            renderer = _pyrender().OffscreenRenderer(width, height)
+            renderer = _pyrender().OffscreenRenderer(width or 1, height or 1)
         except Exception as exc:
             raise TexgenError(
                 f"cannot start headless OpenGL rendering ({exc}). On Linux install the EGL packages "
                 "(apt install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1) and keep "
                 "PYOPENGL_PLATFORM=egl") from exc
         _local.offscreen = renderer
-    if (renderer.viewport_width, renderer.viewport_height) != (width, height):
+    if width is not None and (renderer.viewport_width, renderer.viewport_height) != (width, height):
         renderer.viewport_width, renderer.viewport_height = width, height
     return renderer
 
@@ -225,4 +356,4 @@ def _pyrender():
     return pyrender
 
 
-__all__ = ["Renderer", "ViewBuffers"]
+__all__ = ["Renderer", "ViewBuffers", "rasterise_uv"]

@@ -4,6 +4,12 @@ Texel (row, col) of an N x N texture has its centre at u = (col + 0.5) / N, v = 
 (image row 0 is the top of the texture, v = 1). A texel is *valid* when its centre lies inside a
 UV triangle of a non-degenerate face. Texels inside several UV triangles (mirrored or overlapping
 UVs) are *overlap* texels: their colour is ambiguous.
+
+OpenGL draws the UV layout (:func:`texgen.render.rasterise_uv`, on the GPU where there is one);
+the texels it may have placed wrongly at its sub-pixel precision are then settled with exact
+barycentric tests. The valid texels are those of an exact rasteriser (:func:`rasterise_triangles`,
+which tests every texel of every triangle's box and serves smaller jobs). Overlaps are judged
+from the top and the bottom triangle GL drew (:func:`_layered_overlap`).
 """
 
 from __future__ import annotations
@@ -11,13 +17,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import cv2
 import numpy as np
 import torch
 
 from .mesh import Mesh
+from .render import rasterise_uv
 
-EDGE_EPS = 1e-7  # barycentric slack so that texels on shared edges are not lost
-CHUNK_CANDIDATES = 4_000_000
+EDGE_EPS = 1e-7  # barycentric slack: a texel centre on an edge is inside
+CHUNK_CANDIDATES = 4_000_000  # rasterise_triangles tests at most this many texel candidates at once
+SETTLE_REACH = 2  # doubtful texels are tested against the triangles GL drew up to this many texels away
+SLIVER = 2.0  # triangles less high than this (in texels) are rasterised exactly (rasterise_triangles) too
+INTERIOR = 1e-4  # a texel this far inside a triangle (in barycentrics) is not on its edge
+DOUBT = 1e-5  # GL's coverage of a texel closer than this to an edge (in barycentrics) is checked in float64
 
 
 @dataclass
@@ -45,7 +57,12 @@ class TexelMap:
 
     @classmethod
     def build(cls, mesh: Mesh, size: int) -> "TexelMap":
-        """Rasterise ``mesh``'s UV triangles into an N x N grid (vectorised, chunked over faces)."""
+        """Rasterise ``mesh``'s UV triangles into an N x N grid.
+
+        OpenGL draws the triangles (:func:`texgen.render.rasterise_uv`); the texels it may have
+        put on the wrong side of an edge, at the sub-pixel precision of its corners, are then
+        settled with exact barycentric tests (:func:`_coverage`).
+        """
         mesh.require_uvs()
         if size < 1:
             raise ValueError(f"texture size must be positive, got {size}")
@@ -54,18 +71,24 @@ class TexelMap:
         # texel-centre coordinates: x = u * N - 0.5, y = (1 - v) * N - 0.5
         tri = np.stack([corners[..., 0] * size - 0.5, (1.0 - corners[..., 1]) * size - 0.5], axis=-1)
         tri, faces = _wrap_copies(tri, faces, size)
-        hit_texel, hit_face, hit_bary = rasterise_triangles(tri, size)
-        hit_face = faces[hit_face]
-        texel, pick, overlap = _resolve_hits(mesh, hit_texel, hit_face, hit_bary, size)
-        face, bary = hit_face[pick], hit_bary[pick]
-        corners = mesh.unit_positions[mesh.faces].reshape(-1, 9)[face].reshape(-1, 3, 3)  # one row gather per texel
-        position = np.einsum("mk,mkd->md", bary, corners)
+        edges = _edge_functions(tri)
+        drawn = np.flatnonzero(np.isfinite(edges).all(axis=1))  # zero-area UV triangles cover no texel centre
+        tri, faces, edges = tri[drawn], faces[drawn], edges[drawn]
+        top, bottom = rasterise_uv(tri, faces, size)
+        texel, copy, bary, overlap = _coverage(mesh, tri, edges, faces, top, bottom)
+        face = faces[copy]
+        bary = bary.clamp_(0.0, 1.0)
+        bary /= bary.sum(dim=1, keepdim=True)
+        # position = p2 + b0 (p0 - p2) + b1 (p1 - p2) from per-face rows (np.take of rows: the fastest gather)
+        p = mesh.unit_positions[mesh.faces]
+        rows = np.concatenate([p[:, 2], p[:, 0] - p[:, 2], p[:, 1] - p[:, 2]], axis=1).astype(np.float32)
+        corners = torch.from_numpy(np.take(rows, face, axis=0))
+        position = corners[:, :3].addcmul(corners[:, 3:6], bary[:, :1]).addcmul_(corners[:, 6:], bary[:, 1:2])
         face_normal = mesh.face_cross / np.maximum(np.linalg.norm(mesh.face_cross, axis=1, keepdims=True), 1e-300)
-        normal = face_normal.astype(np.float32)[face]
-        island = mesh.face_islands[face]
-        return cls(size, torch.from_numpy(texel), torch.from_numpy(face), torch.from_numpy(bary),
-                   torch.from_numpy(position), torch.from_numpy(normal),
-                   torch.from_numpy(overlap), torch.from_numpy(island.astype(np.int32)))
+        normal = torch.from_numpy(np.take(face_normal.astype(np.float32), face, axis=0))
+        island = np.take(mesh.face_islands.astype(np.int32), face)
+        return cls(size, torch.from_numpy(texel), torch.from_numpy(face), bary, position, normal,
+                   torch.from_numpy(overlap), torch.from_numpy(island))
 
     @property
     def count(self) -> int:
@@ -190,11 +213,155 @@ def _round_up(extent: np.ndarray) -> np.ndarray:
     return -(-extent // step) * step
 
 
+def _edge_functions(tri: np.ndarray) -> np.ndarray:
+    """(T, 6) float64 per triangle (p2x, p2y, a0x, a0y, a1x, a1y): its barycentrics at a point p are
+    w0 = a0 . (p - p2), w1 = a1 . (p - p2), w2 = 1 - w0 - w1. Rows of zero-area triangles are not finite.
+
+    tri : (T, 3, 2) corners in texel-centre coordinates (x, y)
+    """
+    p0, p1, p2 = tri[:, 0], tri[:, 1], tri[:, 2]
+    denom = (p1[:, 1] - p2[:, 1]) * (p0[:, 0] - p2[:, 0]) + (p2[:, 0] - p1[:, 0]) * (p0[:, 1] - p2[:, 1])
+    denom = np.where(np.abs(denom) >= 1e-12, denom, np.nan)
+    a0 = np.stack([p1[:, 1] - p2[:, 1], p2[:, 0] - p1[:, 0]], axis=1) / denom[:, None]
+    a1 = np.stack([p2[:, 1] - p0[:, 1], p0[:, 0] - p2[:, 0]], axis=1) / denom[:, None]
+    return np.concatenate([p2, a0, a1], axis=1)
+
+
+def _barycentric(edges: np.ndarray, triangle: np.ndarray, texel: np.ndarray, size: int) -> np.ndarray:
+    """(K, 3) float64 barycentrics of texel centres (K,) flat indices in triangles (K,) (rows of ``edges``)."""
+    e = edges[triangle]
+    rows, cols = np.divmod(texel, size)
+    dx, dy = cols - e[:, 0], rows - e[:, 1]
+    w0 = e[:, 2] * dx + e[:, 3] * dy
+    w1 = e[:, 4] * dx + e[:, 5] * dy
+    return np.stack([w0, w1, 1.0 - w0 - w1], axis=1)
+
+
+def _barycentric_f32(edges: np.ndarray, triangle: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    """(K, 3) float32 torch version of :func:`_barycentric`, for all texels at once, at texels (rows (K,),
+    cols (K,)). As precise as float32 allows: p2 is split into a whole number and a fraction, so that
+    p - p2 is small before it is rounded."""
+    whole = np.floor(edges[:, :2])
+    table = np.concatenate([whole, edges[:, :2] - whole, edges[:, 2:]], axis=1).astype(np.float32)
+    wx, wy, fx, fy, a0x, a0y, a1x, a1y = torch.from_numpy(np.take(table, triangle, axis=0)).unbind(1)
+    dx = (torch.from_numpy(cols).float() - wx).sub_(fx)
+    dy = (torch.from_numpy(rows).float() - wy).sub_(fy)
+    bary = torch.empty((len(triangle), 3))
+    w0 = torch.mul(a0x, dx, out=bary[:, 0]).addcmul_(a0y, dy)
+    w1 = torch.mul(a1x, dx, out=bary[:, 1]).addcmul_(a1y, dy)
+    torch.sub(1.0 - w0, w1, out=bary[:, 2])
+    return bary
+
+
+def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray, top: np.ndarray,
+              bottom: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
+    """Exact coverage from GL's: one triangle per covered texel, its barycentrics, and the overlaps.
+
+    A texel centre is covered when its barycentrics in a triangle are all >= -EDGE_EPS. GL's answer
+    stands wherever it is clear of that bound. The rest are settled in float64 against every
+    triangle GL drew within SETTLE_REACH texels (5 x 5): texels GL covered within DOUBT of an edge,
+    and the uncovered texels around GL's coverage; and slivers (less than SLIVER texels high, which
+    GL may draw in only some of their texels) with :func:`rasterise_triangles`. As
+    everywhere, the hit of the highest face wins. Overlaps elsewhere: :func:`_layered_overlap`.
+    edges : (T, 6) see :func:`_edge_functions`; faces : (T,) the face of each triangle
+    top, bottom : (N, N) :func:`texgen.render.rasterise_uv`'s images
+    returns : texel (M,) sorted flat indices, triangle (M,), barycentrics (M, 3) float32, overlap (M,) bool
+    """
+    size = top.shape[0]
+    rows, cols = np.nonzero(top >= 0)
+    texel = rows * size + cols
+    triangle = np.take(top, texel)
+    bary = _barycentric_f32(edges, triangle, rows, cols)
+    near_edge = texel[(bary.amin(dim=1) < DOUBT).numpy()]
+    drawn = (top >= 0).astype(np.uint8)
+    ring = np.flatnonzero((cv2.dilate(drawn, np.ones((3, 3), np.uint8)) > drawn).reshape(-1))
+    # slivers, which GL may draw in only some of their texels, are tested over their whole box
+    slivers = np.flatnonzero(_altitude(tri) < SLIVER)
+    sliver_texel, sliver, _ = rasterise_triangles(tri[slivers], size)
+    sliver = slivers[sliver]
+    suspects = np.unique(np.concatenate([near_edge, ring, sliver_texel]))
+    suspect_rows, suspect_cols = np.divmod(suspects, size)
+    reach = range(-SETTLE_REACH, SETTLE_REACH + 1)
+    neighbourhood = [padded[suspect_rows + SETTLE_REACH + dr, suspect_cols + SETTLE_REACH + dc]
+                     for padded in (np.pad(top, SETTLE_REACH, constant_values=-1),
+                                    np.pad(bottom, SETTLE_REACH, constant_values=-1))
+                     for dr in reach for dc in reach]
+    hit_texel = np.concatenate([np.repeat(suspects, len(neighbourhood)), sliver_texel])
+    hit_triangle = np.concatenate([np.stack(neighbourhood, axis=1).reshape(-1), sliver])
+    pairs = np.unique(hit_texel[hit_triangle >= 0] * len(edges) + hit_triangle[hit_triangle >= 0])
+    hit_texel, hit_triangle = np.divmod(pairs, len(edges))
+    hit_bary = _barycentric(edges, hit_triangle, hit_texel, size)
+    inside = hit_bary.min(axis=1) >= -EDGE_EPS
+    hit_texel, hit_triangle, hit_bary = hit_texel[inside], hit_triangle[inside], hit_bary[inside]
+    settled, pick, settled_overlap = _resolve_hits(mesh, hit_texel, faces[hit_triangle], hit_bary, size)
+    settled_triangle = hit_triangle[pick]
+    # the float64 test decides; the barycentrics are computed as for every other texel
+    settled_bary = _barycentric_f32(edges, settled_triangle, *np.divmod(settled, size))
+
+    overlap = _layered_overlap(mesh, edges, faces, triangle, bary, np.take(bottom, texel), rows, cols)
+    # merge: settled texels GL covered are updated in place; the others GL covered and re-decided are
+    # dropped unless settled; settled texels GL missed are inserted
+    keep = np.ones(len(texel), dtype=bool)
+    redo = _positions(texel, suspects)
+    keep[redo[redo >= 0]] = False
+    updated = _positions(texel, settled)
+    known = updated >= 0
+    triangle[updated[known]] = settled_triangle[known]
+    bary[torch.from_numpy(updated[known])] = settled_bary[torch.from_numpy(known)]
+    keep[updated[known]] = True
+    overlap[updated[known]] = settled_overlap[known]
+    if not keep.all():
+        texel, triangle, overlap, bary = texel[keep], triangle[keep], overlap[keep], bary[torch.from_numpy(keep)]
+    if not known.all():
+        at = np.searchsorted(texel, settled[~known])
+        texel = np.insert(texel, at, settled[~known])
+        triangle = np.insert(triangle, at, settled_triangle[~known])
+        overlap = np.insert(overlap, at, settled_overlap[~known])
+        bary = torch.from_numpy(np.insert(bary.numpy(), at, settled_bary[torch.from_numpy(~known)].numpy(), axis=0))
+    return texel, triangle, bary, overlap
+
+
+def _layered_overlap(mesh: Mesh, edges: np.ndarray, faces: np.ndarray, triangle: np.ndarray, bary: torch.Tensor,
+                     lowest: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(M,) bool texels GL saw under two triangles that both cover them and make them ambiguous.
+
+    Two triangles that share the texel only on an edge they share (one island, the centre on
+    the edge of both) are not an overlap; any other pair is. GL shows the top and the bottom
+    triangle alone, so a texel that stacks more triangles is judged by those two: one that lies
+    inside either of them is an overlap.
+    triangle, lowest : (M,) the top and bottom triangle at each texel; bary : (M, 3) in the top one
+    The bottom triangle's cover is judged in float32, within DOUBT.
+    """
+    overlap = np.zeros(len(triangle), dtype=bool)
+    layered = np.flatnonzero((lowest != triangle) & (lowest >= 0))
+    under = _barycentric_f32(edges, lowest[layered], rows[layered], cols[layered]).amin(dim=1).numpy()
+    over = bary[torch.from_numpy(layered)].amin(dim=1).numpy()
+    islands = mesh.face_islands
+    overlap[layered] = (under >= -DOUBT) & ((islands[faces[triangle[layered]]] != islands[faces[lowest[layered]]])
+                                              | (under > INTERIOR) | (over > INTERIOR))
+    return overlap
+
+
+def _altitude(tri: np.ndarray) -> np.ndarray:
+    """(T,) the smallest height of each triangle (T, 3, 2): twice its area over its longest side."""
+    side = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
+    d1, d2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    return np.abs(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]) / np.maximum(side, 1e-300)
+
+
+def _positions(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(K,) where each of ``values`` (K,) is in ``sorted_values`` (M,) ascending, -1 where absent."""
+    if len(sorted_values) == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return np.where(sorted_values[at] == values, at, -1)
+
+
 def _resolve_hits(mesh: Mesh, hit_texel: np.ndarray, hit_face: np.ndarray, hit_bary: np.ndarray,
                   size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One hit per covered texel, and which texels are overlaps.
 
-    hit_texel, hit_face, hit_bary : (H,), (H,), (H, 3) every (texel, face) pair of the rasteriser
+    hit_texel, hit_face, hit_bary : (H,), (H,), (H, 3) every (texel, face) pair whose triangle covers the texel
     returns : texel (M,) sorted flat indices, pick (M,) the hit kept for each (that of the highest
         face index, like a painter's algorithm), overlap (M,) bool
     """
@@ -213,7 +380,7 @@ def _resolve_hits(mesh: Mesh, hit_texel: np.ndarray, hit_face: np.ndarray, hit_b
         ends = np.r_[starts[1:], len(shared)] - 1
         winner[shared_texel[ends]] = shared[ends]
         # a texel centre on an edge shared by two faces of one island is not an overlap
-        interior = (hit_bary[shared].min(axis=1) > 1e-4).astype(np.int64)
+        interior = (hit_bary[shared].min(axis=1) > INTERIOR).astype(np.int64)
         islands = mesh.face_islands[hit_face[shared]]
         overlap[shared_texel[starts]] = ((np.add.reduceat(interior, starts) > 1)
                                          | (np.minimum.reduceat(islands, starts) != np.maximum.reduceat(islands, starts)))
