@@ -279,3 +279,11 @@ def test_dilate_is_a_square_maximum_on_the_cpu_and_by_pooling(radius: int) -> No
     expected = F.max_pool2d(values[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
     assert torch.equal(dilate(values, radius), expected)
     assert torch.equal(_dilate_by_pooling(values, radius) if radius else values, expected)
+
+
+@pytest.mark.parametrize("settings", [dict(cutoff_deg=0), dict(cutoff_deg=95), dict(cos_power=-1),
+                                      dict(depth_tolerance=-0.1), dict(edge_erode_px=-1), dict(depth_edge=0)])
+def test_projection_settings_refuse_values_out_of_range(settings: dict) -> None:
+    name = next(iter(settings))
+    with pytest.raises(ValueError, match=name if name == "cutoff_deg" else "out of range"):
+        ProjectionSettings(**settings)

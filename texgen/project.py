@@ -51,7 +51,8 @@ class ProjectionSettings:
         if not 0 < self.cutoff_deg <= 90:
             raise ValueError(f"cutoff_deg must lie in (0, 90] degrees, got {self.cutoff_deg}")
         if self.cos_power < 0 or self.depth_tolerance < 0 or self.edge_erode_px < 0 or self.depth_edge <= 0:
-            raise ValueError(f"projection settings must not be negative: {self}")
+            raise ValueError("projection settings out of range (cos_power, depth_tolerance and edge_erode_px must "
+                             f"be >= 0, depth_edge > 0): {self}")
 
 
 @dataclass
