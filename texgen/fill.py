@@ -72,18 +72,14 @@ def nearest_on_surface(texels: TexelMap, source: np.ndarray, target: np.ndarray)
 
 def _frontier(texels: TexelMap, source: np.ndarray) -> np.ndarray:
     """(S,) bool: source texels with one of their 8 UV neighbours outside the source texels of their island."""
-    size = texels.size
-    label = np.zeros((size + 2, size + 2), dtype=np.int32)  # a border of 0 = "not a source texel"
-    rows, cols = texels.rows_cols
-    rows, cols = rows[source] + 1, cols[source] + 1
-    label[rows, cols] = texels.island.numpy()[source] + 1
-    centre = label[1:-1, 1:-1]
-    differs = np.zeros((size, size), dtype=bool)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            if (dy, dx) != (1, 1):
-                differs |= label[dy:dy + size, dx:dx + size] != centre
-    return differs[rows - 1, cols - 1]
+    label = np.zeros(texels.size * texels.size, dtype=np.float32)  # 0 = "not a source texel"; exact up to 2^24
+    label[texels.index.numpy()[source]] = texels.island.numpy()[source] + 1.0
+    label = label.reshape(texels.size, texels.size)
+    # a neighbour differs from the centre exactly when the 3 x 3 maximum or minimum does
+    kernel = np.ones((3, 3), np.uint8)
+    differs = ((cv2.dilate(label, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) != label)
+               | (cv2.erode(label, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) != label))
+    return differs.reshape(-1)[texels.index.numpy()[source]]
 
 
 def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, iterations: int) -> np.ndarray:
@@ -91,11 +87,17 @@ def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, 
 
     color : (M, C) float, changed in place and returned
     """
-    texel_at = np.pad(texels.number_at, 1, constant_values=-1)  # a border of invalid texels
     rows, cols = texels.rows_cols
     free = np.flatnonzero(~painted)
-    neighbours = np.stack([texel_at[rows[free] + 1 + dy, cols[free] + 1 + dx]
-                           for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=1)  # (T, 9), -1 where invalid
+    size = texels.size
+    neighbours = []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            row, col = rows[free] + dy, cols[free] + dx
+            inside = (row >= 0) & (row < size) & (col >= 0) & (col < size)
+            number = texels.number_at[np.clip(row, 0, size - 1), np.clip(col, 0, size - 1)]
+            neighbours.append(np.where(inside, number, -1))
+    neighbours = np.stack(neighbours, axis=1)  # (T, 9), -1 where invalid or outside the texture
     present = neighbours >= 0
     weights = (present / present.sum(axis=1, keepdims=True)).astype(color.dtype)
     neighbours = np.where(present, neighbours, 0)
