@@ -100,9 +100,14 @@ def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, 
     neighbours = np.stack(neighbours, axis=1)  # (T, 9), -1 where invalid or outside the texture
     present = neighbours >= 0
     weights = (present / present.sum(axis=1, keepdims=True)).astype(color.dtype)
-    neighbours = np.where(present, neighbours, 0)
+    # iterate on a compact copy of the texels involved: random reads into the whole texture would miss the cache
+    involved, local = np.unique(np.where(present, neighbours, free[:, None]), return_inverse=True)
+    local = local.reshape(neighbours.shape)
+    values = color[involved]
+    free_local = np.searchsorted(involved, free)
     for _ in range(iterations):
-        color[free] = np.einsum("tn,tnc->tc", weights, color[neighbours])
+        values[free_local] = np.einsum("tn,tnc->tc", weights, values[local])
+    color[free] = values[free_local]
     return color
 
 
