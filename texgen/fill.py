@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import scipy.sparse
 import torch
 from scipy.spatial import cKDTree
 
@@ -100,13 +101,14 @@ def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, 
     neighbours = np.stack(neighbours, axis=1)  # (T, 9), -1 where invalid or outside the texture
     present = neighbours >= 0
     weights = (present / present.sum(axis=1, keepdims=True)).astype(color.dtype)
-    # iterate on a compact copy of the texels involved: random reads into the whole texture would miss the cache
+    # iterate on a compact copy of the texels involved, with the averaging as a sparse (T, L) matrix
     involved, local = np.unique(np.where(present, neighbours, free[:, None]), return_inverse=True)
-    local = local.reshape(neighbours.shape)
+    average = scipy.sparse.csr_matrix((weights.reshape(-1), (np.repeat(np.arange(len(free)), 9), local.reshape(-1))),
+                                      shape=(len(free), len(involved)))
     values = color[involved]
     free_local = np.searchsorted(involved, free)
     for _ in range(iterations):
-        values[free_local] = np.einsum("tn,tnc->tc", weights, values[local])
+        values[free_local] = average @ values
     color[free] = values[free_local]
     return color
 
