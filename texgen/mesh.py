@@ -162,16 +162,22 @@ class Mesh:
         return np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
 
     @cached_property
+    def used_positions(self) -> np.ndarray:
+        """(U, 3) the positions that some face uses (loose vertices do not count for the frame)."""
+        used = np.zeros(len(self.positions), dtype=bool)
+        used[self.faces.reshape(-1)] = True
+        return self.positions[used]
+
+    @cached_property
     def center(self) -> np.ndarray:
         """(3,) centre of the bounding box, user frame."""
-        used = self.positions[np.unique(self.faces)]
+        used = self.used_positions
         return (used.min(axis=0) + used.max(axis=0)) / 2
 
     @cached_property
     def scale(self) -> float:
         """Factor that maps the user frame into the unit sphere around ``center``."""
-        used = self.positions[np.unique(self.faces)]
-        radius = float(np.linalg.norm(used - self.center, axis=1).max())
+        radius = float(np.linalg.norm(self.used_positions - self.center, axis=1).max())
         if radius <= 0:
             raise MeshError(f"{self.name}: all vertices coincide; the mesh has no extent")
         return 1.0 / radius
