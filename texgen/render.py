@@ -11,6 +11,7 @@ the UV-space rasteriser (:mod:`texgen.texels`).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Sequence
@@ -105,20 +106,22 @@ class Renderer:
 
     def render(self, cameras: Sequence[Camera]) -> ViewBuffers:
         """Depth, camera-space normals and foreground mask of each camera."""
-        depths, normals = [], []
-        for camera in cameras:
-            color, depth = self._draw(camera, self._normal_node)
-            depth = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))  # pyrender flips rows
+        if len({(camera.width, camera.height) for camera in cameras}) > 1:
+            raise ValueError("render() takes cameras of one image size")
+        height, width = (cameras[0].height, cameras[0].width) if cameras else (0, 0)
+        depth = torch.zeros((len(cameras), height, width))
+        normals = torch.zeros((len(cameras), 3, height, width))
+        for index, camera in enumerate(cameras):
+            color, view_depth = self._draw(camera, self._normal_node)
+            depth[index] = torch.from_numpy(np.ascontiguousarray(view_depth, dtype=np.float32))  # pyrender flips rows
             world = torch.from_numpy(np.ascontiguousarray(color[:, :, :3])).reshape(-1, 3).float()
             # world -> camera: R^T n, as (3, H W) so that the result is already channel-first
             rotation = torch.as_tensor(camera.pose[:3, :3].T, dtype=torch.float32)
-            cam_normals = torch.addmm((rotation.sum(dim=1) * -1.0)[:, None], rotation, world.T, alpha=1 / 127.5)
+            cam_normals = torch.addmm((rotation.sum(dim=1) * -1.0)[:, None], rotation, world.T, alpha=1 / 127.5,
+                                      out=normals[index].view(3, -1))
             cam_normals.mul_(cam_normals.square().sum(dim=0).clamp_min_(1e-12).rsqrt_())
-            cam_normals.mul_((depth > 0).reshape(1, -1))
-            depths.append(depth)
-            normals.append(cam_normals.reshape(3, camera.height, camera.width))
-        depth_t = torch.stack(depths)
-        return ViewBuffers(depth_t, torch.stack(normals), depth_t > 0)
+            cam_normals.mul_((depth[index] > 0).reshape(1, -1))
+        return ViewBuffers(depth, normals, depth > 0)
 
     def render_texture(self, cameras: Sequence[Camera], texture: np.ndarray,
                        smooth: bool = True) -> torch.Tensor:
@@ -329,12 +332,13 @@ def _offscreen(width: int | None = None, height: int | None = None):
 
 
 def _draw_single_sample() -> None:
-    """Make pyrender draw without multisampling: one sample per pixel, at the pixel centre.
+    """Make pyrender draw without multisampling and read its buffers back without resolving them.
 
     pyrender hard-codes a 4x multisample framebuffer. Its depth resolve keeps one of the four
     samples, which on Mesa lies 0.4 px off the centre, and it costs three times the drawing time
     on a CPU. Back-projection samples the views at pixel centres, so that is where depth,
-    normals and colours are wanted. A request for 0 samples makes the storage single-sample.
+    normals and colours are wanted. A request for 0 samples makes the storage single-sample,
+    and :func:`_read_single_sample` reads it directly.
     """
     module = _pyrender().renderer
     storage = module.glRenderbufferStorageMultisample
@@ -346,6 +350,36 @@ def _draw_single_sample() -> None:
 
     single_sample.single_sample = True
     module.glRenderbufferStorageMultisample = single_sample
+    if sys.platform != "darwin":  # pyrender resizes its images there
+        module.Renderer._read_main_framebuffer = _read_single_sample
+
+
+def _read_single_sample(self, scene, flags):
+    """pyrender's ``Renderer._read_main_framebuffer`` for a single-sample framebuffer.
+
+    The same results (colour, and depth linearised with the perspective formula, 0 on the
+    background) without the blit to a second framebuffer, and with the depth converted in three
+    array operations instead of boolean-mask indexing: a third of the time of a render on a CPU.
+    """
+    from OpenGL import GL as gl
+
+    width, height = self._main_fb_dims[0], self._main_fb_dims[1]
+    gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, self._main_fb_ms)
+    ndc = np.frombuffer(gl.glReadPixels(0, 0, width, height, gl.GL_DEPTH_COMPONENT, gl.GL_FLOAT), np.float32)
+    ndc = ndc.reshape(height, width)[::-1] * np.float32(2.0) - np.float32(1.0)
+    camera = scene.main_camera_node.camera
+    near, far = camera.znear, camera.zfar
+    with np.errstate(divide="ignore"):
+        if far is None:
+            depth = np.float32(2.0 * near) / (np.float32(1.0) - ndc)
+        else:
+            depth = np.float32(2.0 * near * far) / (np.float32(far + near) - ndc * np.float32(far - near))
+    depth[ndc >= 1.0] = 0.0
+    if flags & _pyrender().RenderFlags.DEPTH_ONLY:
+        return depth
+    channels, layout = (4, gl.GL_RGBA) if flags & _pyrender().RenderFlags.RGBA else (3, gl.GL_RGB)
+    color = np.frombuffer(gl.glReadPixels(0, 0, width, height, layout, gl.GL_UNSIGNED_BYTE), np.uint8)
+    return color.reshape(height, width, channels)[::-1], depth
 
 
 def _pyrender():
