@@ -95,12 +95,14 @@ def unreliable_pixels(depth: torch.Tensor, normals: Optional[torch.Tensor],
     crease_cos = math.cos(math.radians(settings.crease_deg))
     for axis in (0, 1):  # each pair of neighbours once, marking both pixels
         length = depth.shape[axis] - 1
-        edge = (depth.narrow(axis, 1, length) - depth.narrow(axis, 0, length)).abs() > settings.depth_edge
+        edge = (depth.narrow(axis, 1, length) - depth.narrow(axis, 0, length)).abs_() > settings.depth_edge
         if normals is not None:
-            edge |= (normals.narrow(axis + 1, 1, length) * normals.narrow(axis + 1, 0, length)).sum(dim=0) < crease_cos
+            after, before = normals.narrow(axis + 1, 1, length), normals.narrow(axis + 1, 0, length)
+            cosine = (after[0] * before[0]).addcmul_(after[1], before[1]).addcmul_(after[2], before[2])
+            edge |= cosine < crease_cos
         bad.narrow(axis, 0, length).logical_or_(edge)
         bad.narrow(axis, 1, length).logical_or_(edge)
-    return dilate(bad.float()[None], settings.edge_erode_px)[0] > 0
+    return dilate(bad.to(torch.uint8)[None], settings.edge_erode_px)[0] > 0
 
 
 def dilate(values: torch.Tensor, radius: int) -> torch.Tensor:
@@ -108,13 +110,13 @@ def dilate(values: torch.Tensor, radius: int) -> torch.Tensor:
 
     On the CPU OpenCV's dilation does it (15x faster than torch's max pooling there); on a GPU,
     torch's max pooling as two 1D passes.
-    values : (B, H, W) float32
-    returns : (B, H, W) float32
+    values : (B, H, W) float32 or uint8
+    returns : (B, H, W) of the same type
     """
     if radius <= 0:
         return values
     if values.device.type != "cpu":
-        return _dilate_by_pooling(values, radius)
+        return _dilate_by_pooling(values.float(), radius).to(values.dtype)
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     return torch.from_numpy(np.stack([cv2.dilate(plane, kernel) for plane in values.numpy()]))
 
