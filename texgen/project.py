@@ -229,12 +229,11 @@ class TextureState:
             fraction = added / total
         else:
             fraction = torch.where(before > 0, strength, 1.0)
-        old = self.color.index_select(0, changed)
-        self.color.index_copy_(0, changed, torch.addcmul(old, color - old, fraction[:, None]))
+        self.color.index_copy_(0, changed, torch.lerp(self.color.index_select(0, changed), color, fraction[:, None]))
         self.weight.index_copy_(0, changed, total)
         best_cos = self.best_cos.index_select(0, changed)
         better = cos > best_cos
-        self.best_cos.index_copy_(0, changed, torch.where(better, cos, best_cos))
+        self.best_cos.index_copy_(0, changed, torch.maximum(cos, best_cos))
         self.best_view.index_copy_(0, changed, torch.where(better, view, self.best_view.index_select(0, changed)))
 
     def image(self, background: float = 0.0):
