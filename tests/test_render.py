@@ -79,6 +79,14 @@ def test_depth_mask_and_normals_of_a_sphere(sphere: Mesh) -> None:
     assert control[SIZE // 2, SIZE // 2] > control[mask].mean()  # near is bright
 
 
+def test_render_takes_cameras_of_one_size(sphere: Mesh) -> None:
+    with Renderer(sphere) as renderer:
+        with pytest.raises(ValueError, match="one image size"):
+            renderer.render([orbit_camera(0, 0, 32), orbit_camera(90, 0, 48)])
+        empty = renderer.render([])
+    assert empty.depth.shape[0] == 0 and empty.normals.shape[:2] == (0, 3)
+
+
 def test_render_texture_is_unlit_and_exact_on_a_flat_quad() -> None:
     rng = np.random.default_rng(0)
     blocks = rng.integers(0, 256, size=(4, 4, 3))
