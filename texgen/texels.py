@@ -126,7 +126,9 @@ class TexelMap:
 
     def to_image(self, values: torch.Tensor | np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Scatter per-texel ``values`` (M,) or (M, C) into an (N, N) or (N, N, C) float32 image."""
-        values = torch.as_tensor(values, dtype=torch.float32)
+        if not isinstance(values, torch.Tensor):  # a copy, so that read-only arrays are accepted too
+            values = torch.tensor(np.asarray(values), dtype=torch.float32)
+        values = values.float()
         image = torch.full((self.size * self.size,) + tuple(values.shape[1:]), fill)
         image.index_copy_(0, self.index, values)  # 3x faster than numpy's fancy assignment
         return image.numpy().reshape((self.size, self.size) + tuple(values.shape[1:]))
