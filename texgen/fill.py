@@ -73,14 +73,15 @@ def nearest_on_surface(texels: TexelMap, source: np.ndarray, target: np.ndarray)
 
 def _frontier(texels: TexelMap, source: np.ndarray) -> np.ndarray:
     """(S,) bool: source texels with one of their 8 UV neighbours outside the source texels of their island."""
+    at = texels.index.numpy()[source]
     label = np.zeros(texels.size * texels.size, dtype=np.float32)  # 0 = "not a source texel"; exact up to 2^24
-    label[texels.index.numpy()[source]] = texels.island.numpy()[source] + 1.0
+    label[at] = texels.island.numpy()[source] + 1.0
     label = label.reshape(texels.size, texels.size)
     # a neighbour differs from the centre exactly when the 3 x 3 maximum or minimum does
     kernel = np.ones((3, 3), np.uint8)
     differs = ((cv2.dilate(label, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) != label)
                | (cv2.erode(label, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) != label))
-    return differs.reshape(-1)[texels.index.numpy()[source]]
+    return differs.reshape(-1)[at]
 
 
 def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, iterations: int) -> np.ndarray:

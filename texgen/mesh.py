@@ -162,6 +162,12 @@ class Mesh:
         return np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
 
     @cached_property
+    def face_normals(self) -> np.ndarray:
+        """(F, 3) float32 unit geometric normal of each face (zero for zero-area faces)."""
+        length = np.linalg.norm(self.face_cross, axis=1, keepdims=True)
+        return (self.face_cross / np.maximum(length, 1e-300)).astype(np.float32)
+
+    @cached_property
     def used_positions(self) -> np.ndarray:
         """(U, 3) the positions that some face uses (loose vertices do not count for the frame)."""
         used = np.zeros(len(self.positions), dtype=bool)

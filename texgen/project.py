@@ -170,7 +170,7 @@ def _facing_cos(texels: TexelMap, camera: Camera) -> torch.Tensor:
     products, so that no (M, 3) temporary is made.
     """
     if camera.orthographic:
-        return texels.normal @ torch.as_tensor(-camera.forward, dtype=texels.normal.dtype)
+        return texels.normal @ torch.as_tensor(-camera.forward, dtype=texels.normal.dtype, device=texels.normal.device)
     eye = torch.as_tensor(camera.position, dtype=texels.position.dtype, device=texels.position.device)
     facing = torch.addmv(texels.normal_dot_position, texels.normal, eye, beta=-1)
     distance_sq = torch.addmv(texels.position_sq, texels.position, eye, alpha=-2).add_(eye.dot(eye))

@@ -62,9 +62,7 @@ class Renderer:
         self.mesh = mesh
         faces = mesh.faces[mesh.face_ok]
         self._positions = mesh.unit_positions[faces].reshape(-1, 3)
-        normals = mesh.face_cross[mesh.face_ok]
-        normals = normals / np.linalg.norm(normals, axis=1, keepdims=True)
-        self._face_normals = np.repeat(normals, 3, axis=0).astype(np.float32)
+        self._face_normals = np.repeat(mesh.face_normals[mesh.face_ok], 3, axis=0)
         self._uvs = None
         if mesh.has_uvs:
             self._uvs = mesh.corner_uvs()[mesh.face_ok].reshape(-1, 2).astype(np.float32)

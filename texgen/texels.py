@@ -84,8 +84,7 @@ class TexelMap:
         rows = np.concatenate([p[:, 2], p[:, 0] - p[:, 2], p[:, 1] - p[:, 2]], axis=1).astype(np.float32)
         corners = torch.from_numpy(np.take(rows, face, axis=0))
         position = corners[:, :3].addcmul(corners[:, 3:6], bary[:, :1]).addcmul_(corners[:, 6:], bary[:, 1:2])
-        face_normal = mesh.face_cross / np.maximum(np.linalg.norm(mesh.face_cross, axis=1, keepdims=True), 1e-300)
-        normal = torch.from_numpy(np.take(face_normal.astype(np.float32), face, axis=0))
+        normal = torch.from_numpy(np.take(mesh.face_normals, face, axis=0))
         island = np.take(mesh.face_islands.astype(np.int32), face)
         return cls(size, torch.from_numpy(texel), torch.from_numpy(face), bary, position, normal,
                    torch.from_numpy(overlap), torch.from_numpy(island))
@@ -168,14 +167,10 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     low = np.clip(np.ceil(tri.min(axis=1) - 1e-9), 0, size - 1).astype(np.int64)
     high = np.clip(np.floor(tri.max(axis=1) + 1e-9), -1, size - 1).astype(np.int64)
     extent = np.maximum(high - low + 1, 0)
-    p0, p1, p2 = tri[:, 0], tri[:, 1], tri[:, 2]
-    denom = (p1[:, 1] - p2[:, 1]) * (p0[:, 0] - p2[:, 0]) + (p2[:, 0] - p1[:, 0]) * (p0[:, 1] - p2[:, 1])
+    edges = _edge_functions(tri)
+    p2, a0, a1 = edges[:, 0:2], edges[:, 2:4], edges[:, 4:6]
     # zero-area UV triangles cover no texel centre; neither do boxes with no texel centre
-    drawn = np.flatnonzero((np.abs(denom) >= 1e-12) & (extent > 0).all(axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # w0 = a0 . (p - p2), w1 = a1 . (p - p2): the edge functions, divided by the area once per triangle
-        a0 = np.stack([p1[:, 1] - p2[:, 1], p2[:, 0] - p1[:, 0]], axis=1) / denom[:, None]
-        a1 = np.stack([p2[:, 1] - p0[:, 1], p0[:, 0] - p2[:, 0]], axis=1) / denom[:, None]
+    drawn = np.flatnonzero(np.isfinite(edges).all(axis=1) & (extent > 0).all(axis=1))
     box = _round_up(extent[drawn])
     order = np.lexsort((box[:, 0], box[:, 1]))
     drawn, box = drawn[order], box[order]
