@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from texgen.errors import MeshError
-from texgen.mesh import Mesh, load_mesh
+from texgen.mesh import Mesh, load_mesh, row_groups
 
 trimesh = pytest.importorskip("trimesh")
 Image = pytest.importorskip("PIL.Image")
@@ -687,3 +687,12 @@ def test_unit_frame_fits_the_unit_sphere_and_keeps_the_user_frame() -> None:
     assert radius.max() == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_array_equal(mesh.positions, positions)  # the user's frame is never changed
     np.testing.assert_allclose(mesh.unit_positions / mesh.scale + mesh.center, positions, rtol=1e-6)
+
+
+def test_row_groups_number_rows_as_unique_does() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 4, size=(500, 3)).astype(np.float64) * 0.25
+    rows[rows == 0] *= -1  # -0.0 is the same value as 0.0
+    _, inverse = np.unique(np.abs(rows), axis=0, return_inverse=True)
+    np.testing.assert_array_equal(row_groups(rows), inverse.reshape(-1))
+    assert row_groups(np.zeros((0, 2))).shape == (0,)

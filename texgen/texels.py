@@ -77,8 +77,6 @@ class TexelMap:
         top, bottom = rasterise_uv(tri, faces, size)
         texel, copy, bary, overlap = _coverage(mesh, tri, edges, faces, top, bottom)
         face = faces[copy]
-        bary = bary.clamp_(0.0, 1.0)
-        bary /= bary.sum(dim=1, keepdim=True)
         # position = p2 + b0 (p0 - p2) + b1 (p1 - p2) from per-face rows (np.take of rows: the fastest gather)
         p = mesh.unit_positions[mesh.faces]
         rows = np.concatenate([p[:, 2], p[:, 0] - p[:, 2], p[:, 1] - p[:, 2]], axis=1).astype(np.float32)
@@ -261,7 +259,8 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     everywhere, the hit of the highest face wins. Overlaps elsewhere: :func:`_layered_overlap`.
     edges : (T, 6) see :func:`_edge_functions`; faces : (T,) the face of each triangle
     top, bottom : (N, N) :func:`texgen.render.rasterise_uv`'s images
-    returns : texel (M,) sorted flat indices, triangle (M,), barycentrics (M, 3) float32, overlap (M,) bool
+    returns : texel (M,) sorted flat indices, triangle (M,), barycentrics (M, 3) float32 in [0, 1] summing
+        to 1, overlap (M,) bool
     """
     size = top.shape[0]
     rows, cols = np.nonzero(top >= 0)
@@ -291,8 +290,10 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     hit_texel, hit_triangle, hit_bary = hit_texel[inside], hit_triangle[inside], hit_bary[inside]
     settled, pick, settled_overlap = _resolve_hits(mesh, hit_texel, faces[hit_triangle], hit_bary, size)
     settled_triangle = hit_triangle[pick]
-    # the float64 test decides; the barycentrics are computed as for every other texel
-    settled_bary = _barycentric_f32(edges, settled_triangle, *np.divmod(settled, size))
+    # the float64 test decides; the barycentrics are computed as for every other texel, then clamped
+    # into the triangle (GL's other texels are at least DOUBT inside it)
+    settled_bary = _barycentric_f32(edges, settled_triangle, *np.divmod(settled, size)).clamp_(0.0, 1.0)
+    settled_bary /= settled_bary.sum(dim=1, keepdim=True)
 
     overlap = _layered_overlap(mesh, edges, faces, triangle, bary, np.take(bottom, texel), rows, cols)
     # merge: settled texels GL covered are updated in place; the others GL covered and re-decided are
