@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,6 +168,24 @@ def test_ledger_states_events_and_lock(tmp_path: Path) -> None:
         with pytest.raises(TexgenError, match="another texgen batch"):
             with BatchLock(tmp_path):
                 pass
+
+
+def test_lock_of_a_killed_batch_is_free_again(tmp_path: Path) -> None:
+    """kill -9 of the batch holding the lock leaves nothing stuck: the OS releases it."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from texgen.batch.ledger import BatchLock\n"
+                               "with BatchLock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+                               str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TexgenError, match="another texgen batch"):
+            with BatchLock(tmp_path):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    with BatchLock(tmp_path):
+        pass
 
 
 def test_index_escapes_prompts_and_links_relatively(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+import filelock
+
 from ..errors import TexgenError
 
 LEDGER_NAME = "texgen-batch.sqlite"
@@ -106,30 +108,24 @@ def options_digest(options: dict[str, Any]) -> tuple[str, str]:
 
 
 class BatchLock:
-    """An exclusive lock on DST's ledger for the life of one batch (an flock, released by the OS
-    when the process dies, so kill -9 never leaves it stuck)."""
+    """An exclusive lock on DST's ledger for the life of one batch: an OS file lock (flock on
+    POSIX, msvcrt on Windows, through ``filelock``), released by the OS when the process dies, so
+    kill -9 never leaves it stuck."""
 
     def __init__(self, dst: Path) -> None:
         self.path = dst / LOCK_NAME
-        self._fd: Optional[int] = None
+        self._lock = filelock.FileLock(self.path, timeout=0)
 
     def __enter__(self) -> "BatchLock":
-        import fcntl
-
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            self._fd = None
+            self._lock.acquire()
+        except filelock.Timeout:
             raise TexgenError(f"another texgen batch is writing to {self.path.parent}; wait for it to finish "
                               "(texgen batch --status shows its progress)") from None
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()
 
 
 class Ledger:
