@@ -116,6 +116,23 @@ def test_obj_polygons_are_written_back(tmp_path: Path) -> None:
     assert faces[:2] == ["f 1/1 2/2 4/4", "f 1/7 4/4 3/3"] and len(faces) == 4
 
 
+def test_obj_concave_polygons_are_written_back_as_they_were(tmp_path: Path) -> None:
+    from test_mesh import L_SHAPE_OBJ
+
+    mesh = load_mesh(write_text(tmp_path / "l.obj", L_SHAPE_OBJ))
+    text = obj_bytes(mesh, "l.mtl", "l").decode()
+    assert [line for line in text.splitlines() if line.startswith("f ")] == \
+        [line for line in L_SHAPE_OBJ.splitlines() if line.startswith("f ")]
+    again = load_mesh(write_text(tmp_path / "out.obj", text))
+    for name in ("positions", "faces", "uvs", "uv_faces", "polygons", "polygon_corners"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(mesh, name), err_msg=name)
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def test_glb_loaded_mesh_re_exports_the_same_vertices(tmp_path: Path) -> None:
     first = write_outputs(result_of(seam_mesh()), tmp_path, name="first")
     loaded = load_mesh(first["glb"])

@@ -175,6 +175,42 @@ def test_obj_polygons_keep_the_files_lists_as_triangle_fans(tmp_path: Path) -> N
     assert len(np.unique(mesh.face_islands)) == 1
 
 
+# An L-shaped hexagon (corner 3 is reflex: a fan from corner 0 would cover the notch) with its own UVs
+# in the same shape, and a convex quad beside it
+L_SHAPE_OBJ = """\
+v 0 0 0
+v 2 0 0
+v 2 1 0
+v 1 1 0
+v 1 2 0
+v 0 2 0
+v 3 0 0
+v 3 1 0
+vt 0 0
+vt 0.5 0
+vt 0.5 0.25
+vt 0.25 0.25
+vt 0.25 0.5
+vt 0 0.5
+vt 0.75 0
+vt 0.75 0.25
+f 3/3 4/4 5/5 6/6 1/1 2/2
+f 2/2 7/7 8/8 3/3
+"""
+
+
+def test_obj_concave_polygons_are_cut_inside_themselves(tmp_path: Path) -> None:
+    mesh = load_mesh(write(tmp_path / "l.obj", L_SHAPE_OBJ))
+    assert mesh.polygons.tolist() == [6, 4] and len(mesh.faces) == 6
+    corners = mesh.positions[mesh.faces]
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    assert (cross[:, 2] > 0).all()  # wound like the polygons (counter-clockwise seen from +Z)
+    assert cross[:4, 2].sum() / 2 == pytest.approx(3.0)  # the L's area: its triangles do not overlap
+    assert mesh.faces[4:].tolist() == [[1, 6, 7], [1, 7, 2]]  # the convex quad stays a fan
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], mesh.positions[mesh.faces][:, :, :2] / 4)
+    assert (mesh.face_ok).all() and len(np.unique(mesh.face_islands)) == 1
+
+
 def test_obj_polygons_without_uvs_keep_their_polygons_through_the_unwrap(tmp_path: Path) -> None:
     path = write(tmp_path / "pentagon.obj", TRIANGLE + "v 1 1 0\nv 0.5 1.5 0\nf 1 2 4 5 3\n")
     mesh = load_mesh(path)
@@ -424,6 +460,8 @@ def test_unwrap_modes(tmp_path: Path) -> None:
      "v_back.obj: line 3: a face refers to v -3, but the face has only 2 v lines above it"),
     ("letters.obj", TRIANGLE + "f 1 2 3\r\nf 1 2 x\r\n", "letters.obj: line 5: cannot read the face 'f 1 2 x'"),
     ("slashes.obj", TRIANGLE + "f 1/1/1/1 2 3\n", "slashes.obj: line 4: cannot read the face 'f 1/1/1/1 2 3'"),
+    ("two.obj", TRIANGLE + "f 1 2 3\nf 1 2\n",
+     r"two.obj: line 5: cannot read the face 'f 1 2' \(a face needs 3 corners or more; a line is an 'l' line\)"),
     ("range.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 5\n", "face index outside the range of its vertices"),
     ("points.obj", TRIANGLE, "points.obj: the file holds a PointCloud, not a triangle mesh"),
     ("nofaces.off", "OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n", r"nofaces: the mesh has no faces \(a point cloud or an empty"),

@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import TexgenError
 from .mesh import Mesh
+from .polygons import polygon_corners
 from .result import TextureResult
 
 PathLike = Union[str, Path]
@@ -243,24 +244,16 @@ def obj_bytes(mesh: Mesh, mtl_name: str, material: str) -> bytes:
 def _polygon_corners(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     """The faces to write: (C, 2) int64 (position, UV) index of each corner, and (P,) corners per face.
 
-    The polygons of ``mesh.polygons`` when each is still a fan whose triangles agree on their shared
-    corners, in positions and UVs; otherwise the triangles.
+    The polygons of ``mesh.polygons`` when their triangles still agree on every corner, in
+    positions and UVs; otherwise the triangles.
     """
     pairs = np.stack([mesh.faces, mesh.uv_faces], axis=2)  # (F, 3, 2)
-    triangles = np.full(len(mesh.faces), 3, dtype=np.int64)
+    triangles = (pairs.reshape(-1, 2), np.full(len(mesh.faces), 3, dtype=np.int64))
     sizes = mesh.polygons
-    if sizes is None or int((sizes - 2).sum()) != len(mesh.faces):
-        return pairs.reshape(-1, 2), triangles
-    first = np.cumsum(sizes - 2) - (sizes - 2)  # each polygon's first triangle
-    later = np.ones(len(mesh.faces), dtype=bool)
-    later[first] = False
-    j = np.flatnonzero(later)
-    if not ((pairs[j, 0] == pairs[j - 1, 0]).all() and (pairs[j, 1] == pairs[j - 1, 2]).all()):
-        return pairs.reshape(-1, 2), triangles
-    take = np.zeros((len(mesh.faces), 3), dtype=bool)
-    take[first] = True  # the first triangle's three corners, then one new corner per triangle
-    take[j, 2] = True
-    return pairs[take], sizes
+    if sizes is None or mesh.polygon_corners is None or int((sizes - 2).sum()) != len(mesh.faces):
+        return triangles
+    corners = polygon_corners(pairs, mesh.polygon_corners, sizes)
+    return triangles if corners is None else (corners, sizes)
 
 
 def mtl_bytes(material: str, texture_name: str) -> bytes:

@@ -26,6 +26,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .errors import MeshError
+from .polygons import triangulate
 from .uvtiles import face_tiles, grid_size, place_in_tile
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,10 @@ class Mesh:
     texture : (H, W, 3) uint8 base-colour image the UVs map, or None
     notes : what loading did to the input (unwrapped, welded, merged, skipped faces...)
     polygons : (P,) int64 corner count of each face of an OBJ file that had polygons, whose
-        triangles (a fan each: corners 0, k, k + 1) follow one another in ``faces``; the OBJ export
-        writes them back. None for a triangle mesh.
+        triangles follow one another in ``faces``; the OBJ export writes them back. None for a
+        triangle mesh.
+    polygon_corners : (F, 3) int64 which corner of its polygon (0 .. size - 1) each triangle corner
+        is: 0, k, k + 1 for a fan (see :mod:`texgen.polygons`). Set with ``polygons``.
     """
 
     positions: np.ndarray
@@ -65,6 +68,7 @@ class Mesh:
     name: str = "mesh"
     notes: list[str] = field(default_factory=list)
     polygons: Optional[np.ndarray] = None
+    polygon_corners: Optional[np.ndarray] = None
 
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
@@ -510,11 +514,13 @@ def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, np.n
     bad = ~(digit | minus | slash | space)
     bad[token_starts] |= slash[token_starts]
     bad[1:-1] |= minus[1:-1] & ~(digit[2:] & (space[:-2] | slash[:-2]))  # "-" opens an index
-    bad_at = np.r_[np.flatnonzero(bad)[:1], token_starts[slot_count > 2][:1], newlines[sizes == 0][:1]]
+    bad_at = np.r_[np.flatnonzero(bad)[:1], token_starts[slot_count > 2][:1], newlines[sizes < 3][:1]]
     if len(bad_at):
-        line = int(face_lines[np.searchsorted(newlines, bad_at.min())])
+        polygon = int(np.searchsorted(newlines, bad_at.min()))
+        line = int(face_lines[polygon])
         content = data[starts[line]:starts[line + 1]].decode(errors="replace").strip()
-        raise MeshError(f"{filename}: line {line + 1}: cannot read the face {content!r}")
+        reason = " (a face needs 3 corners or more; a line is an 'l' line)" if 0 < sizes[polygon] < 3 else ""
+        raise MeshError(f"{filename}: line {line + 1}: cannot read the face {content!r}{reason}")
 
     numbers = np.flatnonzero(minus[1:] | (digit[1:] & ~(digit | minus)[:-1])) + 1
     before = chars[numbers - 1]
@@ -588,29 +594,24 @@ def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarr
     """Give a one-object OBJ the file's own ``v`` and ``vt`` lists and faces back, and its polygons.
 
     trimesh splits a vertex for every UV it carries and triangulates polygons in its own order;
-    here each ``f`` line becomes a fan of triangles over the file's own indices, so vertices the
-    user kept apart stay apart and the OBJ export can write the polygons back. Returns False, and
-    changes nothing, when the file's lists do not account for what trimesh read.
+    here each ``f`` line becomes triangles over the file's own indices (:func:`texgen.polygons.triangulate`),
+    so vertices the user kept apart stay apart and the OBJ export can write the polygons back.
+    Returns False, and changes nothing, when the file's lists do not account for what trimesh read.
     corners : (C, 3) 0-based v, vt, vn index of each corner (-1: none); sizes : (P,) corners per ``f`` line
     """
-    fan = _fan(sizes)
     positions, uvs = _obj_numbers(data, b"v", 3), _obj_numbers(data, b"vt", 2)
     file_uvs = 0 <= corners[:, 1].min() and corners[:, 1].max() < len(uvs)
-    if len(fan) != len(mesh.faces) or corners[:, 0].max() >= len(positions) or (mesh.has_uvs and not file_uvs):
+    if int((sizes - 2).sum()) != len(mesh.faces) or corners[:, 0].max() >= len(positions) \
+            or (mesh.has_uvs and not file_uvs):
         return False
-    mesh.positions, mesh.faces = positions, corners[fan, 0]
+    local = triangulate(positions[corners[:, 0]], sizes)
+    corner = np.repeat(np.cumsum(sizes) - sizes, sizes - 2)[:, None] + local  # (F, 3) rows of ``corners``
+    mesh.positions, mesh.faces = positions, corners[corner, 0]
     if mesh.has_uvs:
-        mesh.uvs, mesh.uv_faces = uvs, corners[fan, 1]
-    mesh.polygons = sizes.astype(np.int64) if (sizes > 3).any() else None
+        mesh.uvs, mesh.uv_faces = uvs, corners[corner, 1]
+    if (sizes > 3).any():
+        mesh.polygons, mesh.polygon_corners = sizes.astype(np.int64), local
     return True
-
-
-def _fan(sizes: np.ndarray) -> np.ndarray:
-    """(sum(sizes - 2), 3) int64 corner numbers of each polygon's fan triangles, polygon after polygon."""
-    triangles = sizes - 2
-    first = np.repeat(np.cumsum(sizes) - sizes, triangles)
-    k = np.arange(int(triangles.sum())) - np.repeat(np.cumsum(triangles) - triangles, triangles)
-    return np.stack([first, first + k + 1, first + k + 2], axis=1)
 
 
 def _obj_numbers(data: bytes, keyword: bytes, count: int) -> np.ndarray:

@@ -1,0 +1,107 @@
+"""Triangles for the polygons of an OBJ file, and the polygons back from triangles.
+
+A convex polygon becomes a fan (corners 0, k, k + 1), as most tools triangulate it. A fan of a
+concave polygon would put triangles outside it, over one another (a hard-surface n-gon with a
+notch, an L-shaped face), so those are cut by ear clipping (mapbox's earcut) in the polygon's own
+plane instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CONCAVE = 1e-9  # a turn the other way larger than this (relative to the edges and normal) is concave
+
+
+def triangulate(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(sum(sizes - 2), 3) int64: every polygon's triangles as its corner numbers (0 .. size - 1),
+    polygon after polygon, wound like the polygon.
+
+    points : (C, 3) float the corners' positions, polygon after polygon
+    sizes : (P,) int corners of each polygon, >= 3
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    triangles = sizes - 2
+    first = np.cumsum(triangles) - triangles
+    k = np.arange(int(triangles.sum())) - np.repeat(first, triangles)
+    local = np.stack([np.zeros_like(k), k + 1, k + 2], axis=1)
+    for polygon in np.flatnonzero(_concave(points, sizes)):
+        start = int(np.cumsum(sizes)[polygon] - sizes[polygon])
+        cut = _ear_clip(points[start:start + sizes[polygon]])
+        if cut is None:
+            log.warning("earcut cannot cut a concave polygon of %d corners (does it cross itself?); "
+                        "it is triangulated as a fan", sizes[polygon])
+            continue
+        local[first[polygon]:first[polygon] + triangles[polygon]] = cut
+    return local
+
+
+def polygon_corners(triangle_values: np.ndarray, local: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
+    """The polygons' corners back from their triangles: (C, ...) the value of each corner, polygon
+    after polygon, or None when the triangles disagree on a corner (a UV layout that cuts the
+    polygon) or leave one out.
+
+    triangle_values : (F, 3, ...) per triangle corner (its position and UV index, say)
+    local : (F, 3) :func:`triangulate`'s corner numbers; sizes : (P,) with sum(sizes - 2) = F
+    """
+    starts = np.cumsum(sizes) - sizes
+    slot = (np.repeat(starts, sizes - 2)[:, None] + local).reshape(-1)
+    values = triangle_values.reshape((-1,) + triangle_values.shape[2:])
+    table = np.zeros((int(sizes.sum()),) + values.shape[1:], dtype=values.dtype)
+    table[slot] = values
+    covered = np.zeros(len(table), dtype=bool)
+    covered[slot] = True
+    if not covered.all() or not (table[slot] == values).all():
+        return None
+    return table
+
+
+def _concave(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(P,) bool polygons with a corner that turns against the polygon's (Newell) normal."""
+    count = len(points)
+    starts = np.cumsum(sizes) - sizes
+    following = np.arange(1, count + 1)
+    following[starts + sizes - 1] = starts
+    preceding = np.arange(-1, count - 1)
+    preceding[starts] = starts + sizes - 1
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    normal = np.add.reduceat(np.cross(points, points[following]), starts, axis=0)  # (P, 3)
+    before, after = points - points[preceding], points[following] - points
+    turn = np.einsum("ij,ij->i", np.cross(before, after), normal[owner])
+    scale = np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1) * np.linalg.norm(normal, axis=1)[owner]
+    # a repeated corner (an edge of length 0) hides the turn at it: clip those polygons too
+    against = ((turn < -CONCAVE * scale) | (scale == 0)) & (sizes[owner] > 3)
+    return np.logical_or.reduceat(against, starts)
+
+
+def _ear_clip(corners: np.ndarray) -> np.ndarray | None:
+    """(n - 2, 3) int64 triangles of one polygon (n, 3) in its plane, wound like it; None when earcut
+    cannot cut it into n - 2 triangles (it intersects itself in that plane, say)."""
+    import mapbox_earcut
+
+    normal = np.cross(corners, np.roll(corners, -1, axis=0)).sum(axis=0)
+    if not np.linalg.norm(normal) > 0:  # no plane: a bow tie whose halves cancel, or a line
+        return None
+    normal /= np.linalg.norm(normal)
+    u = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
+    u /= np.linalg.norm(u)
+    plane = (corners - corners[0]) @ np.stack([u, np.cross(normal, u)], axis=1)  # (u, v, normal) right-handed
+    cut = mapbox_earcut.triangulate_float64(plane, np.array([len(corners)], dtype=np.uint32))
+    cut = cut.astype(np.int64).reshape(-1, 3)
+    # earcut drops repeated corners: each gets a zero-area triangle with its neighbours, so that
+    # the polygon keeps n - 2 triangles and every corner (the OBJ export writes them all back)
+    dropped = np.setdiff1d(np.arange(len(corners)), cut)
+    following = (dropped + 1) % len(corners)
+    repeated = ((corners[dropped] == corners[dropped - 1]).all(axis=1)
+                | (corners[dropped] == corners[following]).all(axis=1))
+    if len(cut) + len(dropped) != len(corners) - 2 or not repeated.all():
+        return None
+    cut = np.concatenate([cut, np.stack([dropped - 1, dropped, following], axis=1)])
+    a, b, c = plane[cut[:, 0]], plane[cut[:, 1]], plane[cut[:, 2]]
+    clockwise = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]) < 0
+    cut[clockwise] = cut[clockwise][:, [0, 2, 1]]  # the polygon runs counter-clockwise in its plane
+    return cut
