@@ -294,6 +294,13 @@ def test_obj_lines_continued_with_a_backslash(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mesh.positions, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
     np.testing.assert_array_equal(mesh.faces, [[0, 1, 2]])
     np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], [[[0, 0], [1, 0], [0, 1]]])
+    # errors name the line of the file, counting the lines that were joined
+    write(path, path.read_text() + "f 1/1 2/2 \\\n4/3\n")
+    with pytest.raises(MeshError, match="continued.obj: line 10: a face refers to v 4"):
+        load_mesh(path)
+    write(path, "v 0 0 \\\n0\n" + TRIANGLE + "f 1 2 x\n")
+    with pytest.raises(MeshError, match="continued.obj: line 6: cannot read the face 'f 1 2 x'"):
+        load_mesh(path)
 
 
 OBJ_FILES = [ASSETS / "crate.obj", ASSETS / "creature.obj", EVAL_MESHES / "spot" / "spot_triangulated.obj",

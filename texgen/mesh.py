@@ -311,8 +311,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
                         f"use one of {', '.join(MESH_SUFFIXES)}")
     source, hints, uv_gap = str(path), {}, ""
     if suffix == ".obj":
-        data = path.read_bytes().replace(b"\\\r\n", b"").replace(b"\\\n", b"")  # join continued lines, as trimesh does
-        corners, sizes, lines, relative = _obj_faces(data, path.name)
+        data, line_numbers = _join_continued_lines(path.read_bytes())
+        corners, sizes, lines, relative = _obj_faces(data, path.name, line_numbers)
         uv_gap = _obj_uv_gap(corners, sizes, lines)
         if relative:  # trimesh counts negative indices from the end of the file, not from the face
             source = io.BytesIO(_absolute_obj(data, corners, sizes))
@@ -475,7 +475,20 @@ def _base_colour(tm) -> np.ndarray:
     return np.round(255 * srgb).astype(np.uint8)
 
 
-def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+def _join_continued_lines(data: bytes) -> tuple[bytes, np.ndarray]:
+    """The OBJ text with lines continued by a backslash joined, as trimesh joins them, and (L,)
+    int64 the file's 1-based line number of each joined line, for error messages."""
+    text = np.frombuffer(data, np.uint8)
+    newline = np.flatnonzero(text == ord("\n"))
+    before = np.where(newline >= 1, text[np.maximum(newline - 1, 0)], 0)
+    continued = (before == ord("\\")) | ((before == ord("\r")) & (newline >= 2)
+                                          & (text[np.maximum(newline - 2, 0)] == ord("\\")))
+    line_numbers = np.r_[1, np.flatnonzero(~continued) + 2]
+    return data.replace(b"\\\r\n", b"").replace(b"\\\n", b""), line_numbers
+
+
+def _obj_faces(data: bytes, filename: str,
+               line_numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Read and check the ``f`` lines of an OBJ file, vectorised (trimesh reads them again).
 
     Negative indices count back from the face's line, as OBJ defines them. Raises MeshError naming
@@ -483,8 +496,8 @@ def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, np.n
     every UV of the file for one bad ``vt`` index).
 
     Returns corners (C, 3) int64 0-based v, vt, vn indices (-1 where the file gives none),
-    sizes (P,) int64 corners of each ``f`` line, lines (P,) int64 its 1-based line number, and whether
-    any index was negative.
+    sizes (P,) int64 corners of each ``f`` line, lines (P,) int64 its line number in the file, and whether
+    any index was negative. line_numbers : (L,) the file's line number of each line of ``data``.
     """
     data += b"\n"
     padded = np.frombuffer(data + b"  ", np.uint8)
@@ -520,7 +533,7 @@ def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, np.n
         line = int(face_lines[polygon])
         content = data[starts[line]:starts[line + 1]].decode(errors="replace").strip()
         reason = " (a face needs 3 corners or more; a line is an 'l' line)" if 0 < sizes[polygon] < 3 else ""
-        raise MeshError(f"{filename}: line {line + 1}: cannot read the face {content!r}{reason}")
+        raise MeshError(f"{filename}: line {line_numbers[line]}: cannot read the face {content!r}{reason}")
 
     numbers = np.flatnonzero(minus[1:] | (digit[1:] & ~(digit | minus)[:-1])) + 1
     before = chars[numbers - 1]
@@ -546,9 +559,9 @@ def _obj_faces(data: bytes, filename: str) -> tuple[np.ndarray, np.ndarray, np.n
             detail = f"the face has only {count} {kind} line{'s' * (count != 1)} above it"
         else:
             detail = "OBJ indices start at 1"
-        raise MeshError(f"{filename}: line {face_lines[line_of[corner]] + 1}: a face refers to {kind} {index}, "
+        raise MeshError(f"{filename}: line {line_numbers[face_lines[line_of[corner]]]}: a face refers to {kind} {index}, "
                         f"but {detail}")
-    return np.where(given, corners, -1), sizes, face_lines + 1, bool((values < 0).any())
+    return np.where(given, corners, -1), sizes, line_numbers[face_lines], bool((values < 0).any())
 
 
 def _obj_uv_gap(corners: np.ndarray, sizes: np.ndarray, lines: np.ndarray) -> str:
