@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from texgen.errors import MeshError
+from texgen.export import obj_bytes
 from texgen.mesh import Mesh, load_mesh, row_groups
 
 trimesh = pytest.importorskip("trimesh")
@@ -332,30 +334,34 @@ def test_glb_keeps_what_the_file_stores(tmp_path: Path) -> None:
     assert mesh.texture.shape == (16, 16, 3)
 
 
-def write_ply(path: Path, encoding: str, vertex: dict[str, np.ndarray], faces: np.ndarray,
-              texcoord: np.ndarray | None = None) -> Path:
-    """A PLY of double vertex properties and triangles, with MeshLab's per-corner float ``texcoord``
-    list (F, 6) when given, in ``ascii`` or ``binary_little_endian``."""
+def write_ply(path: Path, encoding: str, vertex: dict[str, np.ndarray], faces, texcoord=None,
+              comments: tuple[str, ...] = ()) -> Path:
+    """A PLY of double vertex properties and faces (a list of corner lists, any lengths), with
+    MeshLab's per-corner float ``texcoord`` list (2 per corner) when given, in ``ascii`` or
+    ``binary_little_endian``."""
     columns = np.stack(list(vertex.values()), axis=1)
-    header = ["ply", f"format {encoding} 1.0", f"element vertex {len(columns)}",
-              *(f"property double {name}" for name in vertex),
+    faces = [list(face) for face in np.asarray(faces, dtype=object).tolist()] if isinstance(faces, np.ndarray) \
+        else [list(face) for face in faces]
+    texcoord = None if texcoord is None else [np.asarray(t, np.float32) for t in texcoord]
+    header = ["ply", f"format {encoding} 1.0", *(f"comment {c}" for c in comments),
+              f"element vertex {len(columns)}", *(f"property double {name}" for name in vertex),
               f"element face {len(faces)}", "property list uchar int vertex_indices"]
     if texcoord is not None:
         header.append("property list uchar float texcoord")
     header = "\n".join(header + ["end_header"]) + "\n"
     if encoding == "binary_little_endian":
-        fields = [("n", "u1"), ("f", "<i4", 3)] + [("m", "u1"), ("t", "<f4", 6)] * (texcoord is not None)
-        rows = np.zeros(len(faces), fields)
-        rows["n"], rows["f"] = 3, faces
-        if texcoord is not None:
-            rows["m"], rows["t"] = 6, texcoord
-        path.write_bytes(header.encode() + columns.astype("<f8").tobytes() + rows.tobytes())
+        rows = []
+        for index, face in enumerate(faces):
+            rows.append(struct.pack(f"<B{len(face)}i", len(face), *face))
+            if texcoord is not None:
+                rows.append(struct.pack("<B", len(texcoord[index])) + texcoord[index].astype("<f4").tobytes())
+        path.write_bytes(header.encode() + columns.astype("<f8").tobytes() + b"".join(rows))
         return path
     lines = [" ".join(repr(x) for x in row) for row in columns.tolist()]
-    for index, face in enumerate(faces.tolist()):
-        lines.append("3 " + " ".join(map(str, face)))
+    for index, face in enumerate(faces):
+        lines.append(f"{len(face)} " + " ".join(map(str, face)))
         if texcoord is not None:  # repr() of a float32 as a float64 reads back as the same float32
-            lines[-1] += " 6 " + " ".join(repr(x) for x in texcoord[index].astype(np.float32).tolist())
+            lines[-1] += f" {len(texcoord[index])} " + " ".join(repr(x) for x in texcoord[index].tolist())
     path.write_text(header + "\n".join(lines) + "\n")
     return path
 
@@ -393,6 +399,45 @@ def test_ply_per_corner_texcoords_keep_the_file_topology(tmp_path: Path, encodin
     assert mesh.uv_faces[0, 0] == mesh.uv_faces[1, 0] and mesh.uv_faces[0, 2] == mesh.uv_faces[1, 1]
     assert len(np.unique(mesh.face_islands)) == 2  # vertices 1 and 2 carry a seam to the third face
     assert mesh.notes == []
+
+
+# The L-shaped hexagon of L_SHAPE_OBJ and the quad beside it, as Blender writes n-gons into a PLY
+PLY_POLYGONS = [[2, 3, 4, 5, 0, 1], [1, 6, 7, 2]]
+L_POSITIONS = np.array([[0, 0, 0], [2, 0, 0], [2, 1, 0], [1, 1, 0], [1, 2, 0], [0, 2, 0], [3, 0, 0], [3, 1, 0]], float)
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "binary_little_endian"])
+def test_ply_polygons_are_kept_and_concave_ones_cut_inside(tmp_path: Path, encoding: str) -> None:
+    """Faces of several sizes (which trimesh cannot read from a binary file) load as the file's
+    polygons, triangulated inside themselves, and the OBJ export writes them back."""
+    vertex = dict(zip("xyz", L_POSITIONS.T)) | dict(zip("st", (L_POSITIONS[:, :2] / 4).T))
+    image = np.random.default_rng(8).integers(0, 256, (8, 8, 3), np.uint8)
+    Image.fromarray(image).save(tmp_path / "l.png")
+    mesh = load_mesh(write_ply(tmp_path / "l.ply", encoding, vertex, PLY_POLYGONS, comments=("TextureFile l.png",)))
+    np.testing.assert_array_equal(mesh.texture, image)
+    np.testing.assert_array_equal(mesh.positions, L_POSITIONS)
+    assert mesh.polygons.tolist() == [6, 4] and len(mesh.faces) == 6
+    corners = mesh.positions[mesh.faces]
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])[:, 2]
+    assert (cross > 0).all() and cross[:4].sum() / 2 == pytest.approx(3.0)
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], mesh.positions[mesh.faces][:, :, :2] / 4)
+    faces = [line for line in obj_bytes(mesh, "l.mtl", "l").decode().splitlines() if line.startswith("f ")]
+    assert faces == ["f 3/3 4/4 5/5 6/6 1/1 2/2", "f 2/2 7/7 8/8 3/3"]
+
+
+def test_ply_quads_with_per_corner_texcoords(tmp_path: Path) -> None:
+    texcoord = [L_POSITIONS[[1, 6, 7, 2], :2].reshape(-1) / 4, L_POSITIONS[[0, 1, 2, 3], :2].reshape(-1) / 4]
+    mesh = load_mesh(write_ply(tmp_path / "quads.ply", "binary_little_endian", dict(zip("xyz", L_POSITIONS.T)),
+                               [[1, 6, 7, 2], [0, 1, 2, 3]], texcoord))
+    assert mesh.polygons.tolist() == [4, 4] and mesh.faces.tolist() == [[1, 6, 7], [1, 7, 2], [0, 1, 2], [0, 2, 3]]
+    assert len(mesh.uvs) == 6  # the corners at vertices 1 and 2 share their UVs
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], mesh.positions[mesh.faces][:, :, :2] / 4)
+
+
+def test_ply_faces_of_fewer_than_three_corners_are_refused(tmp_path: Path) -> None:
+    path = write_ply(tmp_path / "line.ply", "ascii", dict(zip("xyz", L_POSITIONS.T)), [[0, 1, 2, 3], [4, 5]])
+    with pytest.raises(MeshError, match="line: face 1 of the PLY has 2 corners; a face needs 3 or more"):
+        load_mesh(path)
 
 
 def test_stl_and_off_load_without_uvs(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Conventions
 -----------
 * ``positions`` (V, 3) float64 and ``faces`` (F, 3) int64 are the user's own vertices, in the
   user's own frame and units. trimesh splits OBJ and PLY vertices at UV seams; they are joined
-  back (see ``_weld_obj``, ``_unsplit_ply``), so the exported mesh keeps the original vertex count.
+  back (see ``_obj_own_lists``, ``_ply_own_lists``), so the exported mesh keeps the original vertex
+  count. OBJ and PLY polygons are kept too (``polygons``), for the OBJ export.
 * UVs are per face corner, as in OBJ: ``uvs`` (T, 2) float64 in [0, 1] with v pointing up
   (OpenGL/OBJ/Blender convention; image row 0 is v = 1) and ``uv_faces`` (F, 3) int64 indexing
   ``uvs``. A UV seam is an edge whose two faces use different UV indices.
@@ -320,7 +321,9 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     try:
         loaded = trimesh.load(source, process=False, **hints)
     except Exception as exc:  # trimesh raises many types for corrupt files
-        raise MeshError(f"{path.name}: cannot read the file as a mesh ({type(exc).__name__}: {exc})") from None
+        loaded = _binary_ply_of_polygons(path) if suffix == ".ply" else None
+        if loaded is None:
+            raise MeshError(f"{path.name}: cannot read the file as a mesh ({type(exc).__name__}: {exc})") from None
     parts = _scene_parts(loaded, path.name, object_name)
     if not parts:
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
@@ -328,7 +331,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if suffix == ".obj" and not (len(parts) == 1 and _obj_own_lists(mesh, data, corners, sizes)):
         _weld_obj(mesh, data, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
     elif suffix == ".ply":
-        _unsplit_ply(mesh, loaded)
+        _ply_own_lists(mesh, loaded)
     mesh.validate()
     if uv_gap and not mesh.has_uvs:  # trimesh drops every UV of an OBJ in which some faces have none
         if unwrap != "always":
@@ -656,27 +659,79 @@ def _weld_obj(mesh: Mesh, data: bytes, file_faces: Optional[np.ndarray]) -> None
     mesh.faces = rank[inverse.reshape(-1)][mesh.faces]
 
 
-def _unsplit_ply(mesh: Mesh, tm) -> None:
-    """Undo trimesh's PLY vertex split for per-corner UVs (a ``texcoord`` list of 6 floats per
-    triangle, as MeshLab writes them).
+def _binary_ply_of_polygons(path: Path):
+    """A binary PLY whose faces have different corner counts (Blender writes n-gons so), which
+    trimesh cannot read: read with plyfile and handed to trimesh as ASCII. None if plyfile cannot
+    read it either."""
+    import plyfile
+    import trimesh
 
-    trimesh gives every distinct (vertex, UV) pair its own vertex; the file's own ``vertex``
-    element and ``vertex_indices`` come back as the topology, and equal UVs share one index.
-    trimesh keeps the parsed elements in ``metadata["_ply_raw"]``.
+    try:
+        data = plyfile.PlyData.read(str(path))
+    except Exception:  # plyfile raises many types for corrupt files
+        return None
+    if data.text:
+        return None
+    data.text = True
+    text = io.BytesIO()
+    data.write(text)
+    text.seek(0)
+    try:
+        return trimesh.load(text, file_type="ply", process=False,
+                            resolver=trimesh.resolvers.FilePathResolver(str(path)))
+    except Exception:  # what plyfile reads trimesh may still refuse; the caller names trimesh's first error
+        return None
+
+
+def _ply_own_lists(mesh: Mesh, tm) -> None:
+    """Give a PLY the file's own vertices and faces back, with its polygons.
+
+    trimesh splits a vertex for every per-corner UV (MeshLab's ``texcoord`` list) and cuts
+    polygons into fans; here the file's ``vertex`` element and face lists come back as the
+    topology, each polygon triangulated like an OBJ's (:func:`texgen.polygons.triangulate`) and
+    kept for the OBJ export, and corners with equal UVs share one UV index. trimesh keeps the
+    parsed elements in ``metadata["_ply_raw"]``.
     """
     raw = tm.metadata.get("_ply_raw", {})
     corners = _ply_property(raw, "face", "vertex_indices")
     if corners is None:
         corners = _ply_property(raw, "face", "vertex_index")
-    texcoord = _ply_property(raw, "face", "texcoord")
-    if corners is None or texcoord is None or corners.ndim != 2 or corners.shape[1] != 3 \
-            or texcoord.shape != (len(corners), 6):
+    if corners is None:
         return
-    mesh.positions = np.stack([_ply_property(raw, "vertex", axis).reshape(-1).astype(np.float64) for axis in "xyz"],
-                              axis=1)
-    mesh.faces = corners.astype(np.int64)
-    mesh.uvs, inverse = np.unique(texcoord.reshape(-1, 2).astype(np.float64), axis=0, return_inverse=True)
-    mesh.uv_faces = inverse.reshape(-1, 3)
+    sizes, flat = _ragged(corners)
+    texcoord = _ply_property(raw, "face", "texcoord")
+    if (sizes == 3).all() and texcoord is None:
+        return  # trimesh kept the file's triangles as they are
+    if (sizes < 3).any():
+        face = int(np.flatnonzero(sizes < 3)[0])
+        raise MeshError(f"{mesh.name}: face {face} of the PLY has {int(sizes[face])} corners; a face needs 3 or more")
+    positions = np.stack([_ply_property(raw, "vertex", axis).reshape(-1).astype(np.float64) for axis in "xyz"], axis=1)
+    if texcoord is not None:
+        uv_sizes, uv_flat = _ragged(texcoord)
+        if not np.array_equal(uv_sizes, 2 * sizes):
+            return
+        uvs, uv_index = np.unique(uv_flat.reshape(-1, 2).astype(np.float64), axis=0, return_inverse=True)
+    elif not mesh.has_uvs:
+        uvs, uv_index = None, None
+    elif len(mesh.uvs) == len(positions):  # per-vertex UVs: trimesh kept the vertices as they are
+        uvs, uv_index = mesh.uvs, flat
+    else:
+        return
+    local = triangulate(positions[flat], sizes)
+    corner = np.repeat(np.cumsum(sizes) - sizes, sizes - 2)[:, None] + local  # (F, 3) corner numbers
+    mesh.positions, mesh.faces = positions, flat[corner]
+    if uvs is not None:
+        mesh.uvs, mesh.uv_faces = uvs, uv_index.reshape(-1)[corner]
+    if (sizes > 3).any():
+        mesh.polygons, mesh.polygon_corners = sizes, local
+
+
+def _ragged(lists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) int64 lengths and (sum,) the values of a PLY list property, as (P, k) or an object array of arrays."""
+    if lists.dtype == object:
+        sizes = np.array([len(item) for item in lists], dtype=np.int64)
+        return sizes, np.concatenate(list(lists)) if len(lists) else np.zeros(0)
+    return np.full(len(lists), lists.shape[1], dtype=np.int64), lists.reshape(-1)
 
 
 def _ply_property(raw: dict, element: str, name: str) -> Optional[np.ndarray]:
