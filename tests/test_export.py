@@ -133,6 +133,34 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
+# A cube of quads with hard edges: 8 positions, 6 face normals, one UV square per face
+HARD_CUBE_OBJ = "\n".join(
+    [f"v {x} {y} {z}" for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+    + ["vt 0 0", "vt 1 0", "vt 1 1", "vt 0 1"]
+    + ["vn -1 0 0", "vn 1 0 0", "vn 0 -1 0", "vn 0 1 0", "vn 0 0 -1", "vn 0 0 1"]
+    + [f"f {a}/1/{n} {b}/2/{n} {c}/3/{n} {d}/4/{n}" for n, (a, b, c, d) in enumerate(
+        [(1, 2, 4, 3), (5, 7, 8, 6), (1, 5, 6, 2), (3, 4, 8, 7), (1, 3, 7, 5), (2, 6, 8, 4)], start=1)]) + "\n"
+
+
+def test_the_files_normals_are_written_back(tmp_path: Path) -> None:
+    """Hard edges stay hard: an OBJ's vn come back in the OBJ as they were, and split the GLB's vertices."""
+    mesh = load_mesh(write_text(tmp_path / "cube.obj", HARD_CUBE_OBJ))
+    assert mesh.normals.tolist() == [[-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]]
+    mesh.texture = np.zeros((4, 4, 3), np.uint8)
+    paths = write_outputs(result_of(mesh), tmp_path / "out")
+    text = paths["obj"].read_text().splitlines()
+    assert [line for line in text if line.startswith("f ")] == \
+        [line for line in HARD_CUBE_OBJ.splitlines() if line.startswith("f ")]
+    written = [[float(x) for x in line.split()[1:]] for line in text if line.startswith("vn ")]
+    np.testing.assert_array_equal(written, mesh.normals)
+    glb = load_mesh(paths["glb"])
+    assert len(glb.positions) == 24  # 4 corners per side: each keeps its side's normal
+    corners = glb.positions[glb.faces]
+    flat = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    np.testing.assert_allclose(glb.normals[glb.normal_faces], np.repeat(flat[:, None], 3, axis=1), atol=1e-7)
+
+
 def test_glb_loaded_mesh_re_exports_the_same_vertices(tmp_path: Path) -> None:
     first = write_outputs(result_of(seam_mesh()), tmp_path, name="first")
     loaded = load_mesh(first["glb"])
@@ -152,6 +180,11 @@ def test_eval_meshes_round_trip(tmp_path: Path, relative: str) -> None:
     np.testing.assert_array_equal(from_glb.texture, mesh.texture)
     from_obj = load_mesh(paths["obj"])
     assert_same_corners(from_obj, mesh, atol=0.0)
+    assert (mesh.normals is not None) == (relative != "spot/spot_triangulated.obj")  # spot's file has no vn
+    if mesh.normals is not None:  # the file's normals come back: exactly from the OBJ, made unit length in the GLB
+        np.testing.assert_array_equal(from_obj.normals[from_obj.normal_faces], mesh.normals[mesh.normal_faces])
+        unit = mesh.normals / np.linalg.norm(mesh.normals, axis=1, keepdims=True)
+        np.testing.assert_allclose(from_glb.normals[from_glb.normal_faces], unit[mesh.normal_faces], atol=1e-6)
     if relative.endswith(".obj"):
         assert len(from_obj.positions) == len(mesh.positions)
     else:  # a GLB re-exports with exactly its own vertices

@@ -786,3 +786,19 @@ def test_row_groups_number_rows_as_unique_does() -> None:
     _, inverse = np.unique(np.abs(rows), axis=0, return_inverse=True)
     np.testing.assert_array_equal(row_groups(rows), inverse.reshape(-1))
     assert row_groups(np.zeros((0, 2))).shape == (0,)
+
+
+def test_ply_vertex_normals_are_kept(tmp_path: Path) -> None:
+    normals = np.random.default_rng(9).normal(size=(len(L_POSITIONS), 3))
+    vertex = dict(zip("xyz", L_POSITIONS.T)) | dict(zip(("nx", "ny", "nz"), normals.T))
+    mesh = load_mesh(write_ply(tmp_path / "n.ply", "binary_little_endian", vertex, PLY_POLYGONS), unwrap="never")
+    np.testing.assert_array_equal(mesh.normals[mesh.normal_faces], normals[mesh.faces])
+
+
+def test_bad_normals_are_refused() -> None:
+    mesh = Mesh(np.eye(3), np.array([[0, 1, 2]]), normals=np.eye(3), normal_faces=np.array([[0, 1, 3]]))
+    with pytest.raises(MeshError, match=r"mesh: normal face indices out of range: face 0 refers to \[0, 1, 3\], but there are only 3 normals"):
+        mesh.validate()
+    mesh.normal_faces, mesh.normals = np.array([[0, 1, 2]]), np.full((3, 3), np.nan)
+    with pytest.raises(MeshError, match="normals contain NaN or infinite values"):
+        mesh.validate()

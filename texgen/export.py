@@ -25,7 +25,7 @@ from typing import Any, Iterable, Union
 import numpy as np
 
 from .errors import TexgenError
-from .mesh import Mesh
+from .mesh import Mesh, row_groups
 from .polygons import polygon_corners
 from .result import TextureResult
 
@@ -221,38 +221,41 @@ def _jsonable(value: Any) -> Any:
 
 
 def obj_bytes(mesh: Mesh, mtl_name: str, material: str) -> bytes:
-    """Wavefront OBJ text: the welded ``v`` positions, the ``vt`` UVs and ``f v/vt`` corners as stored.
+    """Wavefront OBJ text: the welded ``v`` positions, the ``vt`` UVs, the file's ``vn`` normals when
+    the mesh kept them, and the ``f v/vt[/vn]`` corners as stored.
 
-    A mesh read from an OBJ with polygons gets its polygons back (``Mesh.polygons``), unless its
-    UVs no longer allow it (a new unwrap that cut a polygon along its diagonal): then triangles.
+    A mesh read from an OBJ or PLY with polygons gets its polygons back (``Mesh.polygons``), unless
+    its UVs no longer allow it (a new unwrap that cut a polygon along its diagonal): then triangles.
     Numbers are written with Python's shortest round-trip repr, so loading gives back the
     exact float64 values.
     """
-    mesh.require_uvs()
     corners, sizes = _polygon_corners(mesh)
     lines = [f"# texgen: {len(mesh.positions)} vertices, {len(mesh.uvs)} UVs, {len(sizes)} faces",
              f"mtllib {mtl_name}", f"o {material}"]
     lines += [f"v {x!r} {y!r} {z!r}" for x, y, z in mesh.positions.tolist()]
     lines += [f"vt {u!r} {v!r}" for u, v in mesh.uvs.tolist()]
+    if mesh.normals is not None:
+        lines += [f"vn {x!r} {y!r} {z!r}" for x, y, z in mesh.normals.tolist()]
     lines.append(f"usemtl {material}")
-    words = [f"{v}/{t}" for v, t in (corners + 1).tolist()]
+    words = ["/".join(map(str, corner)) for corner in (corners + 1).tolist()]
     ends = np.cumsum(sizes).tolist()
     lines += ["f " + " ".join(words[end - size:end]) for end, size in zip(ends, sizes.tolist())]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _polygon_corners(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
-    """The faces to write: (C, 2) int64 (position, UV) index of each corner, and (P,) corners per face.
+    """The faces to write: (C, K) int64 (position, UV[, normal]) index of each corner, and (P,) corners
+    per face.
 
-    The polygons of ``mesh.polygons`` when their triangles still agree on every corner, in
-    positions and UVs; otherwise the triangles.
+    The polygons of ``mesh.polygons`` when their triangles still agree on every corner; otherwise
+    the triangles.
     """
-    pairs = np.stack([mesh.faces, mesh.uv_faces], axis=2)  # (F, 3, 2)
-    triangles = (pairs.reshape(-1, 2), np.full(len(mesh.faces), 3, dtype=np.int64))
+    indices = corner_indices(mesh)  # (F, 3, K)
+    triangles = (indices.reshape(-1, indices.shape[2]), np.full(len(mesh.faces), 3, dtype=np.int64))
     sizes = mesh.polygons
     if sizes is None or mesh.polygon_corners is None or int((sizes - 2).sum()) != len(mesh.faces):
         return triangles
-    corners = polygon_corners(pairs, mesh.polygon_corners, sizes)
+    corners = polygon_corners(indices, mesh.polygon_corners, sizes)
     return triangles if corners is None else (corners, sizes)
 
 
@@ -262,38 +265,48 @@ def mtl_bytes(material: str, texture_name: str) -> bytes:
             f"map_Kd {texture_name}\n").encode("utf-8")
 
 
-def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
-    """Split the mesh's vertices only as far as glTF needs: one per (position, UV) pair.
-
-    returns : pairs (K, 2) int64 of (position index, uv index), in order of first appearance
-        in ``faces``, and triangles (F, 3) int64 into those K vertices. A mesh loaded from a
-        GLB has one pair per vertex, so it keeps its vertices and their order.
-    """
+def corner_indices(mesh: Mesh) -> np.ndarray:
+    """(F, 3, K) int64 what each face corner indexes: its position and UV, and its normal when the
+    mesh keeps the file's normals (K = 2 or 3)."""
     mesh.require_uvs()
-    keys = mesh.faces.reshape(-1) * len(mesh.uvs) + mesh.uv_faces.reshape(-1)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    columns = [mesh.faces, mesh.uv_faces] + ([mesh.normal_faces] if mesh.normals is not None else [])
+    return np.stack(columns, axis=2)
+
+
+def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """Split the mesh's vertices only as far as glTF needs: one per distinct (position, UV[, normal]).
+
+    returns : corners (K, 2 or 3) int64 (position, UV[, normal] index) of each glTF vertex, in order
+        of first appearance in ``faces``, and triangles (F, 3) int64 into those K vertices. A mesh
+        loaded from a GLB has one per vertex, so it keeps its vertices and their order.
+    """
+    corners = corner_indices(mesh).reshape(-1, 2 + (mesh.normals is not None))
+    groups = row_groups(corners)
+    _, first = np.unique(groups, return_index=True)
     order = np.argsort(first)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    corners = first[order]
-    pairs = np.stack([mesh.faces.reshape(-1)[corners], mesh.uv_faces.reshape(-1)[corners]], axis=1)
-    return pairs, rank[inverse.reshape(-1)].reshape(-1, 3)
+    return corners[first[order]], rank[groups].reshape(-1, 3)
 
 
 def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
     """A binary glTF 2.0 file: one node, one mesh with POSITION, NORMAL and TEXCOORD_0, the PNG
     embedded as the base-colour texture of a matte material (metallic 0, roughness 1).
 
-    Positions are in the user's frame (as float32, as glTF stores them). Normals are the
-    mesh's smooth vertex normals.
+    Positions are in the user's frame (as float32, as glTF stores them). Normals are the file's own
+    (made unit length, as glTF requires), or the mesh's smooth vertex normals when it had none.
     """
-    pairs, triangles = gltf_vertices(mesh)
-    positions = mesh.positions[pairs[:, 0]].astype(np.float32)
-    normals = mesh.vertex_normals[pairs[:, 0]]
-    normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 1.0, 0.0)  # vertices of degenerate faces only
-    uvs = mesh.uvs[pairs[:, 1]].astype(np.float32)
+    corners, triangles = gltf_vertices(mesh)
+    positions = mesh.positions[corners[:, 0]].astype(np.float32)
+    if mesh.normals is not None:
+        normals = mesh.normals[corners[:, 2]]
+        normals = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
+    else:
+        normals = mesh.vertex_normals[corners[:, 0]]
+    normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 1.0, 0.0)  # zero normals, and degenerate faces'
+    uvs = mesh.uvs[corners[:, 1]].astype(np.float32)
     uvs[:, 1] = 1.0 - uvs[:, 1]
-    index_type, index_dtype = (5123, np.uint16) if len(pairs) < 65535 else (5125, np.uint32)
+    index_type, index_dtype = (5123, np.uint16) if len(corners) < 65535 else (5125, np.uint32)
     blobs = [(positions, 34962), (normals.astype(np.float32), 34962), (uvs, 34962),
              (triangles.astype(index_dtype).reshape(-1), 34963), (texture_png, None)]
     binary = bytearray()
@@ -305,7 +318,7 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
             view["target"] = target
         views.append(view)
         binary += raw + b"\0" * (-len(raw) % 4)
-    count = len(pairs)
+    count = len(corners)
     accessors = [
         {"bufferView": 0, "componentType": 5126, "count": count, "type": "VEC3",
          "min": positions.min(axis=0).tolist(), "max": positions.max(axis=0).tolist()},
@@ -419,5 +432,5 @@ def texture_renders(mesh: Mesh, texture: np.ndarray, size: int = 256,
 
 
 __all__ = ["atomic_write", "write_files", "write_outputs", "output_paths", "safe_name", "png_bytes",
-           "report_bytes", "obj_bytes", "mtl_bytes", "gltf_vertices", "glb_bytes", "contact_sheet",
+           "report_bytes", "obj_bytes", "mtl_bytes", "corner_indices", "gltf_vertices", "glb_bytes", "contact_sheet",
            "texture_renders", "OUTPUT_KINDS"]

@@ -59,6 +59,10 @@ class Mesh:
         triangle mesh.
     polygon_corners : (F, 3) int64 which corner of its polygon (0 .. size - 1) each triangle corner
         is: 0, k, k + 1 for a fan (see :mod:`texgen.polygons`). Set with ``polygons``.
+    normals : (N, 3) float64 the file's own shading normals (OBJ ``vn``, glTF ``NORMAL``, PLY
+        ``nx ny nz``), which the exports write back; None when the file has none (the exports then
+        write smooth vertex normals). Rendering and baking use the geometric normals.
+    normal_faces : (F, 3) int64 indexing ``normals`` per face corner
     """
 
     positions: np.ndarray
@@ -70,6 +74,8 @@ class Mesh:
     notes: list[str] = field(default_factory=list)
     polygons: Optional[np.ndarray] = None
     polygon_corners: Optional[np.ndarray] = None
+    normals: Optional[np.ndarray] = None
+    normal_faces: Optional[np.ndarray] = None
 
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
@@ -138,6 +144,15 @@ class Mesh:
                     self.notes.append(note)
         if self.texture is not None:
             self.texture = _as_rgb8(self.texture, name)
+        if self.normals is not None:
+            if self.normal_faces is None or self.normal_faces.shape != self.faces.shape:
+                raise MeshError(f"{name}: normal_faces must be (F, 3) like faces")
+            if self.normals.ndim != 2 or self.normals.shape[1] != 3:
+                raise MeshError(f"{name}: normals must be (N, 3), got {self.normals.shape}")
+            if not np.isfinite(self.normals).all():
+                raise MeshError(f"{name}: normals contain NaN or infinite values")
+            self.normal_faces = self.normal_faces.astype(np.int64)
+            _check_index_range(self.normal_faces, len(self.normals), f"{name}: normal face", "normals")
         degenerate = int((~self.face_ok).sum())
         if degenerate:
             note = (f"{degenerate} degenerate faces (repeated vertices or zero area) are skipped in "
@@ -353,7 +368,7 @@ def _scene_parts(loaded, filename: str, object_name: str) -> list:
             transform, geometry_name = loaded.graph[node]
             geometry = loaded.geometry[geometry_name]
             if isinstance(geometry, trimesh.Trimesh) and len(geometry.faces):
-                geometry = geometry.copy()
+                geometry = geometry.copy(include_cache=True)  # the cache holds the file's normals
                 geometry.apply_transform(transform)
                 parts.append((node if node == geometry_name else f"{node}/{geometry_name}", geometry))
     else:
@@ -378,10 +393,13 @@ def _from_trimesh(tm, name: str) -> Mesh:
             if texture.shape[:2] == (2, 2) and (texture == texture[0, 0]).all():
                 texture = None  # trimesh's placeholder image for a material that has none
     faces = np.asarray(tm.faces, dtype=np.int64)
+    mesh = Mesh(np.asarray(tm.vertices, dtype=np.float64), faces, texture=texture, name=name)
     if uvs is not None and len(uvs) == len(tm.vertices):
-        uvs = np.asarray(uvs, dtype=np.float64)
-        return Mesh(np.asarray(tm.vertices, dtype=np.float64), faces, uvs, faces.copy(), texture, name)
-    return Mesh(np.asarray(tm.vertices, dtype=np.float64), faces, None, None, texture, name)
+        mesh.uvs, mesh.uv_faces = np.asarray(uvs, dtype=np.float64), faces.copy()
+    # trimesh caches the normals a file gives (glTF NORMAL, OBJ vn, PLY nx ny nz) and computes them only when asked
+    if "vertex_normals" in tm._cache:
+        mesh.normals, mesh.normal_faces = np.asarray(tm.vertex_normals, dtype=np.float64), faces.copy()
+    return mesh
 
 
 def _merge(parts: list, name: str) -> Mesh:
@@ -412,6 +430,10 @@ def _merge(parts: list, name: str) -> Mesh:
                 np.concatenate(uvs) if with_uvs else None,
                 np.concatenate(uv_faces) if with_uvs else None,
                 None if texels is None else _tiled_texture(meshes, [tm for _, tm in parts], tiles, *texels), name)
+    if all(m.normals is not None for m in meshes):
+        mesh.normals = np.concatenate([m.normals for m in meshes])
+        offsets = np.cumsum([0] + [len(m.normals) for m in meshes[:-1]])
+        mesh.normal_faces = np.concatenate([m.normal_faces + offset for m, offset in zip(meshes, offsets)])
     names = ", ".join(p[0] for p in parts)
     note = f"merged {len(parts)} objects ({names})"
     if with_uvs:
@@ -625,6 +647,9 @@ def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarr
     mesh.positions, mesh.faces = positions, corners[corner, 0]
     if mesh.has_uvs:
         mesh.uvs, mesh.uv_faces = uvs, corners[corner, 1]
+    mesh.normals = mesh.normal_faces = None
+    if (corners[:, 2] >= 0).all():
+        mesh.normals, mesh.normal_faces = _obj_numbers(data, b"vn", 3), corners[corner, 2]
     if (sizes > 3).any():
         mesh.polygons, mesh.polygon_corners = sizes.astype(np.int64), local
     return True
@@ -722,6 +747,11 @@ def _ply_own_lists(mesh: Mesh, tm) -> None:
     mesh.positions, mesh.faces = positions, flat[corner]
     if uvs is not None:
         mesh.uvs, mesh.uv_faces = uvs, uv_index.reshape(-1)[corner]
+    normals = [_ply_property(raw, "vertex", axis) for axis in ("nx", "ny", "nz")]
+    mesh.normals = mesh.normal_faces = None
+    if all(n is not None for n in normals):
+        mesh.normals = np.stack([n.reshape(-1).astype(np.float64) for n in normals], axis=1)
+        mesh.normal_faces = mesh.faces.copy()
     if (sizes > 3).any():
         mesh.polygons, mesh.polygon_corners = sizes, local
 
