@@ -646,6 +646,7 @@ def test_merged_scene_tiles_the_objects_textures_like_their_uvs(tmp_path: Path) 
     scene.export(path)
 
     merged = load_mesh(path)
+    assert merged.notes[0].endswith("; the textures of red (8x8) were resampled to 16x16 to fill a tile each")
     # 2 x 2 tiles of the largest texture, 16 x 16, each in a gutter of one texel (at least 1/64 of the tile)
     assert merged.texture.shape == (36, 36, 3)
     part_of_face = np.round(merged.positions[merged.faces].mean(axis=1)[:, 0] / 4).astype(int)

@@ -438,6 +438,12 @@ def _merge(parts: list, name: str) -> Mesh:
     note = f"merged {len(parts)} objects ({names})"
     if with_uvs:
         note += f"; their UV squares were tiled {tiles}x{tiles} so they do not overlap (use --object NAME to keep one)"
+    if texels is not None:
+        width, height = texels[0].tolist()
+        resized = [f"{part_name} ({m.texture.shape[1]}x{m.texture.shape[0]})" for (part_name, _), m in zip(parts, meshes)
+                   if m.texture is not None and m.texture.shape[:2] != (height, width)]
+        if resized:
+            note += f"; the textures of {', '.join(resized)} were resampled to {width}x{height} to fill a tile each"
     elif any(m.has_uvs for m in meshes):
         note += "; some had no UVs, so the merged mesh is unwrapped anew"
     mesh.notes.append(note)
