@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from texgen.errors import MeshError
 from texgen.export import obj_bytes
@@ -798,7 +797,8 @@ def test_ply_vertex_normals_are_kept(tmp_path: Path) -> None:
 
 def test_bad_normals_are_refused() -> None:
     mesh = Mesh(np.eye(3), np.array([[0, 1, 2]]), normals=np.eye(3), normal_faces=np.array([[0, 1, 3]]))
-    with pytest.raises(MeshError, match=r"mesh: normal face indices out of range: face 0 refers to \[0, 1, 3\], but there are only 3 normals"):
+    with pytest.raises(MeshError, match=r"mesh: normal face indices out of range: face 0 refers to \[0, 1, 3\], "
+                                        "but there are only 3 normals"):
         mesh.validate()
     mesh.normal_faces, mesh.normals = np.array([[0, 1, 2]]), np.full((3, 3), np.nan)
     with pytest.raises(MeshError, match="normals contain NaN or infinite values"):

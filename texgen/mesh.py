@@ -440,7 +440,7 @@ def _merge(parts: list, name: str) -> Mesh:
         note += f"; their UV squares were tiled {tiles}x{tiles} so they do not overlap (use --object NAME to keep one)"
     if texels is not None:
         width, height = texels[0].tolist()
-        resized = [f"{part_name} ({m.texture.shape[1]}x{m.texture.shape[0]})" for (part_name, _), m in zip(parts, meshes)
+        resized = [f"{part[0]} ({m.texture.shape[1]}x{m.texture.shape[0]})" for part, m in zip(parts, meshes)
                    if m.texture is not None and m.texture.shape[:2] != (height, width)]
         if resized:
             note += f"; the textures of {', '.join(resized)} were resampled to {width}x{height} to fill a tile each"
