@@ -590,8 +590,8 @@ def _obj_faces(data: bytes, filename: str,
             detail = f"the face has only {count} {kind} line{'s' * (count != 1)} above it"
         else:
             detail = "OBJ indices start at 1"
-        raise MeshError(f"{filename}: line {line_numbers[face_lines[line_of[corner]]]}: a face refers to {kind} {index}, "
-                        f"but {detail}")
+        line = line_numbers[face_lines[line_of[corner]]]
+        raise MeshError(f"{filename}: line {line}: a face refers to {kind} {index}, but {detail}")
     return np.where(given, corners, -1), sizes, line_numbers[face_lines], bool((values < 0).any())
 
 
