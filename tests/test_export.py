@@ -155,6 +155,10 @@ def test_the_files_normals_are_written_back(tmp_path: Path) -> None:
     np.testing.assert_array_equal(written, mesh.normals)
     glb = load_mesh(paths["glb"])
     assert len(glb.positions) == 24  # 4 corners per side: each keeps its side's normal
+    partial = load_mesh(write_text(tmp_path / "partial.obj", HARD_CUBE_OBJ.replace("1/1/1 ", "1/1 ", 1)))
+    assert partial.normals is None and partial.notes == [
+        "1 of 24 face corners have no normal (a vn index), so the file's normals are not used: the exports write "
+        "smooth vertex normals"]
     corners = glb.positions[glb.faces]
     flat = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     flat /= np.linalg.norm(flat, axis=1, keepdims=True)

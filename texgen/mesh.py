@@ -656,6 +656,9 @@ def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarr
     mesh.normals = mesh.normal_faces = None
     if (corners[:, 2] >= 0).all():
         mesh.normals, mesh.normal_faces = _obj_numbers(data, b"vn", 3), corners[corner, 2]
+    elif (corners[:, 2] >= 0).any():
+        mesh.notes.append(f"{int((corners[:, 2] < 0).sum())} of {len(corners)} face corners have no normal (a vn "
+                          "index), so the file's normals are not used: the exports write smooth vertex normals")
     if (sizes > 3).any():
         mesh.polygons, mesh.polygon_corners = sizes.astype(np.int64), local
     return True
