@@ -18,7 +18,7 @@ from . import client as remote, protocol
 from .errors import Cancelled, ConfigError, ImageError, JobLost, MeshError, OutOfMemoryError, TexgenError
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent
-from .result import TextureResult
+from .result import TextureResult, with_new_base_colour
 from .settings import DEFAULT_MODEL
 
 LOCAL_ONLY = ("device", "object")  # where the client loads the mesh; the server picks its device
@@ -90,7 +90,8 @@ def run_remote(server: str, mesh: Union[Mesh, str, Path], settings: Any, *, job:
                                    uv_faces=np.array(result.uv_faces, np.int64),
                                    notes=[*mesh.notes, "the mesh had no UVs; unwrapped on the server"])
     preview = None if result.preview is None else np.array(result.preview)
-    return TextureResult(mesh=mesh, texture=np.array(result.texture), report=result.report, preview=preview)
+    return TextureResult(mesh=with_new_base_colour(mesh), texture=np.array(result.texture), report=result.report,
+                         preview=preview)
 
 
 def _follow(handle: remote.JobHandle, progress: Optional[ProgressCallback],

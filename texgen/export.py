@@ -25,6 +25,7 @@ from typing import Any, Iterable, Union
 import numpy as np
 
 from .errors import TexgenError
+from .material import Material
 from .mesh import Mesh, row_groups
 from .polygons import polygon_corners
 from .result import TextureResult
@@ -169,8 +170,9 @@ def write_outputs(result: TextureResult, out_dir: PathLike, name: str | None = N
     preview = _rgb8(result.preview, "preview") if result.preview is not None else contact_sheet(
         [("texture", texture)], 1, tile_size=512)
     albedo = png_bytes(texture)
+    tint = (1.0, 1.0, 1.0) if mesh.material is None else mesh.material.base_color_factor[:3]
     data = {"glb": glb_bytes(mesh, albedo, name), "obj": obj_bytes(mesh, paths["mtl"].name, name),
-            "mtl": mtl_bytes(name, paths["albedo"].name), "albedo": albedo,
+            "mtl": mtl_bytes(name, paths["albedo"].name, tint), "albedo": albedo,
             "report": report_bytes(result.report), "preview": png_bytes(preview)}
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
@@ -259,9 +261,11 @@ def _polygon_corners(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     return triangles if corners is None else (corners, sizes)
 
 
-def mtl_bytes(material: str, texture_name: str) -> bytes:
-    """An MTL with one matte material whose diffuse map is ``texture_name``."""
-    return (f"newmtl {material}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nNs 0\nd 1\nillum 1\n"
+def mtl_bytes(material: str, texture_name: str, tint: Iterable[float] = (1.0, 1.0, 1.0)) -> bytes:
+    """An MTL with one matte material whose diffuse map is ``texture_name``, multiplied by ``tint``
+    (the base colour factor of the mesh's glTF material, when it keeps one)."""
+    kd = " ".join(f"{float(x):g}" for x in tint)
+    return (f"newmtl {material}\nKa 1 1 1\nKd {kd}\nKs 0 0 0\nNs 0\nd 1\nillum 1\n"
             f"map_Kd {texture_name}\n").encode("utf-8")
 
 
@@ -291,7 +295,8 @@ def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
 
 def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
     """A binary glTF 2.0 file: one node, one mesh with POSITION, NORMAL and TEXCOORD_0, the PNG
-    embedded as the base-colour texture of a matte material (metallic 0, roughness 1).
+    embedded as the base-colour texture of the mesh's own glTF material (``Mesh.material``, with
+    its other maps), or of a matte material (metallic 0, roughness 1) when it has none.
 
     Positions are in the user's frame (as float32, as glTF stores them). Normals are the file's own
     (made unit length, as glTF requires), or the mesh's smooth vertex normals when it had none.
@@ -307,8 +312,16 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
     uvs = mesh.uvs[corners[:, 1]].astype(np.float32)
     uvs[:, 1] = 1.0 - uvs[:, 1]
     index_type, index_dtype = (5123, np.uint16) if len(corners) < 65535 else (5125, np.uint32)
+    material = mesh.material or Material(name=name, metallic_factor=0.0, roughness_factor=ROUGHNESS, double_sided=True)
+    images = [texture_png]  # one image per distinct map (occlusion often shares the metallic-roughness one)
+    texture_of = {}
+    for map_name, image in material.maps.items():
+        encoded = png_bytes(image)
+        if encoded not in images:
+            images.append(encoded)
+        texture_of[map_name] = images.index(encoded)
     blobs = [(positions, 34962), (normals.astype(np.float32), 34962), (uvs, 34962),
-             (triangles.astype(index_dtype).reshape(-1), 34963), (texture_png, None)]
+             (triangles.astype(index_dtype).reshape(-1), 34963)] + [(image, None) for image in images]
     binary = bytearray()
     views = []
     for blob, target in blobs:
@@ -331,11 +344,10 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
         "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": name}],
         "meshes": [{"name": name, "primitives": [{
             "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}, "indices": 3, "material": 0, "mode": 4}]}],
-        "materials": [{"name": name, "doubleSided": True, "pbrMetallicRoughness": {
-            "baseColorTexture": {"index": 0}, "metallicFactor": 0.0, "roughnessFactor": ROUGHNESS}}],
-        "textures": [{"sampler": 0, "source": 0}],
+        "materials": [material.gltf(0, texture_of)],
+        "textures": [{"sampler": 0, "source": index} for index in range(len(images))],
         "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}],
-        "images": [{"bufferView": 4, "mimeType": "image/png"}],
+        "images": [{"bufferView": 4 + index, "mimeType": "image/png"} for index in range(len(images))],
         "accessors": accessors, "bufferViews": views, "buffers": [{"byteLength": len(binary)}],
     }
     header = json.dumps(gltf, separators=(",", ":")).encode("utf-8")

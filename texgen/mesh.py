@@ -27,6 +27,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .errors import MeshError
+from .material import Material
 from .polygons import triangulate
 from .uvtiles import face_tiles, grid_size, place_in_tile
 
@@ -63,6 +64,8 @@ class Mesh:
         ``nx ny nz``), which the exports write back; None when the file has none (the exports then
         write smooth vertex normals). Rendering and baking use the geometric normals.
     normal_faces : (F, 3) int64 indexing ``normals`` per face corner
+    material : the glTF PBR material the file gave the mesh (its maps follow ``uvs``), which the GLB
+        export writes back around the new base colour map; None for other files and merged scenes
     """
 
     positions: np.ndarray
@@ -76,6 +79,7 @@ class Mesh:
     polygon_corners: Optional[np.ndarray] = None
     normals: Optional[np.ndarray] = None
     normal_faces: Optional[np.ndarray] = None
+    material: Optional[Material] = None
 
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
@@ -393,7 +397,8 @@ def _from_trimesh(tm, name: str) -> Mesh:
             if texture.shape[:2] == (2, 2) and (texture == texture[0, 0]).all():
                 texture = None  # trimesh's placeholder image for a material that has none
     faces = np.asarray(tm.faces, dtype=np.int64)
-    mesh = Mesh(np.asarray(tm.vertices, dtype=np.float64), faces, texture=texture, name=name)
+    mesh = Mesh(np.asarray(tm.vertices, dtype=np.float64), faces, texture=texture, name=name,
+                material=None if material is None else Material.from_trimesh(material))
     if uvs is not None and len(uvs) == len(tm.vertices):
         mesh.uvs, mesh.uv_faces = np.asarray(uvs, dtype=np.float64), faces.copy()
     # trimesh caches the normals a file gives (glTF NORMAL, OBJ vn, PLY nx ny nz) and computes them only when asked
@@ -438,14 +443,17 @@ def _merge(parts: list, name: str) -> Mesh:
     note = f"merged {len(parts)} objects ({names})"
     if with_uvs:
         note += f"; their UV squares were tiled {tiles}x{tiles} so they do not overlap (use --object NAME to keep one)"
+    elif any(m.has_uvs for m in meshes):
+        note += "; some had no UVs, so the merged mesh is unwrapped anew"
     if texels is not None:
         width, height = texels[0].tolist()
         resized = [f"{part[0]} ({m.texture.shape[1]}x{m.texture.shape[0]})" for part, m in zip(parts, meshes)
                    if m.texture is not None and m.texture.shape[:2] != (height, width)]
         if resized:
             note += f"; the textures of {', '.join(resized)} were resampled to {width}x{height} to fill a tile each"
-    elif any(m.has_uvs for m in meshes):
-        note += "; some had no UVs, so the merged mesh is unwrapped anew"
+    with_maps = [part[0] for part, m in zip(parts, meshes) if m.material is not None and m.material.maps]
+    if with_maps:
+        note += f"; the other maps of the materials of {', '.join(with_maps)} (normal, roughness...) are not kept"
     mesh.notes.append(note)
     log.warning("%s: %s", name, note)
     return mesh
@@ -804,6 +812,9 @@ def apply_unwrap(mesh: Mesh, unwrap: str = "auto") -> Mesh:
     mesh.texture = None
     note = ("the mesh had no UVs; unwrapped with xatlas" if unwrap == "auto"
             else "UVs replaced by a new xatlas unwrap (--unwrap always)")
+    if mesh.material is not None and mesh.material.maps:
+        note += f"; the material's {', '.join(mesh.material.maps)} maps followed the old UVs and are dropped"
+        mesh.material = mesh.material.without_maps()
     mesh.notes.append(note)
     log.info("%s: %s", mesh.name, note)
     return mesh

@@ -35,7 +35,7 @@ from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
 from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_view
 from .render import Renderer, ViewBuffers
-from .result import TextureResult
+from .result import TextureResult, with_new_base_colour
 from .seam_blend import band_for_size, smooth_seams
 from .seams import seam_stats
 from .settings import TextureSettings, settings_from_mapping
@@ -234,7 +234,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     coverage = float(torch.isfinite(color).all(dim=1).float().mean())
     report = _report(mesh, settings, generator, texels, painted, coverage, records, seams.as_dict(), timer.timings)
     progress(ProgressEvent("done", views=len(records), message="done"))
-    return TextureResult(mesh, texture8, report, preview)
+    return TextureResult(with_new_base_colour(mesh), texture8, report, preview)
 
 
 def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Renderer, state: TextureState,

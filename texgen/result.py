@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,3 +23,11 @@ class TextureResult:
     texture: np.ndarray
     report: dict[str, Any] = field(default_factory=dict)
     preview: np.ndarray | None = None
+
+
+def with_new_base_colour(mesh: Mesh) -> Mesh:
+    """``mesh`` for a newly made base colour map: its glTF material loses its colour tint (the new
+    map is the colour) and keeps the rest."""
+    if mesh.material is None:
+        return mesh
+    return dataclasses.replace(mesh, material=mesh.material.for_new_base_colour())

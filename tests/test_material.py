@@ -1,0 +1,106 @@
+"""The glTF material a mesh came with: kept through loading, written back by the GLB export around
+the new base colour map, its tint dropped for generated maps, its maps dropped with the old UVs."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from texgen.eval import OracleGenerator
+from texgen.export import write_outputs
+from texgen.mesh import load_mesh
+from texgen.pipeline import texture_mesh
+from texgen.result import TextureResult
+
+
+def plane(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (8, 8, 3), np.uint8)
+
+
+def pbr_box(path: Path, **extra) -> dict[str, np.ndarray]:
+    """A GLB box whose material has every map (occlusion sharing the metallic-roughness image), a tint,
+    emission, alpha masking and two sides. Returns the maps it wrote."""
+    maps = {"base": plane(1), "orm": plane(2), "normal": plane(3), "emissive": plane(4)}
+    box = trimesh.creation.box()
+    uv = np.random.default_rng(0).uniform(0.05, 0.95, (len(box.vertices), 2))
+    material = trimesh.visual.material.PBRMaterial(
+        name="painted metal", baseColorTexture=Image.fromarray(maps["base"]), baseColorFactor=[0.5, 0.25, 1.0, 0.75],
+        metallicRoughnessTexture=Image.fromarray(maps["orm"]), occlusionTexture=Image.fromarray(maps["orm"]),
+        normalTexture=Image.fromarray(maps["normal"]), emissiveTexture=Image.fromarray(maps["emissive"]),
+        emissiveFactor=[1.0, 0.5, 0.0], metallicFactor=0.25, roughnessFactor=0.75, doubleSided=False,
+        alphaMode="MASK", alphaCutoff=0.25, **extra)
+    trimesh.Trimesh(box.vertices, box.faces, visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
+                    process=False).export(path)
+    return maps
+
+
+def reloaded_material(path: Path):
+    (geometry,) = trimesh.load(path, process=False).geometry.values()
+    return geometry.visual.material
+
+
+def test_the_glb_export_gives_the_material_back(tmp_path: Path) -> None:
+    maps = pbr_box(tmp_path / "box.glb")
+    mesh = load_mesh(tmp_path / "box.glb")
+    material = mesh.material
+    assert material.name == "painted metal" and sorted(material.maps) == ["emissive", "metallic_roughness", "normal",
+                                                                          "occlusion"]
+    np.testing.assert_allclose(material.base_color_factor, [0.5, 0.25, 1.0, 0.75], atol=1 / 255)
+    new_colour = plane(5)
+    paths = write_outputs(TextureResult(mesh, new_colour), tmp_path / "out")
+    again = reloaded_material(paths["glb"])
+    np.testing.assert_array_equal(np.asarray(again.baseColorTexture.convert("RGB")), new_colour)
+    for key, expected in (("metallicRoughnessTexture", "orm"), ("occlusionTexture", "orm"),
+                          ("normalTexture", "normal"), ("emissiveTexture", "emissive")):
+        np.testing.assert_array_equal(np.asarray(getattr(again, key).convert("RGB")), maps[expected], err_msg=key)
+    np.testing.assert_allclose(np.asarray(again.baseColorFactor) / 255, material.base_color_factor, atol=1 / 255)
+    assert (again.metallicFactor, again.roughnessFactor, again.alphaMode, again.alphaCutoff, again.doubleSided) == \
+        (0.25, 0.75, "MASK", 0.25, False)
+    np.testing.assert_allclose(again.emissiveFactor, [1.0, 0.5, 0.0])
+    data = paths["glb"].read_bytes()
+    header = json.loads(data[20:20 + struct.unpack("<I", data[12:16])[0]])
+    assert len(header["images"]) == 4  # occlusion shares the metallic-roughness image, as in the file
+    # the OBJ's material carries the tint too
+    assert "Kd 0.501961 0.25098 1\n" in paths["mtl"].read_text()
+
+
+def test_a_generated_base_colour_drops_the_old_tint_and_keeps_the_rest(tmp_path: Path) -> None:
+    pbr_box(tmp_path / "box.glb")
+    mesh = load_mesh(tmp_path / "box.glb")
+    result = texture_mesh(mesh, "box", generator=OracleGenerator(mesh), views=4, view_size=64, texture_size=64)
+    np.testing.assert_allclose(result.mesh.material.base_color_factor, [1.0, 1.0, 1.0, 0.75], atol=1 / 255)
+    assert sorted(result.mesh.material.maps) == sorted(mesh.material.maps)
+    assert mesh.material.base_color_factor[0] == pytest.approx(0.5, abs=1 / 255)  # the input is left alone
+    paths = write_outputs(result, tmp_path / "out")
+    assert "Kd 1 1 1\n" in paths["mtl"].read_text()
+    assert reloaded_material(paths["glb"]).normalTexture is not None
+
+
+def test_a_new_unwrap_drops_the_maps_that_followed_the_old_uvs(tmp_path: Path) -> None:
+    pbr_box(tmp_path / "box.glb")
+    mesh = load_mesh(tmp_path / "box.glb", unwrap="always")
+    assert mesh.material.maps == {} and mesh.material.metallic_factor == 0.25
+    assert mesh.notes[-1].endswith("; the material's metallic_roughness, normal, occlusion, emissive maps followed "
+                                   "the old UVs and are dropped")
+
+
+def test_merged_scenes_keep_no_material_and_say_so(tmp_path: Path) -> None:
+    pbr_box(tmp_path / "box.glb")
+    box = trimesh.load(tmp_path / "box.glb", process=False)
+    (part,) = box.geometry.values()
+    plain = trimesh.creation.icosahedron()
+    plain.visual = trimesh.visual.TextureVisuals(uv=np.full((len(plain.vertices), 2), 0.5))
+    scene = trimesh.Scene()
+    scene.add_geometry(part, node_name="metal", geom_name="metal")
+    scene.add_geometry(plain, node_name="plain", geom_name="plain")
+    scene.export(tmp_path / "two.glb")
+    merged = load_mesh(tmp_path / "two.glb")
+    assert merged.material is None
+    assert "some had no UVs" not in merged.notes[0]
+    assert merged.notes[0].endswith("; the other maps of the materials of metal (normal, roughness...) are not kept")
