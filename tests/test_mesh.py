@@ -664,6 +664,49 @@ def test_merged_scene_tiles_the_objects_textures_like_their_uvs(tmp_path: Path) 
     assert (merged.texture[18:, 18:] == 128).all()  # the fourth tile, of no object, is mid grey
 
 
+# Two materials, a quad of the first and a triangle of the second, each face with its own normal;
+# vertex 5 sits at vertex 2's position and stays apart
+TWO_MATERIALS_OBJ = """\
+mtllib two.mtl
+v 0 0 0
+v 1 0 0
+v 1 1 0
+v 0 1 0
+v 1 0 0
+v 2 0 0.5
+vt 0.1 0.1
+vt 0.9 0.1
+vt 0.9 0.9
+vt 0.1 0.9
+vn 0 0 1
+vn -0.4472136 0 0.8944272
+usemtl stone
+f 1/1/1 2/2/1 3/3/1 4/4/1
+usemtl moss
+f 5/1/2 6/2/2 3/3/2
+"""
+
+
+def test_obj_of_several_materials_keeps_the_files_lists(tmp_path: Path) -> None:
+    """The file's vertices, polygons and normals in its own order, with each material's UVs in its tile."""
+    images = {"stone": np.random.default_rng(1).integers(0, 256, (16, 16, 3), np.uint8),
+              "moss": np.random.default_rng(2).integers(0, 256, (16, 16, 3), np.uint8)}
+    for name, image in images.items():
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+    write(tmp_path / "two.mtl", "".join(f"newmtl {name}\nmap_Kd {name}.png\n" for name in images))
+    mesh = load_mesh(write(tmp_path / "two.obj", TWO_MATERIALS_OBJ))
+    np.testing.assert_array_equal(mesh.positions, parse_obj_positions(tmp_path / "two.obj"))
+    assert mesh.polygons.tolist() == [4, 3] and mesh.faces.tolist() == [[0, 1, 2], [0, 2, 3], [4, 5, 2]]
+    np.testing.assert_array_equal(mesh.normal_faces, [[0, 0, 0], [0, 0, 0], [1, 1, 1]])
+    # each face reads the merged texture where its own material's texture was read
+    file_uvs = np.array([[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]])[[[0, 1, 2], [0, 2, 3], [0, 1, 2]]]
+    for faces, name in (([0, 1], "stone"), ([2], "moss")):
+        np.testing.assert_array_equal(sample(mesh.texture, mesh.uvs[mesh.uv_faces[faces]].reshape(-1, 2)),
+                                      sample(images[name], file_uvs[faces].reshape(-1, 2)), err_msg=name)
+    faces = [line for line in obj_bytes(mesh, "two.mtl", "two").decode().splitlines() if line.startswith("f ")]
+    assert [line.count("/") for line in faces] == [8, 6]  # the quad and the triangle, with v/vt/vn corners
+
+
 def test_merged_scene_reads_uvs_in_another_tile_as_a_repeating_sampler_does(tmp_path: Path) -> None:
     """Faces in UV tile [1, 2] were clamped onto the edge of their object's square when merging; shifted
     by whole tiles instead, as Mesh.corner_uvs does, they read the merged texture where a repeating sampler

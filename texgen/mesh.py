@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -346,9 +346,11 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     parts = _scene_parts(loaded, path.name, object_name)
     if not parts:
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
-    mesh = _merge(parts, path.stem) if len(parts) > 1 else _from_trimesh(parts[0][1], path.stem)
-    if suffix == ".obj" and not (len(parts) == 1 and _obj_own_lists(mesh, data, corners, sizes)):
-        _weld_obj(mesh, data, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
+    mesh, gutter = _merge(parts, path.stem) if len(parts) > 1 else (_from_trimesh(parts[0][1], path.stem), None)
+    if suffix == ".obj":
+        tiling = None if len(parts) == 1 else _obj_parts(data, lines, line_numbers, parts, gutter)
+        if (len(parts) > 1 and tiling is None) or not _obj_own_lists(mesh, data, corners, sizes, tiling):
+            _weld_obj(mesh, data, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
     mesh.validate()
@@ -407,9 +409,10 @@ def _from_trimesh(tm, name: str) -> Mesh:
     return mesh
 
 
-def _merge(parts: list, name: str) -> Mesh:
+def _merge(parts: list, name: str) -> tuple[Mesh, np.ndarray]:
     """Merge several objects into one mesh; UV squares, and the textures they map, are tiled side by
-    side with a gutter between them so they do not overlap.
+    side with a gutter between them so they do not overlap. Returns the mesh and the gutter, (2,) the
+    fraction of a tile left free on each side in u and v (see :func:`texgen.uvtiles.place_in_tile`).
 
     Each face is first shifted by whole tiles into its object's 0-1 square, as ``Mesh.corner_uvs`` does,
     so a face in UV tile [1, 2] keeps the texels a repeating sampler reads.
@@ -456,7 +459,7 @@ def _merge(parts: list, name: str) -> Mesh:
         note += f"; the other maps of the materials of {', '.join(with_maps)} (normal, roughness...) are not kept"
     mesh.notes.append(note)
     log.warning("%s: %s", name, note)
-    return mesh
+    return mesh, gutter
 
 
 def _tile_texels(meshes: list[Mesh], tiles: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
@@ -642,12 +645,49 @@ def _absolute_obj(data: bytes, corners: np.ndarray, sizes: np.ndarray) -> bytes:
     return b"\n".join(next(faces) if line[:2] in (b"f ", b"f\t") else line for line in data.split(b"\n"))
 
 
-def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarray) -> bool:
-    """Give a one-object OBJ the file's own ``v`` and ``vt`` lists and faces back, and its polygons.
+class ObjTiling(NamedTuple):
+    """Where the faces of an OBJ of several materials went in :func:`_merge`'s tiles.
+
+    part : (P,) the part (tile) of each ``f`` line; gutter : (2,) the tiles' gutter;
+    face_counts : (parts,) the triangles trimesh put in each part
+    """
+
+    part: np.ndarray
+    gutter: np.ndarray
+    face_counts: np.ndarray
+
+
+def _obj_parts(data: bytes, lines: np.ndarray, line_numbers: np.ndarray, parts: list,
+               gutter: np.ndarray) -> Optional[ObjTiling]:
+    """Which of trimesh's ``parts`` (one per material) each ``f`` line of an OBJ belongs to, by the
+    ``usemtl`` line above it; None when the materials do not name the parts one to one.
+
+    lines : (P,) the file's line number of each ``f`` line; line_numbers : (L,) the file's line number
+    of each line of ``data``
+    """
+    names = [getattr(getattr(tm.visual, "material", None), "name", None) for _, tm in parts]
+    if None in names or len(set(names)) != len(names):
+        return None
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+    found = list(re.finditer(rb"^usemtl[ \t]+([^\r\n]*?)[ \t]*\r?$", data, flags=re.MULTILINE))
+    at = line_numbers[np.searchsorted(newlines, [match.start() for match in found])] if found else np.zeros(0, int)
+    last = np.searchsorted(at, lines) - 1  # the usemtl line above each f line
+    if (last < 0).any():
+        return None
+    index = {name: number for number, name in enumerate(names)}
+    part = np.array([index.get(found[k].group(1).decode(errors="replace"), -1) for k in last.tolist()], np.int64)
+    return None if (part < 0).any() else ObjTiling(part, gutter, np.array([len(tm.faces) for _, tm in parts]))
+
+
+def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarray,
+                   tiling: Optional[ObjTiling] = None) -> bool:
+    """Give an OBJ the file's own ``v``, ``vt`` and ``vn`` lists and faces back, and its polygons.
 
     trimesh splits a vertex for every UV it carries and triangulates polygons in its own order;
     here each ``f`` line becomes triangles over the file's own indices (:func:`texgen.polygons.triangulate`),
-    so vertices the user kept apart stay apart and the OBJ export can write the polygons back.
+    in the file's order, so vertices the user kept apart stay apart and the OBJ export can write the
+    polygons back. The UVs of a file of several materials (``tiling``: :func:`_obj_parts`) are placed
+    in their material's tile, as :func:`_merge` placed trimesh's parts.
     Returns False, and changes nothing, when the file's lists do not account for what trimesh read.
     corners : (C, 3) 0-based v, vt, vn index of each corner (-1: none); sizes : (P,) corners per ``f`` line
     """
@@ -658,9 +698,15 @@ def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarr
         return False
     local = triangulate(positions[corners[:, 0]], sizes)
     corner = np.repeat(np.cumsum(sizes) - sizes, sizes - 2)[:, None] + local  # (F, 3) rows of ``corners``
+    uv_faces = corners[corner, 1]
+    if tiling is not None and mesh.has_uvs:
+        part = np.repeat(tiling.part, sizes - 2)  # of each triangle
+        if not np.array_equal(np.bincount(part, minlength=len(tiling.face_counts)), tiling.face_counts):
+            return False  # trimesh's parts hold other faces than the usemtl lines say
+        uvs, uv_faces = _tile_parts(uvs, uv_faces, part, tiling.gutter)
     mesh.positions, mesh.faces = positions, corners[corner, 0]
     if mesh.has_uvs:
-        mesh.uvs, mesh.uv_faces = uvs, corners[corner, 1]
+        mesh.uvs, mesh.uv_faces = uvs, uv_faces
     mesh.normals = mesh.normal_faces = None
     if (corners[:, 2] >= 0).all():
         mesh.normals, mesh.normal_faces = _obj_numbers(data, b"vn", 3), corners[corner, 2]
@@ -670,6 +716,24 @@ def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarr
     if (sizes > 3).any():
         mesh.polygons, mesh.polygon_corners = sizes.astype(np.int64), local
     return True
+
+
+def _tile_parts(uvs: np.ndarray, uv_faces: np.ndarray, part: np.ndarray,
+                gutter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each part's UVs in its tile (:func:`texgen.uvtiles.place_in_tile`): (T', 2) UVs, (F, 3) their faces.
+
+    uvs : (T, 2); uv_faces : (F, 3) into ``uvs``; part : (F,) part index of each face
+    """
+    tiles = grid_size(int(part.max()) + 1)
+    placed_uvs, placed_faces, offset = [], np.empty_like(uv_faces), 0
+    for index in range(int(part.max()) + 1):
+        mine = np.flatnonzero(part == index)
+        used, local = np.unique(uv_faces[mine], return_inverse=True)
+        placed, faces = place_in_tile(uvs[used], local.reshape(-1, 3), index, tiles, gutter)
+        placed_uvs.append(placed)
+        placed_faces[mine] = faces + offset
+        offset += len(placed)
+    return np.concatenate(placed_uvs), placed_faces
 
 
 def _obj_numbers(data: bytes, keyword: bytes, count: int) -> np.ndarray:
