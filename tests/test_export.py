@@ -109,11 +109,12 @@ def test_obj_polygons_are_written_back(tmp_path: Path) -> None:
     for name in ("positions", "faces", "uvs", "uv_faces", "polygons"):
         np.testing.assert_array_equal(getattr(again, name), getattr(mesh, name), err_msg=name)
 
-    # a UV layout that cuts a quad along its diagonal (as a new unwrap may) cannot be a polygon: triangles
+    # a UV layout that cuts a quad along its diagonal (as a new unwrap may) cannot be a polygon: that
+    # quad is written as its triangles, the other stays a quad
     mesh.uvs = np.concatenate([mesh.uvs, [[0.25, 0.25]]])
     mesh.uv_faces[1, 0] = len(mesh.uvs) - 1
     faces = [line for line in obj_bytes(mesh, "quads.mtl", "quads").decode().splitlines() if line.startswith("f ")]
-    assert faces[:2] == ["f 1/1 2/2 4/4", "f 1/7 4/4 3/3"] and len(faces) == 4
+    assert faces == ["f 1/1 2/2 4/4", "f 1/7 4/4 3/3", "f 2/2 5/5 6/6 7/4"]
 
 
 def test_obj_concave_polygons_are_written_back_as_they_were(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from texgen.polygons import polygon_corners, triangulate
+from texgen.polygons import polygon_faces, triangulate
 
 
 def area(points: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -54,9 +54,13 @@ def test_polygons_without_a_plane_fall_back_to_a_fan() -> None:
     assert triangulate(bow_tie, np.array([4])).tolist() == [[0, 1, 2], [0, 2, 3]]
 
 
-def test_polygon_corners_come_back_only_when_the_triangles_agree() -> None:
-    local = np.array([[0, 1, 3], [1, 2, 3]])
-    values = np.array([[10, 11, 13], [11, 12, 13]])
-    assert polygon_corners(values, local, np.array([4])).tolist() == [10, 11, 12, 13]
-    assert polygon_corners(np.array([[10, 11, 13], [11, 12, 99]]), local, np.array([4])) is None
-    assert polygon_corners(values[:, [0, 1, 1]], np.array([[0, 1, 1], [1, 1, 1]]), np.array([4])) is None
+def test_polygons_come_back_where_their_triangles_agree() -> None:
+    # a quad (triangles 0-1), a triangle, and a quad whose triangles disagree on a corner (2 and 3)
+    local = np.array([[0, 1, 3], [1, 2, 3], [0, 1, 2], [0, 1, 2], [0, 2, 3]])
+    values = np.array([[10, 11, 13], [11, 12, 13], [20, 21, 22], [30, 31, 32], [99, 32, 33]])
+    corners, sizes = polygon_faces(values, local, np.array([4, 3, 4]))
+    assert sizes.tolist() == [4, 3, 3, 3]
+    assert corners.tolist() == [10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 99, 32, 33]
+    # a polygon corner no triangle uses cannot be written back either
+    corners, sizes = polygon_faces(values[:2, [0, 1, 1]], np.array([[0, 1, 1], [1, 1, 1]]), np.array([4]))
+    assert sizes.tolist() == [3, 3] and corners.tolist() == [10, 11, 11, 11, 12, 12]

@@ -27,7 +27,7 @@ import numpy as np
 from .errors import TexgenError
 from .material import Material
 from .mesh import Mesh, row_groups
-from .polygons import polygon_corners
+from .polygons import polygon_faces
 from .result import TextureResult
 
 PathLike = Union[str, Path]
@@ -249,16 +249,14 @@ def _polygon_corners(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     """The faces to write: (C, K) int64 (position, UV[, normal]) index of each corner, and (P,) corners
     per face.
 
-    The polygons of ``mesh.polygons`` when their triangles still agree on every corner; otherwise
-    the triangles.
+    The polygons of ``mesh.polygons`` whose triangles still agree on every corner, the triangles of
+    the others (:func:`texgen.polygons.polygon_faces`); the triangles of a mesh without polygons.
     """
     indices = corner_indices(mesh)  # (F, 3, K)
-    triangles = (indices.reshape(-1, indices.shape[2]), np.full(len(mesh.faces), 3, dtype=np.int64))
     sizes = mesh.polygons
     if sizes is None or mesh.polygon_corners is None or int((sizes - 2).sum()) != len(mesh.faces):
-        return triangles
-    corners = polygon_corners(indices, mesh.polygon_corners, sizes)
-    return triangles if corners is None else (corners, sizes)
+        return indices.reshape(-1, indices.shape[2]), np.full(len(mesh.faces), 3, dtype=np.int64)
+    return polygon_faces(indices, mesh.polygon_corners, sizes)
 
 
 def mtl_bytes(material: str, texture_name: str, tint: Iterable[float] = (1.0, 1.0, 1.0)) -> bytes:

@@ -40,24 +40,36 @@ def triangulate(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return local
 
 
-def polygon_corners(triangle_values: np.ndarray, local: np.ndarray, sizes: np.ndarray) -> np.ndarray | None:
-    """The polygons' corners back from their triangles: (C, ...) the value of each corner, polygon
-    after polygon, or None when the triangles disagree on a corner (a UV layout that cuts the
-    polygon) or leave one out.
+def polygon_faces(triangle_values: np.ndarray, local: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The faces to write back: each polygon whose triangles agree on its corners as itself, and the
+    triangles of the others (those a new UV layout cut along a diagonal), in polygon order.
 
     triangle_values : (F, 3, ...) per triangle corner (its position and UV index, say)
     local : (F, 3) :func:`triangulate`'s corner numbers; sizes : (P,) with sum(sizes - 2) = F
+    returns : corners (C, ...) the value of each face corner, face after face; face sizes (P',)
     """
+    count = len(sizes)
     starts = np.cumsum(sizes) - sizes
-    slot = (np.repeat(starts, sizes - 2)[:, None] + local).reshape(-1)
+    owner = np.repeat(np.arange(count), sizes - 2)  # the polygon of each triangle
+    slot = (starts[owner][:, None] + local).reshape(-1)
     values = triangle_values.reshape((-1,) + triangle_values.shape[2:])
     table = np.zeros((int(sizes.sum()),) + values.shape[1:], dtype=values.dtype)
     table[slot] = values
     covered = np.zeros(len(table), dtype=bool)
     covered[slot] = True
-    if not covered.all() or not (table[slot] == values).all():
-        return None
-    return table
+    agree = (table[slot] == values).reshape(len(values), -1).all(axis=1).reshape(-1, 3).all(axis=1)  # (F,)
+    whole = (np.bincount(owner, weights=~agree, minlength=count) == 0) \
+        & (np.bincount(np.repeat(np.arange(count), sizes), weights=~covered, minlength=count) == 0)
+    split = ~whole[owner]  # triangles written as themselves
+    face_polygon = np.concatenate([np.flatnonzero(whole), owner[split]])
+    face_sizes = np.concatenate([sizes[whole], np.full(int(split.sum()), 3, dtype=sizes.dtype)])
+    corners = np.concatenate([table[np.repeat(whole, sizes)], triangle_values[split].reshape((-1,) + values.shape[1:])])
+    order = np.argsort(face_polygon, kind="stable")
+    first = np.cumsum(face_sizes) - face_sizes
+    ordered_sizes = face_sizes[order]
+    ordered_first = np.cumsum(ordered_sizes) - ordered_sizes
+    take = np.repeat(first[order] - ordered_first, ordered_sizes) + np.arange(int(ordered_sizes.sum()))
+    return corners[take], ordered_sizes
 
 
 def _concave(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
