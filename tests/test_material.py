@@ -104,3 +104,25 @@ def test_merged_scenes_keep_no_material_and_say_so(tmp_path: Path) -> None:
     assert merged.material is None
     assert "some had no UVs" not in merged.notes[0]
     assert merged.notes[0].endswith("; the other maps of the materials of metal (normal, roughness...) are not kept")
+
+
+def test_objects_that_share_one_material_keep_their_uvs_texture_and_material(tmp_path: Path) -> None:
+    """A scene split into objects that map one atlas (a character's body and head, say)."""
+    maps = pbr_box(tmp_path / "box.glb")
+    (part,) = trimesh.load(tmp_path / "box.glb", process=False).geometry.values()
+    left, right = part.copy(), part.copy()
+    left.visual.uv = left.visual.uv * 0.5  # each object in its own half of the atlas
+    right.visual.uv = right.visual.uv * 0.5 + 0.5
+    right.apply_translation([3.0, 0.0, 0.0])
+    scene = trimesh.Scene()
+    scene.add_geometry(left, node_name="left", geom_name="left")
+    scene.add_geometry(right, node_name="right", geom_name="right")
+    scene.export(tmp_path / "two.glb")
+    merged = load_mesh(tmp_path / "two.glb")
+    alone = [load_mesh(tmp_path / "two.glb", object_name=name) for name in ("left", "right")]
+    np.testing.assert_array_equal(merged.texture, maps["base"])
+    on_the_right = merged.positions[merged.faces].mean(axis=1)[:, 0] > 1.5
+    for mesh, faces in zip(alone, (~on_the_right, on_the_right)):
+        np.testing.assert_allclose(merged.uvs[merged.uv_faces[faces]], mesh.uvs[mesh.uv_faces], atol=1e-7)
+    assert merged.material is not None and merged.material.same_as(alone[0].material)
+    assert merged.notes[0].endswith("; they map one texture, so their UVs and it are kept as they are")

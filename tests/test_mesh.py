@@ -290,7 +290,8 @@ def test_obj_relative_indices_in_polygons(tmp_path: Path) -> None:
 
 
 def test_obj_lines_continued_with_a_backslash(tmp_path: Path) -> None:
-    path = write(tmp_path / "continued.obj", "v 0 0 \\\n0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 \\\r\n3/3\n")
+    path = write(tmp_path / "continued.obj",
+                 "v 0 0 \\\n0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 \\\r\n3/3\n")
     mesh = load_mesh(path)
     np.testing.assert_array_equal(mesh.positions, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
     np.testing.assert_array_equal(mesh.faces, [[0, 1, 2]])
@@ -707,6 +708,19 @@ def test_obj_of_several_materials_keeps_the_files_lists(tmp_path: Path) -> None:
     assert [line.count("/") for line in faces] == [8, 6]  # the quad and the triangle, with v/vt/vn corners
 
 
+def test_obj_of_several_materials_with_one_texture_keeps_its_uvs(tmp_path: Path) -> None:
+    """Materials that differ in colour alone but map one texture: the file's UVs stay as they are."""
+    image = np.random.default_rng(3).integers(0, 256, (16, 16, 3), np.uint8)
+    Image.fromarray(image).save(tmp_path / "atlas.png")
+    write(tmp_path / "two.mtl", "newmtl stone\nKd 1 1 1\nmap_Kd atlas.png\n"
+                                "newmtl moss\nKd 0.5 1 0.5\nmap_Kd atlas.png\n")
+    mesh = load_mesh(write(tmp_path / "two.obj", TWO_MATERIALS_OBJ))
+    np.testing.assert_array_equal(mesh.texture, image)
+    np.testing.assert_array_equal(mesh.uvs, [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]])
+    assert mesh.polygons.tolist() == [4, 3] and mesh.uv_faces.tolist() == [[0, 1, 2], [0, 2, 3], [0, 1, 2]]
+    np.testing.assert_array_equal(mesh.positions, parse_obj_positions(tmp_path / "two.obj"))
+
+
 def test_merged_scene_reads_uvs_in_another_tile_as_a_repeating_sampler_does(tmp_path: Path) -> None:
     """Faces in UV tile [1, 2] were clamped onto the edge of their object's square when merging; shifted
     by whole tiles instead, as Mesh.corner_uvs does, they read the merged texture where a repeating sampler
@@ -805,7 +819,8 @@ def test_from_arrays_per_vertex_and_per_corner_uvs() -> None:
     ({"texture": np.zeros((4, 4, 2))}, r"tri: texture must be \(H, W, 3\) or \(H, W, 4\), got \(4, 4, 2\)"),
 ])
 def test_from_arrays_rejects_bad_arrays(change: dict, message: str) -> None:
-    arrays = {"positions": np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float64), "faces": np.array([[0, 1, 2]])}
+    arrays = {"positions": np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float64),
+              "faces": np.array([[0, 1, 2]])}
     arrays.update(change)
     with pytest.raises(MeshError, match=message):
         Mesh.from_arrays(**arrays, name="tri")

@@ -72,6 +72,12 @@ class Material:
                    emissive=image(material.emissiveTexture), alpha_mode=material.alphaMode or "OPAQUE",
                    alpha_cutoff=number(material.alphaCutoff, 0.5), double_sided=bool(material.doubleSided))
 
+    def same_as(self, other: "Material") -> bool:
+        """Whether ``other`` has the same factors, maps and settings (the name aside)."""
+        return all(np.array_equal(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else a == b
+                   for a, b in ((getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
+                                if f.name != "name"))
+
     @property
     def maps(self) -> dict[str, np.ndarray]:
         """The maps the material has, by name (``MAPS``)."""

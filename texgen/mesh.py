@@ -348,8 +348,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
     mesh, gutter = _merge(parts, path.stem) if len(parts) > 1 else (_from_trimesh(parts[0][1], path.stem), None)
     if suffix == ".obj":
-        tiling = None if len(parts) == 1 else _obj_parts(data, lines, line_numbers, parts, gutter)
-        if (len(parts) > 1 and tiling is None) or not _obj_own_lists(mesh, data, corners, sizes, tiling):
+        tiling = None if gutter is None else _obj_parts(data, lines, line_numbers, parts, gutter)
+        if (gutter is not None and tiling is None) or not _obj_own_lists(mesh, data, corners, sizes, tiling):
             _weld_obj(mesh, data, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
@@ -409,20 +409,26 @@ def _from_trimesh(tm, name: str) -> Mesh:
     return mesh
 
 
-def _merge(parts: list, name: str) -> tuple[Mesh, np.ndarray]:
-    """Merge several objects into one mesh; UV squares, and the textures they map, are tiled side by
-    side with a gutter between them so they do not overlap. Returns the mesh and the gutter, (2,) the
-    fraction of a tile left free on each side in u and v (see :func:`texgen.uvtiles.place_in_tile`).
+def _merge(parts: list, name: str) -> tuple[Mesh, Optional[np.ndarray]]:
+    """Merge several objects into one mesh. Objects that map one texture (an atlas they share) keep
+    their UVs and it. Otherwise their UV squares, and the textures they map, are tiled side by side
+    with a gutter between them so they do not overlap. Returns the mesh and the gutter, (2,) the
+    fraction of a tile left free on each side in u and v (see :func:`texgen.uvtiles.place_in_tile`),
+    or None when nothing was tiled.
 
     Each face is first shifted by whole tiles into its object's 0-1 square, as ``Mesh.corner_uvs`` does,
     so a face in UV tile [1, 2] keeps the texels a repeating sampler reads.
     """
     meshes = [_from_trimesh(tm, part_name) for part_name, tm in parts]
     with_uvs = all(m.has_uvs for m in meshes)
+    shared = with_uvs and meshes[0].texture is not None and all(
+        m.texture is not None and np.array_equal(m.texture, meshes[0].texture) for m in meshes[1:])
+    tiled = with_uvs and not shared
     tiles = grid_size(len(meshes))
-    texels = _tile_texels(meshes, tiles) if with_uvs else None
+    texels = _tile_texels(meshes, tiles) if tiled else None
     # the gutter each side of a tile, a fraction of it in u and v: whole texels of the merged texture
-    gutter = np.full(2, 1 / TILE_GUTTER) if texels is None else texels[1] / (texels[0] + 2 * texels[1])
+    gutter = None if not tiled else np.full(2, 1 / TILE_GUTTER) if texels is None else \
+        texels[1] / (texels[0] + 2 * texels[1])
     positions, faces, uvs, uv_faces = [], [], [], []
     vertex_offset = uv_offset = 0
     for index, m in enumerate(meshes):
@@ -430,21 +436,26 @@ def _merge(parts: list, name: str) -> tuple[Mesh, np.ndarray]:
         faces.append(m.faces + vertex_offset)
         vertex_offset += len(m.positions)
         if with_uvs:
-            placed, placed_faces = place_in_tile(m.uvs, m.uv_faces, index, tiles, gutter)
+            placed, placed_faces = place_in_tile(m.uvs, m.uv_faces, index, tiles, gutter) if tiled else \
+                (m.uvs, m.uv_faces)
             uvs.append(placed)
             uv_faces.append(placed_faces + uv_offset)
             uv_offset += len(placed)
-    mesh = Mesh(np.concatenate(positions), np.concatenate(faces),
-                np.concatenate(uvs) if with_uvs else None,
-                np.concatenate(uv_faces) if with_uvs else None,
-                None if texels is None else _tiled_texture(meshes, [tm for _, tm in parts], tiles, *texels), name)
+    texture = meshes[0].texture if shared else \
+        None if texels is None else _tiled_texture(meshes, [tm for _, tm in parts], tiles, *texels)
+    mesh = Mesh(np.concatenate(positions), np.concatenate(faces), np.concatenate(uvs) if with_uvs else None,
+                np.concatenate(uv_faces) if with_uvs else None, texture, name)
+    if shared and all(m.material is not None and m.material.same_as(meshes[0].material) for m in meshes):
+        mesh.material = meshes[0].material
     if all(m.normals is not None for m in meshes):
         mesh.normals = np.concatenate([m.normals for m in meshes])
         offsets = np.cumsum([0] + [len(m.normals) for m in meshes[:-1]])
         mesh.normal_faces = np.concatenate([m.normal_faces + offset for m, offset in zip(meshes, offsets)])
     names = ", ".join(p[0] for p in parts)
     note = f"merged {len(parts)} objects ({names})"
-    if with_uvs:
+    if shared:
+        note += "; they map one texture, so their UVs and it are kept as they are"
+    elif with_uvs:
         note += f"; their UV squares were tiled {tiles}x{tiles} so they do not overlap (use --object NAME to keep one)"
     elif any(m.has_uvs for m in meshes):
         note += "; some had no UVs, so the merged mesh is unwrapped anew"
@@ -455,7 +466,7 @@ def _merge(parts: list, name: str) -> tuple[Mesh, np.ndarray]:
         if resized:
             note += f"; the textures of {', '.join(resized)} were resampled to {width}x{height} to fill a tile each"
     with_maps = [part[0] for part, m in zip(parts, meshes) if m.material is not None and m.material.maps]
-    if with_maps:
+    if with_maps and mesh.material is None:
         note += f"; the other maps of the materials of {', '.join(with_maps)} (normal, roughness...) are not kept"
     mesh.notes.append(note)
     log.warning("%s: %s", name, note)
