@@ -434,6 +434,18 @@ def test_ply_quads_with_per_corner_texcoords(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], mesh.positions[mesh.faces][:, :, :2] / 4)
 
 
+def test_obj_vt_lines_with_u_alone_read_v_as_zero(tmp_path: Path) -> None:
+    mesh = load_mesh(write(tmp_path / "u.obj", TRIANGLE + "vt 0.5\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n"))
+    np.testing.assert_array_equal(mesh.uvs, [[0.5, 0.0], [1.0, 0.0], [0.0, 1.0]])
+
+
+def test_binary_ply_of_polygons_with_a_face_out_of_range(tmp_path: Path) -> None:
+    path = write_ply(tmp_path / "far.ply", "binary_little_endian", dict(zip("xyz", L_POSITIONS.T)),
+                     [[2, 3, 4, 5, 0, 1], [1, 6, 99]])
+    with pytest.raises(MeshError, match="far.ply: face 1 refers to vertex 99, but the file has only 8 vertices"):
+        load_mesh(path)
+
+
 def test_ply_faces_of_fewer_than_three_corners_are_refused(tmp_path: Path) -> None:
     path = write_ply(tmp_path / "line.ply", "ascii", dict(zip("xyz", L_POSITIONS.T)), [[0, 1, 2, 3], [4, 5]])
     with pytest.raises(MeshError, match="line: face 1 of the PLY has 2 corners; a face needs 3 or more"):
@@ -512,6 +524,10 @@ def test_unwrap_modes(tmp_path: Path) -> None:
      "v_back.obj: line 3: a face refers to v -3, but the face has only 2 v lines above it"),
     ("letters.obj", TRIANGLE + "f 1 2 3\r\nf 1 2 x\r\n", "letters.obj: line 5: cannot read the face 'f 1 2 x'"),
     ("slashes.obj", TRIANGLE + "f 1/1/1/1 2 3\n", "slashes.obj: line 4: cannot read the face 'f 1/1/1/1 2 3'"),
+    ("short_vn.obj", TRIANGLE + "vn 0 1\nf 1//1 2//1 3//1\n",
+     "short_vn.obj: 1 of the file's 1 vn lines have fewer than 3"),
+    ("bad_vt.obj", TRIANGLE + "vt 0 x\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n",
+     "bad_vt.obj: a vt line holds something that is not"),
     ("two.obj", TRIANGLE + "f 1 2 3\nf 1 2\n",
      r"two.obj: line 5: cannot read the face 'f 1 2' \(a face needs 3 corners or more; a line is an 'l' line\)"),
     ("range.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 5\n", "face index outside the range of its vertices"),

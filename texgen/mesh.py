@@ -334,6 +334,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         data, line_numbers = _join_continued_lines(path.read_bytes())
         corners, sizes, lines, relative = _obj_faces(data, path.name, line_numbers)
         uv_gap = _obj_uv_gap(corners, sizes, lines)
+        lists = ObjLists(*(_obj_numbers(data, keyword, count, path.name, required)
+                           for keyword, count, required in ((b"v", 3, 3), (b"vt", 2, 1), (b"vn", 3, 3))))
         if relative:  # trimesh counts negative indices from the end of the file, not from the face
             source = io.BytesIO(_absolute_obj(data, corners, sizes))
             hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
@@ -349,8 +351,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     mesh, gutter = _merge(parts, path.stem) if len(parts) > 1 else (_from_trimesh(parts[0][1], path.stem), None)
     if suffix == ".obj":
         tiling = None if gutter is None else _obj_parts(data, lines, line_numbers, parts, gutter)
-        if (gutter is not None and tiling is None) or not _obj_own_lists(mesh, data, corners, sizes, tiling):
-            _weld_obj(mesh, data, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
+        if (gutter is not None and tiling is None) or not _obj_own_lists(mesh, lists, corners, sizes, tiling):
+            _weld_obj(mesh, lists.positions, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
     mesh.validate()
@@ -690,7 +692,15 @@ def _obj_parts(data: bytes, lines: np.ndarray, line_numbers: np.ndarray, parts: 
     return None if (part < 0).any() else ObjTiling(part, gutter, np.array([len(tm.faces) for _, tm in parts]))
 
 
-def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarray,
+class ObjLists(NamedTuple):
+    """An OBJ file's own ``v`` (V, 3), ``vt`` (T, 2) and ``vn`` (N, 3) lists, float64, in file order."""
+
+    positions: np.ndarray
+    uvs: np.ndarray
+    normals: np.ndarray
+
+
+def _obj_own_lists(mesh: Mesh, lists: ObjLists, corners: np.ndarray, sizes: np.ndarray,
                    tiling: Optional[ObjTiling] = None) -> bool:
     """Give an OBJ the file's own ``v``, ``vt`` and ``vn`` lists and faces back, and its polygons.
 
@@ -702,7 +712,7 @@ def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarr
     Returns False, and changes nothing, when the file's lists do not account for what trimesh read.
     corners : (C, 3) 0-based v, vt, vn index of each corner (-1: none); sizes : (P,) corners per ``f`` line
     """
-    positions, uvs = _obj_numbers(data, b"v", 3), _obj_numbers(data, b"vt", 2)
+    positions, uvs = lists.positions, lists.uvs
     file_uvs = 0 <= corners[:, 1].min() and corners[:, 1].max() < len(uvs)
     if int((sizes - 2).sum()) != len(mesh.faces) or corners[:, 0].max() >= len(positions) \
             or (mesh.has_uvs and not file_uvs):
@@ -720,7 +730,7 @@ def _obj_own_lists(mesh: Mesh, data: bytes, corners: np.ndarray, sizes: np.ndarr
         mesh.uvs, mesh.uv_faces = uvs, uv_faces
     mesh.normals = mesh.normal_faces = None
     if (corners[:, 2] >= 0).all():
-        mesh.normals, mesh.normal_faces = _obj_numbers(data, b"vn", 3), corners[corner, 2]
+        mesh.normals, mesh.normal_faces = lists.normals, corners[corner, 2]
     elif (corners[:, 2] >= 0).any():
         mesh.notes.append(f"{int((corners[:, 2] < 0).sum())} of {len(corners)} face corners have no normal (a vn "
                           "index), so the file's normals are not used: the exports write smooth vertex normals")
@@ -747,22 +757,39 @@ def _tile_parts(uvs: np.ndarray, uv_faces: np.ndarray, part: np.ndarray,
     return np.concatenate(placed_uvs), placed_faces
 
 
-def _obj_numbers(data: bytes, keyword: bytes, count: int) -> np.ndarray:
-    """(N, count) float64: the first ``count`` numbers of every ``v`` (or ``vt``) line, in file order."""
-    pattern = rb"^" + keyword + rb"[ \t]+" + rb"[ \t]+".join([rb"(\S+)"] * count)
-    return np.array(re.findall(pattern, data, flags=re.MULTILINE), dtype=np.float64).reshape(-1, count)
+def _obj_numbers(data: bytes, keyword: bytes, count: int, name: str, required: int | None = None) -> np.ndarray:
+    """(N, count) float64: the first ``count`` numbers of every ``v`` (``vt``, ``vn``) line, in file order;
+    numbers after the first ``required`` may be missing and read as 0 (OBJ's ``vt u`` means v = 0).
+
+    Raises MeshError when some of those lines hold fewer numbers (their indices would shift) or
+    something that is not a number; ``name`` names the mesh.
+    """
+    required = count if required is None else required
+    numbers = [rb"[ \t]+(\S+)"] * required + [rb"(?:[ \t]+(\S+))?"] * (count - required)
+    found = re.findall(rb"^" + keyword + b"".join(numbers), data, flags=re.MULTILINE)
+    lines = sum(data.count(b"\n" + keyword + blank) + data.startswith(keyword + blank) for blank in (b" ", b"\t"))
+    kind = keyword.decode()
+    if len(found) != lines:
+        raise MeshError(f"{name}: {lines - len(found)} of the file's {lines} {kind} lines have fewer than "
+                        f"{required} numbers")
+    try:
+        if required == count:
+            return np.array(found, dtype=np.float64).reshape(-1, count)
+        values = np.array(found, dtype=np.bytes_).reshape(-1, count)
+        return np.where(values == b"", b"0", values).astype(np.float64)
+    except ValueError as exc:
+        raise MeshError(f"{name}: a {kind} line holds something that is not a number ({exc})") from None
 
 
-def _weld_obj(mesh: Mesh, data: bytes, file_faces: Optional[np.ndarray]) -> None:
+def _weld_obj(mesh: Mesh, positions: np.ndarray, file_faces: Optional[np.ndarray]) -> None:
     """Undo trimesh's OBJ vertex split at UV seams.
 
     A file of triangles (``file_faces`` (F, 3) int64, its 0-based ``v`` indices) gets its own ``v``
-    list and indices back, so vertices that the user kept apart at one position (hard edges,
+    list (``positions`` (V, 3)) and indices back, so vertices that the user kept apart at one position (hard edges,
     touching parts) stay apart. Otherwise (polygons, several objects) vertices are welded on exact
     position equality, first-seen order.
     """
     if file_faces is not None and len(file_faces) == len(mesh.faces):
-        positions = _obj_numbers(data, b"v", 3)
         if file_faces.max() < len(positions) and np.array_equal(positions[file_faces], mesh.positions[mesh.faces]):
             mesh.positions, mesh.faces = positions, file_faces
             return
@@ -789,6 +816,17 @@ def _binary_ply_of_polygons(path: Path):
         return None
     if data.text:
         return None
+    elements = {element.name: element for element in data.elements}
+    if "vertex" in elements and "face" in elements:  # trimesh would only say "index out of bounds"
+        names = elements["face"].data.dtype.names or ()
+        lists = next((elements["face"].data[n] for n in ("vertex_indices", "vertex_index") if n in names), None)
+        if lists is not None and len(lists):
+            sizes, flat = _ragged(lists)
+            bad = np.flatnonzero((flat < 0) | (flat >= elements["vertex"].count))
+            if len(bad):
+                face = int(np.searchsorted(np.cumsum(sizes), bad[0], side="right"))
+                raise MeshError(f"{path.name}: face {face} refers to vertex {int(flat[bad[0]])}, but the file has "
+                                f"only {elements['vertex'].count} vertices")
     data.text = True
     text = io.BytesIO()
     data.write(text)
