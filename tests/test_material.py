@@ -126,3 +126,51 @@ def test_objects_that_share_one_material_keep_their_uvs_texture_and_material(tmp
         np.testing.assert_allclose(merged.uvs[merged.uv_faces[faces]], mesh.uvs[mesh.uv_faces], atol=1e-7)
     assert merged.material is not None and merged.material.same_as(alone[0].material)
     assert merged.notes[0].endswith("; they map one texture, so their UVs and it are kept as they are")
+
+
+def test_the_base_colours_alpha_comes_back_with_the_new_colour(tmp_path: Path) -> None:
+    """An alpha-tested card (a leaf): its cut-out stays, resampled to the new map's size."""
+    base = np.zeros((8, 8, 4), np.uint8)
+    base[..., :3] = plane(6)
+    base[..., 3] = np.where(np.add.outer(np.arange(8), np.arange(8)) < 8, 255, 0)
+    box = trimesh.creation.box()
+    uv = np.random.default_rng(0).uniform(0.05, 0.95, (len(box.vertices), 2))
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(base, "RGBA"), alphaMode="MASK",
+                                                   alphaCutoff=0.5)
+    trimesh.Trimesh(box.vertices, box.faces, visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
+                    process=False).export(tmp_path / "leaf.glb")
+    mesh = load_mesh(tmp_path / "leaf.glb")
+    np.testing.assert_array_equal(mesh.texture_alpha, base[..., 3])
+    paths = write_outputs(TextureResult(mesh, plane(7)), tmp_path / "same")
+    written = np.asarray(Image.open(paths["albedo"]))
+    assert written.shape == (8, 8, 4)
+    np.testing.assert_array_equal(written[..., 3], base[..., 3])
+    again = reloaded_material(paths["glb"])
+    assert again.alphaMode == "MASK" and np.asarray(again.baseColorTexture).shape == (8, 8, 4)
+    larger = np.repeat(np.repeat(plane(7), 4, axis=0), 4, axis=1)
+    paths = write_outputs(TextureResult(mesh, larger), tmp_path / "larger")
+    alpha = np.asarray(Image.open(paths["albedo"]))[..., 3]
+    assert alpha.shape == (32, 32) and alpha[0, 0] == 255 and alpha[-1, -1] == 0
+
+
+def test_opaque_textures_have_no_alpha(tmp_path: Path) -> None:
+    pbr_box(tmp_path / "box.glb")
+    assert load_mesh(tmp_path / "box.glb").texture_alpha is None
+
+
+def test_tiled_objects_lose_their_alpha_and_say_so(tmp_path: Path) -> None:
+    leaf = np.full((8, 8, 4), 255, np.uint8)
+    leaf[:4, :, 3] = 0
+    scene = trimesh.Scene()
+    for index, image in enumerate([Image.fromarray(leaf, "RGBA"), Image.fromarray(plane(8))]):
+        box = trimesh.creation.box()
+        uv = np.random.default_rng(index).uniform(0.05, 0.95, (len(box.vertices), 2))
+        visual = trimesh.visual.TextureVisuals(uv=uv, material=trimesh.visual.material.PBRMaterial(
+            baseColorTexture=image))
+        part = trimesh.Trimesh(box.vertices + [3.0 * index, 0, 0], box.faces, visual=visual, process=False)
+        scene.add_geometry(part, node_name=f"part{index}", geom_name=f"part{index}")
+    scene.export(tmp_path / "two.glb")
+    merged = load_mesh(tmp_path / "two.glb")
+    assert merged.texture_alpha is None and "; the alpha (cut-outs) of the textures of part0 is not kept" in \
+        merged.notes[0]
+    assert load_mesh(tmp_path / "two.glb", object_name="part0", unwrap="always").texture_alpha is None

@@ -157,7 +157,8 @@ def write_outputs(result: TextureResult, out_dir: PathLike, name: str | None = N
                   overwrite: bool = False) -> dict[str, Path]:
     """Write a job's files into ``out_dir`` and return them by kind (``OUTPUT_KINDS``).
 
-    ``NAME.glb`` (texture embedded), ``NAME.obj`` + ``NAME.mtl`` + ``NAME_albedo.png``,
+    ``NAME.glb`` (texture embedded), ``NAME.obj`` + ``NAME.mtl`` + ``NAME_albedo.png`` (with the
+    input's alpha when its base colour had one, ``Mesh.texture_alpha``),
     ``NAME_report.json`` and ``NAME_preview.png``; NAME defaults to the mesh's name. Every
     file is encoded before anything is written, then all are written as one job
     (:func:`write_files`): nothing is overwritten unless ``overwrite``, nothing half-done stays.
@@ -169,7 +170,7 @@ def write_outputs(result: TextureResult, out_dir: PathLike, name: str | None = N
     texture = _rgb8(result.texture, "texture")
     preview = _rgb8(result.preview, "preview") if result.preview is not None else contact_sheet(
         [("texture", texture)], 1, tile_size=512)
-    albedo = png_bytes(texture)
+    albedo = png_bytes(texture if mesh.texture_alpha is None else _with_alpha(texture, mesh.texture_alpha))
     tint = (1.0, 1.0, 1.0) if mesh.material is None else mesh.material.base_color_factor[:3]
     data = {"glb": glb_bytes(mesh, albedo, name), "obj": obj_bytes(mesh, paths["mtl"].name, name),
             "mtl": mtl_bytes(name, paths["albedo"].name, tint), "albedo": albedo,
@@ -183,6 +184,15 @@ def write_outputs(result: TextureResult, out_dir: PathLike, name: str | None = N
         raise _write_error(folder, exc) from exc
     write_files({paths[kind]: data[kind] for kind in OUTPUT_KINDS}, overwrite=overwrite)
     return paths
+
+
+def _with_alpha(texture: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """(N, M, 4) uint8: ``texture`` (N, M, 3) with the mesh's alpha (H, W) resampled to its size."""
+    from PIL import Image
+
+    if alpha.shape != texture.shape[:2]:
+        alpha = np.asarray(Image.fromarray(alpha).resize(texture.shape[1::-1], Image.BILINEAR))
+    return np.concatenate([texture, alpha[:, :, None]], axis=2)
 
 
 # ---------------------------------------------------------------------- encoders

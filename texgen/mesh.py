@@ -54,6 +54,8 @@ class Mesh:
     uvs : (T, 2) float64 or None
     uv_faces : (F, 3) int64 or None
     texture : (H, W, 3) uint8 base-colour image the UVs map, or None
+    texture_alpha : (H, W) uint8 that image's alpha (opacity, cut-outs), which the exports write back
+        with the new colour; None when the image is opaque
     notes : what loading did to the input (unwrapped, welded, merged, skipped faces...)
     polygons : (P,) int64 corner count of each face of an OBJ file that had polygons, whose
         triangles follow one another in ``faces``; the OBJ export writes them back. None for a
@@ -80,6 +82,7 @@ class Mesh:
     normals: Optional[np.ndarray] = None
     normal_faces: Optional[np.ndarray] = None
     material: Optional[Material] = None
+    texture_alpha: Optional[np.ndarray] = None
 
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
@@ -148,6 +151,9 @@ class Mesh:
                     self.notes.append(note)
         if self.texture is not None:
             self.texture = _as_rgb8(self.texture, name)
+        if self.texture_alpha is not None and (self.texture is None or self.texture_alpha.dtype != np.uint8
+                                               or self.texture_alpha.shape != self.texture.shape[:2]):
+            raise MeshError(f"{name}: texture_alpha must be (H, W) uint8 like the texture")
         if self.normals is not None:
             if self.normal_faces is None or self.normal_faces.shape != self.faces.shape:
                 raise MeshError(f"{name}: normal_faces must be (F, 3) like faces")
@@ -392,7 +398,7 @@ def _scene_parts(loaded, filename: str, object_name: str) -> list:
 
 def _from_trimesh(tm, name: str) -> Mesh:
     uvs = getattr(tm.visual, "uv", None)
-    texture = None
+    texture = alpha = None
     material = getattr(tm.visual, "material", None)
     if material is not None:
         image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
@@ -400,9 +406,12 @@ def _from_trimesh(tm, name: str) -> Mesh:
             texture = np.asarray(image.convert("RGB"))
             if texture.shape[:2] == (2, 2) and (texture == texture[0, 0]).all():
                 texture = None  # trimesh's placeholder image for a material that has none
+            elif "A" in image.getbands() or "transparency" in image.info:
+                alpha = np.asarray(image.convert("RGBA"))[:, :, 3]
+                alpha = alpha if (alpha < 255).any() else None
     faces = np.asarray(tm.faces, dtype=np.int64)
     mesh = Mesh(np.asarray(tm.vertices, dtype=np.float64), faces, texture=texture, name=name,
-                material=None if material is None else Material.from_trimesh(material))
+                material=None if material is None else Material.from_trimesh(material), texture_alpha=alpha)
     if uvs is not None and len(uvs) == len(tm.vertices):
         mesh.uvs, mesh.uv_faces = np.asarray(uvs, dtype=np.float64), faces.copy()
     # trimesh caches the normals a file gives (glTF NORMAL, OBJ vn, PLY nx ny nz) and computes them only when asked
@@ -449,6 +458,7 @@ def _merge(parts: list, name: str) -> tuple[Mesh, Optional[np.ndarray]]:
                 np.concatenate(uv_faces) if with_uvs else None, texture, name)
     if shared and all(m.material is not None and m.material.same_as(meshes[0].material) for m in meshes):
         mesh.material = meshes[0].material
+    mesh.texture_alpha = meshes[0].texture_alpha if shared else None
     if all(m.normals is not None for m in meshes):
         mesh.normals = np.concatenate([m.normals for m in meshes])
         offsets = np.cumsum([0] + [len(m.normals) for m in meshes[:-1]])
@@ -467,6 +477,9 @@ def _merge(parts: list, name: str) -> tuple[Mesh, Optional[np.ndarray]]:
                    if m.texture is not None and m.texture.shape[:2] != (height, width)]
         if resized:
             note += f"; the textures of {', '.join(resized)} were resampled to {width}x{height} to fill a tile each"
+    with_alpha = [part[0] for part, m in zip(parts, meshes) if m.texture_alpha is not None]
+    if with_alpha and mesh.texture_alpha is None:
+        note += f"; the alpha (cut-outs) of the textures of {', '.join(with_alpha)} is not kept"
     with_maps = [part[0] for part, m in zip(parts, meshes) if m.material is not None and m.material.maps]
     if with_maps and mesh.material is None:
         note += f"; the other maps of the materials of {', '.join(with_maps)} (normal, roughness...) are not kept"
@@ -922,7 +935,7 @@ def apply_unwrap(mesh: Mesh, unwrap: str = "auto") -> Mesh:
     if not ok.all():  # degenerate faces get a zero-area UV triangle at the first UV
         uv_faces[~ok] = 0
     mesh.uvs, mesh.uv_faces = uvs, uv_faces
-    mesh.texture = None
+    mesh.texture = mesh.texture_alpha = None
     note = ("the mesh had no UVs; unwrapped with xatlas" if unwrap == "auto"
             else "UVs replaced by a new xatlas unwrap (--unwrap always)")
     if mesh.material is not None and mesh.material.maps:
