@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "texture",
     "inpaint_seams",
     "eval",
+    "inspect_mesh",
     "models",
     "serve",
     "keys",
