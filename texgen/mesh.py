@@ -701,7 +701,7 @@ def _obj_parts(data: bytes, lines: np.ndarray, line_numbers: np.ndarray, parts: 
     if (last < 0).any():
         return None
     index = {name: number for number, name in enumerate(names)}
-    part = np.array([index.get(found[k].group(1).decode(errors="replace"), -1) for k in last.tolist()], np.int64)
+    part = np.array([index.get(match.group(1).decode(errors="replace"), -1) for match in found], np.int64)[last]
     return None if (part < 0).any() else ObjTiling(part, gutter, np.array([len(tm.faces) for _, tm in parts]))
 
 
