@@ -236,8 +236,8 @@ def obj_bytes(mesh: Mesh, mtl_name: str, material: str) -> bytes:
     """Wavefront OBJ text: the welded ``v`` positions, the ``vt`` UVs, the file's ``vn`` normals when
     the mesh kept them, and the ``f v/vt[/vn]`` corners as stored.
 
-    A mesh read from an OBJ or PLY with polygons gets its polygons back (``Mesh.polygons``), unless
-    its UVs no longer allow it (a new unwrap that cut a polygon along its diagonal): then triangles.
+    A mesh read from an OBJ or PLY with polygons gets its polygons back (``Mesh.polygons``), each
+    except those its UVs no longer allow (a new unwrap that cut it along a diagonal): their triangles.
     Numbers are written with Python's shortest round-trip repr, so loading gives back the
     exact float64 values.
     """
@@ -292,7 +292,8 @@ def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
         of first appearance in ``faces``, and triangles (F, 3) int64 into those K vertices. A mesh
         loaded from a GLB has one per vertex, so it keeps its vertices and their order.
     """
-    corners = corner_indices(mesh).reshape(-1, 2 + (mesh.normals is not None))
+    indices = corner_indices(mesh)
+    corners = indices.reshape(-1, indices.shape[2])
     groups = row_groups(corners)
     _, first = np.unique(groups, return_index=True)
     order = np.argsort(first)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import MeshError
 from .material import Material
-from .polygons import triangulate
+from .polygons import corner_rows, triangulate
 from .uvtiles import face_tiles, grid_size, place_in_tile
 
 log = logging.getLogger(__name__)
@@ -731,7 +731,7 @@ def _obj_own_lists(mesh: Mesh, lists: ObjLists, corners: np.ndarray, sizes: np.n
             or (mesh.has_uvs and not file_uvs):
         return False
     local = triangulate(positions[corners[:, 0]], sizes)
-    corner = np.repeat(np.cumsum(sizes) - sizes, sizes - 2)[:, None] + local  # (F, 3) rows of ``corners``
+    corner = corner_rows(local, sizes)  # (F, 3) rows of ``corners``
     uv_faces = corners[corner, 1]
     if tiling is not None and mesh.has_uvs:
         part = np.repeat(tiling.part, sizes - 2)  # of each triangle
@@ -798,9 +798,9 @@ def _weld_obj(mesh: Mesh, positions: np.ndarray, file_faces: Optional[np.ndarray
     """Undo trimesh's OBJ vertex split at UV seams.
 
     A file of triangles (``file_faces`` (F, 3) int64, its 0-based ``v`` indices) gets its own ``v``
-    list (``positions`` (V, 3)) and indices back, so vertices that the user kept apart at one position (hard edges,
-    touching parts) stay apart. Otherwise (polygons, several objects) vertices are welded on exact
-    position equality, first-seen order.
+    list (``positions`` (V, 3)) and indices back, so vertices that the user kept apart at one
+    position (hard edges, touching parts) stay apart. Otherwise (polygons, several objects)
+    vertices are welded on exact position equality, first-seen order.
     """
     if file_faces is not None and len(file_faces) == len(mesh.faces):
         if file_faces.max() < len(positions) and np.array_equal(positions[file_faces], mesh.positions[mesh.faces]):
@@ -814,6 +814,9 @@ def _weld_obj(mesh: Mesh, positions: np.ndarray, file_faces: Optional[np.ndarray
     rank[order] = np.arange(len(order))
     mesh.positions = mesh.positions[first[order]]
     mesh.faces = rank[inverse.reshape(-1)][mesh.faces]
+
+
+PLY_FACE_LISTS = ("vertex_indices", "vertex_index")  # the names PLY writers give a face's corner list
 
 
 def _binary_ply_of_polygons(path: Path):
@@ -832,7 +835,7 @@ def _binary_ply_of_polygons(path: Path):
     elements = {element.name: element for element in data.elements}
     if "vertex" in elements and "face" in elements:  # trimesh would only say "index out of bounds"
         names = elements["face"].data.dtype.names or ()
-        lists = next((elements["face"].data[n] for n in ("vertex_indices", "vertex_index") if n in names), None)
+        lists = next((elements["face"].data[n] for n in PLY_FACE_LISTS if n in names), None)
         if lists is not None and len(lists):
             sizes, flat = _ragged(lists)
             bad = np.flatnonzero((flat < 0) | (flat >= elements["vertex"].count))
@@ -861,9 +864,8 @@ def _ply_own_lists(mesh: Mesh, tm) -> None:
     parsed elements in ``metadata["_ply_raw"]``.
     """
     raw = tm.metadata.get("_ply_raw", {})
-    corners = _ply_property(raw, "face", "vertex_indices")
-    if corners is None:
-        corners = _ply_property(raw, "face", "vertex_index")
+    corners = next((lists for lists in (_ply_property(raw, "face", n) for n in PLY_FACE_LISTS) if lists is not None),
+                   None)
     if corners is None:
         return
     sizes, flat = _ragged(corners)
@@ -886,7 +888,7 @@ def _ply_own_lists(mesh: Mesh, tm) -> None:
     else:
         return
     local = triangulate(positions[flat], sizes)
-    corner = np.repeat(np.cumsum(sizes) - sizes, sizes - 2)[:, None] + local  # (F, 3) corner numbers
+    corner = corner_rows(local, sizes)  # (F, 3) indices into ``flat``
     mesh.positions, mesh.faces = positions, flat[corner]
     if uvs is not None:
         mesh.uvs, mesh.uv_faces = uvs, uv_index.reshape(-1)[corner]

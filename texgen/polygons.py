@@ -27,17 +27,25 @@ def triangulate(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     sizes = np.asarray(sizes, dtype=np.int64)
     triangles = sizes - 2
     first = np.cumsum(triangles) - triangles
+    starts = np.cumsum(sizes) - sizes
     k = np.arange(int(triangles.sum())) - np.repeat(first, triangles)
     local = np.stack([np.zeros_like(k), k + 1, k + 2], axis=1)
     for polygon in np.flatnonzero(_concave(points, sizes)):
-        start = int(np.cumsum(sizes)[polygon] - sizes[polygon])
-        cut = _ear_clip(points[start:start + sizes[polygon]])
+        cut = _ear_clip(points[starts[polygon]:starts[polygon] + sizes[polygon]])
         if cut is None:
             log.warning("earcut cannot cut a concave polygon of %d corners (does it cross itself?); "
                         "it is triangulated as a fan", sizes[polygon])
             continue
         local[first[polygon]:first[polygon] + triangles[polygon]] = cut
     return local
+
+
+def corner_rows(local: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(F, 3) int64 the row of each triangle corner in the polygons' corner list (polygon after polygon).
+
+    local : (F, 3) :func:`triangulate`'s corner numbers; sizes : (P,) with sum(sizes - 2) = F
+    """
+    return np.repeat(np.cumsum(sizes) - sizes, sizes - 2)[:, None] + local
 
 
 def polygon_faces(triangle_values: np.ndarray, local: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,9 +57,8 @@ def polygon_faces(triangle_values: np.ndarray, local: np.ndarray, sizes: np.ndar
     returns : corners (C, ...) the value of each face corner, face after face; face sizes (P',)
     """
     count = len(sizes)
-    starts = np.cumsum(sizes) - sizes
     owner = np.repeat(np.arange(count), sizes - 2)  # the polygon of each triangle
-    slot = (starts[owner][:, None] + local).reshape(-1)
+    slot = corner_rows(local, sizes).reshape(-1)
     values = triangle_values.reshape((-1,) + triangle_values.shape[2:])
     table = np.zeros((int(sizes.sum()),) + values.shape[1:], dtype=values.dtype)
     table[slot] = values
