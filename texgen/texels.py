@@ -263,8 +263,8 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
         to 1, overlap (M,) bool
     """
     size = top.shape[0]
-    rows, cols = np.nonzero(top >= 0)
-    texel = rows * size + cols
+    texel = np.flatnonzero(top >= 0)
+    rows, cols = np.divmod(texel, size)
     triangle = np.take(top, texel)
     bary = _barycentric_f32(edges, triangle, rows, cols)
     near_edge = texel[(bary.amin(dim=1) < DOUBT).numpy()]
@@ -288,7 +288,7 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     hit_bary = _barycentric(edges, hit_triangle, hit_texel, size)
     inside = hit_bary.min(axis=1) >= -EDGE_EPS
     hit_texel, hit_triangle, hit_bary = hit_texel[inside], hit_triangle[inside], hit_bary[inside]
-    settled, pick, settled_overlap = _resolve_hits(mesh, hit_texel, faces[hit_triangle], hit_bary, size)
+    settled, pick, settled_overlap = _resolve_hits(mesh, hit_texel, faces[hit_triangle], hit_bary)
     settled_triangle = hit_triangle[pick]
     # the float64 test decides; the barycentrics are computed as for every other texel, then clamped
     # into the triangle (GL's other texels are at least DOUBT inside it)
@@ -354,31 +354,31 @@ def _positions(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(sorted_values[at] == values, at, -1)
 
 
-def _resolve_hits(mesh: Mesh, hit_texel: np.ndarray, hit_face: np.ndarray, hit_bary: np.ndarray,
-                  size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _resolve_hits(mesh: Mesh, hit_texel: np.ndarray, hit_face: np.ndarray,
+                  hit_bary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One hit per covered texel, and which texels are overlaps.
 
-    hit_texel, hit_face, hit_bary : (H,), (H,), (H, 3) every (texel, face) pair whose triangle covers the texel
+    hit_texel, hit_face, hit_bary : (H,), (H,), (H, 3) every (texel, face) pair whose triangle covers the
+        texel, ``hit_texel`` ascending
     returns : texel (M,) sorted flat indices, pick (M,) the hit kept for each (that of the highest
-        face index, like a painter's algorithm), overlap (M,) bool
+        face index, like a painter's algorithm; of the later hit between equals), overlap (M,) bool
     """
-    count = np.bincount(hit_texel, minlength=size * size)
-    texel = np.flatnonzero(count)
-    winner = np.zeros(size * size, dtype=np.int64)
-    single = count[hit_texel] == 1
-    winner[hit_texel[single]] = np.flatnonzero(single)
+    starts = np.flatnonzero(np.r_[True, hit_texel[1:] != hit_texel[:-1]]) if len(hit_texel) else hit_texel
+    texel = hit_texel[starts]
+    count = np.diff(np.r_[starts, len(hit_texel)])
+    pick = starts.copy()
+    overlap = np.zeros(len(texel), dtype=bool)
     # texels hit more than once (shared edges, overlapping UVs) are few: sort those hits alone
-    shared = np.flatnonzero(~single)
-    shared = shared[np.lexsort((hit_face[shared], hit_texel[shared]))]
-    shared_texel = hit_texel[shared]
-    starts = np.flatnonzero(np.r_[True, shared_texel[1:] != shared_texel[:-1]])
-    overlap = np.zeros(size * size, dtype=bool)
-    if len(shared):
-        ends = np.r_[starts[1:], len(shared)] - 1
-        winner[shared_texel[ends]] = shared[ends]
+    group = np.flatnonzero(count > 1)
+    if len(group):
+        shared = np.flatnonzero(np.repeat(count > 1, count))
+        shared = shared[np.lexsort((shared, hit_face[shared], hit_texel[shared]))]
+        first = np.r_[0, np.cumsum(count[group])[:-1]]
+        last = np.r_[first[1:], len(shared)] - 1
+        pick[group] = shared[last]
         # a texel centre on an edge shared by two faces of one island is not an overlap
         interior = (hit_bary[shared].min(axis=1) > INTERIOR).astype(np.int64)
         islands = mesh.face_islands[hit_face[shared]]
-        overlap[shared_texel[starts]] = ((np.add.reduceat(interior, starts) > 1)
-                                         | (np.minimum.reduceat(islands, starts) != np.maximum.reduceat(islands, starts)))
-    return texel, winner[texel], overlap[texel]
+        overlap[group] = ((np.add.reduceat(interior, first) > 1)
+                          | (np.minimum.reduceat(islands, first) != np.maximum.reduceat(islands, first)))
+    return texel, pick, overlap
