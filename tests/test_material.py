@@ -14,6 +14,7 @@ from PIL import Image
 
 from texgen.eval import OracleGenerator
 from texgen.export import write_outputs
+from texgen.inspection import inspect_mesh
 from texgen.mesh import load_mesh
 from texgen.pipeline import texture_mesh
 from texgen.result import TextureResult
@@ -63,11 +64,77 @@ def test_the_glb_export_gives_the_material_back(tmp_path: Path) -> None:
     assert (again.metallicFactor, again.roughnessFactor, again.alphaMode, again.alphaCutoff, again.doubleSided) == \
         (0.25, 0.75, "MASK", 0.25, False)
     np.testing.assert_allclose(again.emissiveFactor, [1.0, 0.5, 0.0])
-    data = paths["glb"].read_bytes()
-    header = json.loads(data[20:20 + struct.unpack("<I", data[12:16])[0]])
+    header = glb_json(paths["glb"])
     assert len(header["images"]) == 4  # occlusion shares the metallic-roughness image, as in the file
     # the OBJ's material carries the tint too
     assert "Kd 0.501961 0.25098 1\n" in paths["mtl"].read_text()
+
+
+def glb_json(path: Path) -> dict:
+    data = path.read_bytes()
+    return json.loads(data[20:20 + struct.unpack("<I", data[12:16])[0]])
+
+
+def edit_glb_json(path: Path, edit) -> None:
+    """Rewrite a GLB's JSON chunk with ``edit(tree)``, keeping its binary chunk."""
+    data = path.read_bytes()
+    length = struct.unpack("<I", data[12:16])[0]
+    tree = json.loads(data[20:20 + length])
+    edit(tree)
+    header = json.dumps(tree).encode()
+    header += b" " * (-len(header) % 4)
+    rest = data[20 + length:]
+    path.write_bytes(struct.pack("<4sII", b"glTF", 2, 12 + 8 + len(header) + len(rest))
+                     + struct.pack("<I4s", len(header), b"JSON") + header + rest)
+
+
+def test_glb_details_trimesh_does_not_read_are_kept_or_named(tmp_path: Path) -> None:
+    """Normal scale, occlusion strength, texture transforms and the material's own extensions come back;
+    a map on a second UV set and an extension holding textures are left out, with a note each."""
+    pbr_box(tmp_path / "box.glb")
+    transform = {"offset": [0.5, 0.0], "scale": [2.0, 2.0]}
+
+    def edit(tree: dict) -> None:
+        (material,) = tree["materials"]
+        material["normalTexture"].update(scale=0.5, extensions={"KHR_texture_transform": transform})
+        material["emissiveTexture"]["texCoord"] = 1
+        material["occlusionTexture"]["strength"] = 0.25
+        material["extensions"] = {"KHR_materials_emissive_strength": {"emissiveStrength": 4.0},
+                                  "KHR_materials_clearcoat": {"clearcoatFactor": 1.0,
+                                                              "clearcoatTexture": {"index": 0}}}
+        tree["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_1"] = \
+            tree["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_0"]
+        tree["extensionsUsed"] = ["KHR_texture_transform", "KHR_materials_emissive_strength",
+                                  "KHR_materials_clearcoat"]
+        tree["extensionsRequired"] = ["KHR_materials_emissive_strength"]
+
+    edit_glb_json(tmp_path / "box.glb", edit)
+    mesh = load_mesh(tmp_path / "box.glb")
+    assert sorted(mesh.material.maps) == ["metallic_roughness", "normal", "occlusion"]
+    assert mesh.notes == [
+        "the material's emissive map reads TEXCOORD_1, a UV set texgen does not keep; it is left out of the exports",
+        "the material's KHR_materials_clearcoat holds textures, which texgen does not carry; it is left out"]
+    paths = write_outputs(TextureResult(mesh, plane(5)), tmp_path / "out")
+    tree = glb_json(paths["glb"])
+    (material,) = tree["materials"]
+    assert material["normalTexture"]["scale"] == 0.5
+    assert material["normalTexture"]["extensions"] == {"KHR_texture_transform": transform}
+    assert material["occlusionTexture"]["strength"] == 0.25 and "emissiveTexture" not in material
+    assert material["extensions"] == {"KHR_materials_emissive_strength": {"emissiveStrength": 4.0}}
+    assert tree["extensionsUsed"] == ["KHR_materials_emissive_strength", "KHR_texture_transform"]
+    assert tree["extensionsRequired"] == ["KHR_materials_emissive_strength"]
+    assert load_mesh(paths["glb"]).material.same_as(mesh.material)  # and it reads back the same
+    assert inspect_mesh(mesh, None)["material"]["gltf_extensions"] == tree["extensionsUsed"]
+
+
+def test_a_base_colour_map_on_another_uv_set_is_not_read_on_the_kept_uvs(tmp_path: Path) -> None:
+    pbr_box(tmp_path / "box.glb")
+    edit_glb_json(tmp_path / "box.glb",
+                  lambda tree: tree["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"].update(texCoord=1))
+    mesh = load_mesh(tmp_path / "box.glb")
+    assert mesh.texture is None and mesh.notes[0].startswith("the base colour map reads TEXCOORD_1, a UV set texgen "
+                                                             "does not keep, so it does not map on the UVs")
+    assert "normal" in mesh.material.maps  # the other maps are on TEXCOORD_0
 
 
 def test_a_generated_base_colour_drops_the_old_tint_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -305,7 +305,8 @@ def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
 def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
     """A binary glTF 2.0 file: one node, one mesh with POSITION, NORMAL and TEXCOORD_0, the PNG
     embedded as the base-colour texture of the mesh's own glTF material (``Mesh.material``, with
-    its other maps), or of a matte material (metallic 0, roughness 1) when it has none.
+    its other maps, their transforms and its extensions), or of a matte material (metallic 0,
+    roughness 1) when it has none.
 
     Positions are in the user's frame (as float32, as glTF stores them). Normals are the file's own
     (made unit length, as glTF requires), or the mesh's smooth vertex normals when it had none.
@@ -359,6 +360,10 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
         "images": [{"bufferView": 4 + index, "mimeType": "image/png"} for index in range(len(images))],
         "accessors": accessors, "bufferViews": views, "buffers": [{"byteLength": len(binary)}],
     }
+    if material.extensions_used:
+        gltf["extensionsUsed"] = material.extensions_used
+    if material.required_extensions:
+        gltf["extensionsRequired"] = list(material.required_extensions)
     header = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
     header += b" " * (-len(header) % 4)
     total = 12 + 8 + len(header) + 8 + len(binary)

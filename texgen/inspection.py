@@ -46,7 +46,8 @@ def inspect_mesh(mesh: Mesh, texels: TexelMap | None = None) -> dict[str, Any]:
         facts["material"] = {"name": material.name, "maps": sorted(material.maps),
                              "base_color_factor": material.base_color_factor.tolist(),
                              "metallic": material.metallic_factor, "roughness": material.roughness_factor,
-                             "alpha_mode": material.alpha_mode, "double_sided": material.double_sided}
+                             "alpha_mode": material.alpha_mode, "double_sided": material.double_sided,
+                             "gltf_extensions": material.extensions_used}
     return facts
 
 

@@ -2,19 +2,29 @@
 
 texgen makes (or repairs) the base colour map, ``Mesh.texture``. The rest of the material is the
 user's work: the normal, metallic-roughness, occlusion and emissive maps, the factors, the alpha
-mode and whether it is double-sided. A GLB read with one material keeps it here; the GLB export
-writes it back around the new base colour map.
+mode and whether it is double-sided, and from the file's glTF JSON (which trimesh does not read
+there) the normal scale, occlusion strength, texture transforms and the material's extensions. A
+GLB read with one material keeps it here; the GLB export writes it back around the new base
+colour map. Maps on another UV set than TEXCOORD_0 are dropped with a note: texgen keeps one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 MAPS = ("metallic_roughness", "normal", "occlusion", "emissive")
+# where each map's textureInfo sits in a glTF material: (parent key or None, key)
+GLTF_MAP_KEYS = {"metallic_roughness": ("pbrMetallicRoughness", "metallicRoughnessTexture"),
+                 "normal": (None, "normalTexture"), "occlusion": (None, "occlusionTexture"),
+                 "emissive": (None, "emissiveTexture")}
+TEXTURE_TRANSFORM = "KHR_texture_transform"
 
 
 @dataclass
@@ -26,6 +36,10 @@ class Material:
     normal : tangent-space normal map
     occlusion : ambient occlusion in R
     emissive : emitted colour, multiplied with ``emissive_factor`` (3,)
+    normal_scale, occlusion_strength : the normal map's scale and the occlusion map's strength
+    map_transforms : the ``KHR_texture_transform`` of each map that has one, as the file gives it
+    extensions : the material's own glTF extensions that hold no texture (``KHR_materials_emissive_strength``,
+        ``KHR_materials_ior``...), as the file gives them; ``required_extensions`` those of them the file requires
     """
 
     name: str = ""
@@ -40,6 +54,11 @@ class Material:
     alpha_mode: str = "OPAQUE"
     alpha_cutoff: float = 0.5
     double_sided: bool = False
+    normal_scale: float = 1.0
+    occlusion_strength: float = 1.0
+    map_transforms: dict[str, dict] = dataclasses.field(default_factory=dict)
+    extensions: dict[str, dict] = dataclasses.field(default_factory=dict)
+    required_extensions: tuple[str, ...] = ()
 
     @classmethod
     def from_trimesh(cls, material) -> Optional["Material"]:
@@ -72,6 +91,42 @@ class Material:
                    emissive=image(material.emissiveTexture), alpha_mode=material.alphaMode or "OPAQUE",
                    alpha_cutoff=number(material.alphaCutoff, 0.5), double_sided=bool(material.doubleSided))
 
+    def with_gltf_details(self, gltf: dict, notes: list[str]) -> "Material":
+        """This material with what trimesh does not read from the file's glTF JSON ``gltf``: the normal
+        scale, the occlusion strength, texture transforms and the material's extensions.
+
+        The file's material is the one named like this one, else the one material its meshes use. Maps
+        on a UV set other than TEXCOORD_0, which texgen does not keep, are dropped, and so are
+        extensions that hold textures; ``notes`` says which. Where the file's meshes use several
+        materials that differ in these details, only the dropping is done.
+        """
+        sources = _sources(gltf, self.name)
+        if not sources:
+            return self
+        changes: dict = {}
+        for name in self.maps:
+            infos = [_texture_info(source, name) for source in sources]
+            uv_set = max(_uv_set(info) for info in infos)
+            if uv_set:
+                changes[name] = None
+                notes.append(f"the material's {name} map reads TEXCOORD_{uv_set}, a UV set texgen does not keep; "
+                             "it is left out of the exports")
+        details = [_details(source, set(self.maps) - set(changes)) for source in sources]
+        if any(detail != details[0] for detail in details[1:]):
+            notes.append("the objects' glTF materials differ in details texgen keeps only when they agree (normal "
+                         "scale, occlusion strength, texture transforms, extensions); those are left out")
+            return dataclasses.replace(self, **changes)
+        for key, extension in (sources[0].get("extensions") or {}).items():
+            if _holds_texture(extension):
+                notes.append(f"the material's {key} holds textures, which texgen does not carry; it is left out")
+        required = tuple(key for key in gltf.get("extensionsRequired") or [] if key in details[0]["extensions"])
+        return dataclasses.replace(self, **changes, **details[0], required_extensions=required)
+
+    @property
+    def extensions_used(self) -> list[str]:
+        """The glTF extensions :meth:`gltf` writes."""
+        return sorted(set(self.extensions) | ({TEXTURE_TRANSFORM} if self.map_transforms else set()))
+
     def same_as(self, other: "Material") -> bool:
         """Whether ``other`` has the same factors, maps and settings (the name aside)."""
         return all(np.array_equal(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else a == b
@@ -91,7 +146,7 @@ class Material:
 
     def without_maps(self) -> "Material":
         """This material without its maps (they follow UVs that are gone)."""
-        return dataclasses.replace(self, **{name: None for name in MAPS})
+        return dataclasses.replace(self, **{name: None for name in MAPS}, map_transforms={})
 
     def gltf(self, base_colour: int, texture_of: dict[str, int]) -> dict:
         """The glTF material object: ``base_colour`` is the base colour map's texture index,
@@ -100,16 +155,97 @@ class Material:
                "roughnessFactor": self.roughness_factor}
         if not np.array_equal(self.base_color_factor, np.ones(4)):
             pbr["baseColorFactor"] = [float(x) for x in self.base_color_factor]
-        if "metallic_roughness" in texture_of:
-            pbr["metallicRoughnessTexture"] = {"index": texture_of["metallic_roughness"]}
         material = {"name": self.name, "pbrMetallicRoughness": pbr, "doubleSided": self.double_sided,
                     "alphaMode": self.alpha_mode}
         if self.alpha_mode == "MASK":
             material["alphaCutoff"] = self.alpha_cutoff
-        for name, key in (("normal", "normalTexture"), ("occlusion", "occlusionTexture"),
-                          ("emissive", "emissiveTexture")):
+        for name, (parent, key) in GLTF_MAP_KEYS.items():
             if name in texture_of:
-                material[key] = {"index": texture_of[name]}
+                info = {"index": texture_of[name]}
+                if name == "normal" and self.normal_scale != 1.0:
+                    info["scale"] = self.normal_scale
+                if name == "occlusion" and self.occlusion_strength != 1.0:
+                    info["strength"] = self.occlusion_strength
+                if name in self.map_transforms:
+                    info["extensions"] = {TEXTURE_TRANSFORM: self.map_transforms[name]}
+                (material if parent is None else material[parent])[key] = info
         if self.emissive_factor.any():
             material["emissiveFactor"] = [float(x) for x in self.emissive_factor]
+        if self.extensions:
+            material["extensions"] = self.extensions
         return material
+
+
+def read_gltf_json(path: Path) -> dict:
+    """The JSON of a .gltf file, or of a .glb file's first chunk ({} when it has none)."""
+    data = path.read_bytes()
+    if data[:4] == b"glTF":
+        length, kind = struct.unpack_from("<I4s", data, 12) if len(data) >= 20 else (0, b"")
+        data = data[20:20 + length] if kind == b"JSON" else b"{}"
+    try:
+        tree = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return tree if isinstance(tree, dict) else {}
+
+
+def base_colour_mapping(gltf: dict, name: str) -> tuple[int, bool]:
+    """How the base colour map of the glTF material named ``name`` (see :meth:`Material.with_gltf_details`)
+    is mapped: the TEXCOORD_n it reads, and whether it has a texture transform."""
+    infos = [(source.get("pbrMetallicRoughness") or {}).get("baseColorTexture") for source in _sources(gltf, name)]
+    infos = [info for info in infos if isinstance(info, dict)]
+    return (max((_uv_set(info) for info in infos), default=0),
+            any(TEXTURE_TRANSFORM in (info.get("extensions") or {}) for info in infos))
+
+
+def _sources(gltf: dict, name: str) -> list[dict]:
+    """The glTF materials that a material named ``name`` came from: the one of that name, else those
+    the file's meshes use."""
+    materials = [m for m in gltf.get("materials") or [] if isinstance(m, dict)]
+    primitives = [primitive for mesh in gltf.get("meshes") or [] if isinstance(mesh, dict)
+                  for primitive in mesh.get("primitives") or [] if isinstance(primitive, dict)]
+    used = sorted({p["material"] for p in primitives if isinstance(p.get("material"), int)
+                   and 0 <= p["material"] < len(materials)})
+    named = [index for index in used if name and materials[index].get("name") == name]
+    return [materials[index] for index in (named if len(named) == 1 else used)]
+
+
+def _texture_info(material: dict, name: str) -> Optional[dict]:
+    """The glTF textureInfo of the map ``name`` in a glTF material, None when it has none."""
+    parent, key = GLTF_MAP_KEYS[name]
+    info = (material.get(parent) or {} if parent else material).get(key)
+    return info if isinstance(info, dict) else None
+
+
+def _uv_set(info: Optional[dict]) -> int:
+    """The TEXCOORD_n a textureInfo reads (a texture transform may name another than its texCoord)."""
+    if info is None:
+        return 0
+    transform = (info.get("extensions") or {}).get(TEXTURE_TRANSFORM) or {}
+    uv_set = transform.get("texCoord", info.get("texCoord", 0))
+    return uv_set if isinstance(uv_set, int) else 0
+
+
+def _holds_texture(value) -> bool:
+    """Whether a glTF extension object refers to a texture (a textureInfo: a dict with an "index")."""
+    if isinstance(value, dict):
+        return "index" in value or any(_holds_texture(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_texture(v) for v in value)
+    return False
+
+
+def _details(material: dict, maps: set[str]) -> dict:
+    """The fields of :class:`Material` that a glTF material gives and trimesh does not read, for the
+    maps ``maps`` that are kept."""
+    transforms = {}
+    for name in sorted(maps):
+        transform = ((_texture_info(material, name) or {}).get("extensions") or {}).get(TEXTURE_TRANSFORM)
+        if isinstance(transform, dict):
+            transforms[name] = transform
+    extensions = {key: value for key, value in (material.get("extensions") or {}).items()
+                  if isinstance(value, dict) and not _holds_texture(value)}
+    normal, occlusion = _texture_info(material, "normal") or {}, _texture_info(material, "occlusion") or {}
+    return {"normal_scale": float(normal.get("scale", 1.0)),
+            "occlusion_strength": float(occlusion.get("strength", 1.0)),
+            "map_transforms": transforms, "extensions": extensions}

@@ -27,7 +27,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .material import Material
+from .material import Material, base_colour_mapping, read_gltf_json
 from .polygons import corner_rows, triangulate
 from .uvtiles import face_tiles, grid_size, place_in_tile
 
@@ -361,6 +361,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             _weld_obj(mesh, lists.positions, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
+    elif suffix in (".glb", ".gltf") and mesh.material is not None:
+        _gltf_details(mesh, read_gltf_json(path))
     mesh.validate()
     if uv_gap and not mesh.has_uvs:  # trimesh drops every UV of an OBJ in which some faces have none
         if unwrap != "always":
@@ -368,6 +370,20 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
                             "or pass --unwrap always to ignore the file's UVs")
         mesh.notes.append(f"{uv_gap}; the file's UVs are ignored anyway (--unwrap always)")
     return apply_unwrap(mesh, unwrap)
+
+
+def _gltf_details(mesh: Mesh, gltf: dict) -> None:
+    """What trimesh does not read from a glTF file's material (see :meth:`Material.with_gltf_details`),
+    and a base colour map on another UV set than TEXCOORD_0, which then does not map on the UVs kept."""
+    uv_set, transformed = base_colour_mapping(gltf, mesh.material.name)
+    if uv_set and mesh.texture is not None:
+        mesh.texture = mesh.texture_alpha = None
+        mesh.notes.append(f"the base colour map reads TEXCOORD_{uv_set}, a UV set texgen does not keep, so it "
+                          "does not map on the UVs texgen paints (TEXCOORD_0) and is not used")
+    elif transformed and mesh.texture is not None:
+        mesh.notes.append("the base colour map has a KHR_texture_transform, which texgen does not apply: the old "
+                          "map is read on the plain UVs, and a new map is made for them")
+    mesh.material = mesh.material.with_gltf_details(gltf, mesh.notes)
 
 
 def _scene_parts(loaded, filename: str, object_name: str) -> list:
