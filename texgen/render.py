@@ -1,11 +1,12 @@
 """Headless rendering with pyrender (EGL on Mesa CPUs and on NVIDIA GPUs).
 
 The mesh is drawn as a triangle soup (one vertex per face corner) so that per-corner UVs and
-UV seams are drawn exactly as the user made them. Every pass is unlit (pyrender's FLAT mode):
-a textured render shows the texture's values alone, with no lighting or material factor.
+UV seams are drawn exactly as the user made them. Textured passes are unlit (pyrender's FLAT
+mode): a render shows the texture's values alone, with no lighting or material factor.
 
-:func:`rasterise_uv` draws UV triangles into an integer image with the same OpenGL context, for
-the UV-space rasteriser (:mod:`texgen.texels`).
+Two passes use their own shaders in pyrender's OpenGL context: the depth and normal pass
+(:meth:`Renderer.render`, float images read back at once) and :func:`rasterise_uv`, which
+draws UV triangles into an integer image for the UV-space rasteriser (:mod:`texgen.texels`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -62,15 +64,13 @@ class Renderer:
         self.mesh = mesh
         faces = mesh.faces[mesh.face_ok]
         self._positions = mesh.unit_positions[faces].reshape(-1, 3)
-        self._face_normals = np.repeat(mesh.face_normals[mesh.face_ok], 3, axis=0)
         self._uvs = None
         if mesh.has_uvs:
             self._uvs = mesh.corner_uvs()[mesh.face_ok].reshape(-1, 2).astype(np.float32)
         self._scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.ones(3))
-        normal_colors = np.concatenate([self._face_normals * 0.5 + 0.5, np.ones((len(self._positions), 1))], axis=1)
-        self._normal_node = self._scene.add(pyrender.Mesh([self._primitive(color_0=normal_colors)]))
         self._texture_node = None
         self._camera_node = None
+        self._geometry: _ViewGeometry | None = None
 
     def _primitive(self, **attributes):
         pyrender = _pyrender()
@@ -83,18 +83,9 @@ class Renderer:
 
     def _draw(self, camera: Camera, node) -> tuple[np.ndarray, np.ndarray]:
         pyrender = _pyrender()
-        for other in (self._normal_node, self._texture_node):
-            if other is not None:
-                other.mesh.is_visible = other is node
         if self._camera_node is not None:
             self._scene.remove_node(self._camera_node)
-        if camera.orthographic:
-            cam = pyrender.OrthographicCamera(xmag=camera.ymag * camera.width / camera.height, ymag=camera.ymag,
-                                              znear=camera.znear, zfar=camera.zfar)
-        else:
-            cam = pyrender.PerspectiveCamera(yfov=camera.yfov, aspectRatio=camera.width / camera.height,
-                                             znear=camera.znear, zfar=camera.zfar)
-        self._camera_node = self._scene.add(cam, pose=camera.pose)
+        self._camera_node = self._scene.add(_pyrender_camera(camera), pose=camera.pose)
         flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA | pyrender.RenderFlags.SKIP_CULL_FACES
         color, depth = self._offscreen(camera).render(self._scene, flags=flags)
         if camera.orthographic:  # pyrender linearises every depth buffer with the perspective formula
@@ -103,22 +94,24 @@ class Renderer:
         return color, depth
 
     def render(self, cameras: Sequence[Camera]) -> ViewBuffers:
-        """Depth, camera-space normals and foreground mask of each camera."""
+        """Depth, camera-space normals and foreground mask of each camera.
+
+        One OpenGL pass per camera writes each pixel's camera-space face normal and linear depth as
+        floats (:data:`_VIEW_VERTEX_SHADER`), read back at once: no colour encoding of the normals
+        and no depth-buffer linearisation.
+        """
         if len({(camera.width, camera.height) for camera in cameras}) > 1:
             raise ValueError("render() takes cameras of one image size")
         height, width = (cameras[0].height, cameras[0].width) if cameras else (0, 0)
         depth = torch.zeros((len(cameras), height, width))
         normals = torch.zeros((len(cameras), 3, height, width))
-        for index, camera in enumerate(cameras):
-            color, view_depth = self._draw(camera, self._normal_node)
-            depth[index] = torch.from_numpy(np.ascontiguousarray(view_depth, dtype=np.float32))  # pyrender flips rows
-            world = torch.from_numpy(np.ascontiguousarray(color[:, :, :3])).reshape(-1, 3).float()
-            # world -> camera: R^T n, as (3, H W) so that the result is already channel-first
-            rotation = torch.as_tensor(camera.pose[:3, :3].T, dtype=torch.float32)
-            cam_normals = torch.addmm((rotation.sum(dim=1) * -1.0)[:, None], rotation, world.T, alpha=1 / 127.5,
-                                      out=normals[index].view(3, -1))
-            cam_normals.mul_(cam_normals.square().sum(dim=0).clamp_min_(1e-12).rsqrt_())
-            cam_normals.mul_((depth[index] > 0).reshape(1, -1))
+        if cameras:
+            if self._geometry is None:
+                self._geometry = _ViewGeometry(self._positions, np.repeat(self.mesh.face_normals[self.mesh.face_ok], 3,
+                                                                          axis=0))
+            for index, pixels in enumerate(self._geometry.draw(cameras)):
+                depth[index] = pixels[:, :, 3]
+                normals[index] = pixels[:, :, :3].permute(2, 0, 1)
         return ViewBuffers(depth, normals, depth > 0)
 
     def render_texture(self, cameras: Sequence[Camera], texture: np.ndarray,
@@ -170,12 +163,132 @@ class Renderer:
             self._scene.remove_node(node)
         if self._camera_node is not None:
             _offscreen(1, 1).render(self._scene, flags=_pyrender().RenderFlags.DEPTH_ONLY)
+        if self._geometry is not None:
+            self._geometry.close()
+            self._geometry = None
 
     def __enter__(self) -> "Renderer":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _pyrender_camera(camera: Camera):
+    """The pyrender camera of ``camera`` (its projection matrix is the one every pass uses)."""
+    pyrender = _pyrender()
+    if camera.orthographic:
+        return pyrender.OrthographicCamera(xmag=camera.ymag * camera.width / camera.height, ymag=camera.ymag,
+                                           znear=camera.znear, zfar=camera.zfar)
+    return pyrender.PerspectiveCamera(yfov=camera.yfov, aspectRatio=camera.width / camera.height,
+                                      znear=camera.znear, zfar=camera.zfar)
+
+
+_VIEW_VERTEX_SHADER = """#version 330 core
+layout(location = 0) in vec3 position;
+layout(location = 1) in vec3 normal;
+uniform mat4 view;  // world -> camera
+uniform mat4 projection;  // with y negated, so that GL's first row is the image's top row
+flat out vec3 camera_normal;
+out float depth;
+void main() {
+    vec4 eye = view * vec4(position, 1.0);
+    camera_normal = mat3(view) * normal;
+    depth = -eye.z;
+    gl_Position = projection * eye;
+}
+"""
+_VIEW_FRAGMENT_SHADER = """#version 330 core
+flat in vec3 camera_normal;
+in float depth;
+layout(location = 0) out vec4 result;
+void main() { result = vec4(camera_normal, depth); }
+"""
+
+
+class _ViewGeometry:
+    """A triangle soup uploaded once, drawn from many cameras into float depth and normal images.
+
+    positions, normals : (3 F, 3) one row per face corner; normals are the faces' unit world normals
+    """
+
+    def __init__(self, positions: np.ndarray, normals: np.ndarray):
+        from OpenGL import GL as gl
+
+        _offscreen()._platform.make_current()
+        self.count = len(positions)
+        self.vertex_array = gl.glGenVertexArrays(1)
+        self.buffers = gl.glGenBuffers(2)
+        gl.glBindVertexArray(self.vertex_array)
+        for location, (buffer, data) in enumerate(zip(self.buffers, (positions, normals))):
+            data = np.ascontiguousarray(data, dtype=np.float32)
+            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, buffer)
+            gl.glBufferData(gl.GL_ARRAY_BUFFER, data.nbytes, data, gl.GL_STATIC_DRAW)
+            gl.glVertexAttribPointer(location, 3, gl.GL_FLOAT, False, 0, None)
+            gl.glEnableVertexAttribArray(location)
+        gl.glBindVertexArray(0)
+
+    def draw(self, cameras: Sequence[Camera]):
+        """For each camera (all of one size), an (H, W, 4) float32 tensor: camera-space normal, linear
+        depth; zeros on the background. Each is valid until the next is made."""
+        from OpenGL import GL as gl
+
+        width, height = cameras[0].width, cameras[0].height
+        _offscreen()._platform.make_current()
+        program = _program("depth and normal pass", _VIEW_VERTEX_SHADER, _VIEW_FRAGMENT_SHADER)
+        with _framebuffer(width, height, gl.GL_RGBA32F):
+            gl.glBindVertexArray(self.vertex_array)
+            gl.glUseProgram(program)
+            gl.glViewport(0, 0, width, height)
+            gl.glDisable(gl.GL_CULL_FACE)
+            gl.glDisable(gl.GL_BLEND)
+            gl.glEnable(gl.GL_DEPTH_TEST)
+            gl.glDepthFunc(gl.GL_LESS)
+            try:
+                for camera in cameras:
+                    projection = _pyrender_camera(camera).get_projection_matrix(width, height)
+                    projection[1] *= -1.0
+                    for name, matrix in (("view", camera.world_to_camera()), ("projection", projection)):
+                        gl.glUniformMatrix4fv(gl.glGetUniformLocation(program, name), 1, gl.GL_TRUE,
+                                              np.ascontiguousarray(matrix, dtype=np.float32))
+                    gl.glClearBufferfv(gl.GL_COLOR, 0, np.zeros(4, np.float32))
+                    gl.glClearBufferfv(gl.GL_DEPTH, 0, np.ones(1, np.float32))
+                    gl.glDrawArrays(gl.GL_TRIANGLES, 0, self.count)
+                    pixels = gl.glReadPixels(0, 0, width, height, gl.GL_RGBA, gl.GL_FLOAT)
+                    yield torch.from_numpy(np.frombuffer(pixels, np.float32).reshape(height, width, 4))
+            finally:
+                gl.glUseProgram(0)
+                gl.glBindVertexArray(0)
+
+    def close(self) -> None:
+        from OpenGL import GL as gl
+
+        _offscreen()._platform.make_current()
+        gl.glDeleteBuffers(2, self.buffers)
+        gl.glDeleteVertexArrays(1, [self.vertex_array])
+
+
+@contextmanager
+def _framebuffer(width: int, height: int, color_format: int):
+    """A bound framebuffer of one colour attachment (``color_format``) and a float depth buffer."""
+    from OpenGL import GL as gl
+
+    framebuffer = gl.glGenFramebuffers(1)
+    color, depth = gl.glGenRenderbuffers(2)
+    try:
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
+        for renderbuffer, storage, attachment in ((color, color_format, gl.GL_COLOR_ATTACHMENT0),
+                                                  (depth, gl.GL_DEPTH_COMPONENT32F, gl.GL_DEPTH_ATTACHMENT)):
+            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, renderbuffer)
+            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, storage, width, height)
+            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, attachment, gl.GL_RENDERBUFFER, renderbuffer)
+        if gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER) != gl.GL_FRAMEBUFFER_COMPLETE:
+            raise TexgenError(f"OpenGL cannot make a {width} x {height} framebuffer of format {color_format:#x}")
+        yield framebuffer
+    finally:
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
+        gl.glDeleteRenderbuffers(2, [color, depth])
+        gl.glDeleteFramebuffers(1, [framebuffer])
 
 
 UV_TILE = 4096  # rasterise_uv draws larger images in tiles of this size
@@ -223,20 +336,10 @@ def rasterise_uv(corners: np.ndarray, priority: np.ndarray, size: int) -> tuple[
     rank[np.argsort(priority, kind="stable")] = (np.arange(len(priority)) + 0.5) / len(priority)
     tile = min(size, UV_TILE)
     _offscreen()._platform.make_current()
-    program = _uv_program()
-    framebuffer = gl.glGenFramebuffers(1)
-    color, depth = gl.glGenRenderbuffers(2)
+    program = _program("UV rasteriser", _UV_VERTEX_SHADER, _UV_FRAGMENT_SHADER)
     vertex_array = gl.glGenVertexArrays(1)
     buffers = gl.glGenBuffers(3)
     try:
-        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
-        for renderbuffer, storage, attachment in ((color, gl.GL_R32UI, gl.GL_COLOR_ATTACHMENT0),
-                                                  (depth, gl.GL_DEPTH_COMPONENT32F, gl.GL_DEPTH_ATTACHMENT)):
-            gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, renderbuffer)
-            gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, storage, tile, tile)
-            gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, attachment, gl.GL_RENDERBUFFER, renderbuffer)
-        if gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER) != gl.GL_FRAMEBUFFER_COMPLETE:
-            raise TexgenError(f"OpenGL cannot make a {tile} x {tile} integer framebuffer for UV rasterisation")
         gl.glBindVertexArray(vertex_array)
         attributes = (np.ascontiguousarray(corners.reshape(-1, 2), dtype=np.float32),
                       np.repeat(np.arange(len(corners), dtype=np.uint32), 3),
@@ -250,57 +353,56 @@ def rasterise_uv(corners: np.ndarray, priority: np.ndarray, size: int) -> tuple[
             else:
                 gl.glVertexAttribPointer(location, width, gl.GL_FLOAT, False, 0, None)
             gl.glEnableVertexAttribArray(location)
-        gl.glUseProgram(program)
-        gl.glUniform1f(gl.glGetUniformLocation(program, "tile"), float(tile))
-        gl.glViewport(0, 0, tile, tile)
-        gl.glDisable(gl.GL_CULL_FACE)
-        gl.glDisable(gl.GL_BLEND)
-        gl.glEnable(gl.GL_DEPTH_TEST)
-        gl.glDepthFunc(gl.GL_LESS)
-        for row in range(0, size, tile):
-            for col in range(0, size, tile):
-                gl.glUniform2f(gl.glGetUniformLocation(program, "origin"), float(col), float(row))
-                rows, cols = min(tile, size - row), min(tile, size - col)
-                for image, direction in ((top, -1.0), (bottom, 1.0)):
-                    gl.glUniform1f(gl.glGetUniformLocation(program, "direction"), direction)
-                    gl.glClearBufferuiv(gl.GL_COLOR, 0, np.zeros(4, np.uint32))
-                    gl.glClearBufferfv(gl.GL_DEPTH, 0, np.ones(1, np.float32))
-                    gl.glDrawArrays(gl.GL_TRIANGLES, 0, 3 * len(corners))
-                    # GL's row 0 is the bottom of the viewport, where the tile's last row was drawn
-                    pixels = gl.glReadPixels(0, tile - rows, cols, rows, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT)
-                    image[row:row + rows, col:col + cols] = np.frombuffer(pixels, np.uint32).reshape(rows, cols)[::-1]
-                    image[row:row + rows, col:col + cols] -= 1
+        with _framebuffer(tile, tile, gl.GL_R32UI):
+            gl.glUseProgram(program)
+            gl.glUniform1f(gl.glGetUniformLocation(program, "tile"), float(tile))
+            gl.glViewport(0, 0, tile, tile)
+            gl.glDisable(gl.GL_CULL_FACE)
+            gl.glDisable(gl.GL_BLEND)
+            gl.glEnable(gl.GL_DEPTH_TEST)
+            gl.glDepthFunc(gl.GL_LESS)
+            for row in range(0, size, tile):
+                for col in range(0, size, tile):
+                    gl.glUniform2f(gl.glGetUniformLocation(program, "origin"), float(col), float(row))
+                    rows, cols = min(tile, size - row), min(tile, size - col)
+                    for image, direction in ((top, -1.0), (bottom, 1.0)):
+                        gl.glUniform1f(gl.glGetUniformLocation(program, "direction"), direction)
+                        gl.glClearBufferuiv(gl.GL_COLOR, 0, np.zeros(4, np.uint32))
+                        gl.glClearBufferfv(gl.GL_DEPTH, 0, np.ones(1, np.float32))
+                        gl.glDrawArrays(gl.GL_TRIANGLES, 0, 3 * len(corners))
+                        # GL's row 0 is the bottom of the viewport, where the tile's last row was drawn
+                        pixels = gl.glReadPixels(0, tile - rows, cols, rows, gl.GL_RED_INTEGER, gl.GL_UNSIGNED_INT)
+                        image[row:row + rows, col:col + cols] = \
+                            np.frombuffer(pixels, np.uint32).reshape(rows, cols)[::-1]
+                        image[row:row + rows, col:col + cols] -= 1
     finally:
         gl.glUseProgram(0)
         gl.glBindVertexArray(0)
-        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
         gl.glDeleteBuffers(3, buffers)
         gl.glDeleteVertexArrays(1, [vertex_array])
-        gl.glDeleteRenderbuffers(2, [color, depth])
-        gl.glDeleteFramebuffers(1, [framebuffer])
     return top, bottom
 
 
-def _uv_program() -> int:
-    """This thread's compiled UV rasterisation program (in this thread's context)."""
-    program = getattr(_local, "uv_program", None)
-    if program is not None:
-        return program
+def _program(name: str, vertex_shader: str, fragment_shader: str) -> int:
+    """This thread's compiled program ``name`` (in this thread's context)."""
+    programs = _local.__dict__.setdefault("programs", {})
+    if name in programs:
+        return programs[name]
     from OpenGL import GL as gl
 
     program = gl.glCreateProgram()
-    for kind, source in ((gl.GL_VERTEX_SHADER, _UV_VERTEX_SHADER), (gl.GL_FRAGMENT_SHADER, _UV_FRAGMENT_SHADER)):
+    for kind, source in ((gl.GL_VERTEX_SHADER, vertex_shader), (gl.GL_FRAGMENT_SHADER, fragment_shader)):
         shader = gl.glCreateShader(kind)
         gl.glShaderSource(shader, source)
         gl.glCompileShader(shader)
         if not gl.glGetShaderiv(shader, gl.GL_COMPILE_STATUS):
-            raise TexgenError(f"the UV rasteriser's shader does not compile: {gl.glGetShaderInfoLog(shader)!r}")
+            raise TexgenError(f"the {name} shader does not compile: {gl.glGetShaderInfoLog(shader)!r}")
         gl.glAttachShader(program, shader)
         gl.glDeleteShader(shader)
     gl.glLinkProgram(program)
     if not gl.glGetProgramiv(program, gl.GL_LINK_STATUS):
-        raise TexgenError(f"the UV rasteriser's program does not link: {gl.glGetProgramInfoLog(program)!r}")
-    _local.uv_program = program
+        raise TexgenError(f"the {name} program does not link: {gl.glGetProgramInfoLog(program)!r}")
+    programs[name] = program
     return program
 
 
