@@ -249,14 +249,26 @@ class Mesh:
 
         self.require_uvs()
         count = len(self.uv_faces)
-        # a corner is a (welded vertex, UV value) pair
-        uv = self.corner_uvs().reshape(-1, 2)
-        corner = row_groups(np.column_stack([self.welded_faces.reshape(-1), uv[:, 0], uv[:, 1]]))
-        # faces and corners as one graph, each face linked to its three corners
-        graph = scipy.sparse.coo_matrix((np.ones(3 * count), (np.repeat(np.arange(count), 3), count + corner)),
-                                        shape=(count + corner.max() + 1,) * 2)
+        if count == 0:
+            return np.zeros(0, dtype=np.int64)
+        # a corner is a (welded vertex, UV value) pair; UV values are numbered on the UV table, unless
+        # some faces are shifted by whole tiles (corner_uvs), which may give different UVs one value
+        if self.uv_tiles_wrapped:
+            uv = self.corner_uvs().reshape(-1, 2)
+            corner = row_groups(np.column_stack([self.welded_faces.reshape(-1), uv[:, 0], uv[:, 1]]))
+        else:
+            value = row_groups(self.uvs)[self.uv_faces.reshape(-1)]
+            corner = np.unique(self.welded_faces.reshape(-1) * (value.max() + 1) + value, return_inverse=True)[1]
+        corner = corner.reshape(-1, 3)
+        # corners as a graph, each face linking its first corner to the other two
+        graph = scipy.sparse.coo_matrix((np.ones(2 * count), (np.repeat(corner[:, 0], 2), corner[:, 1:].reshape(-1))),
+                                        shape=(corner.max() + 1,) * 2)
         _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
-        return labels[:count]
+        # islands numbered in the order of their first face
+        islands, first, face_island = np.unique(labels[corner[:, 0]], return_index=True, return_inverse=True)
+        number = np.empty(len(islands), dtype=np.int64)
+        number[np.argsort(first)] = np.arange(len(islands))
+        return number[face_island]
 
     def corner_uvs(self) -> np.ndarray:
         """(F, 3, 2) UV of every face corner, each face shifted by whole tiles into the 0-1 square.
