@@ -178,10 +178,13 @@ class Material:
 
 def read_gltf_json(path: Path) -> dict:
     """The JSON of a .gltf file, or of a .glb file's first chunk ({} when it has none)."""
-    data = path.read_bytes()
-    if data[:4] == b"glTF":
-        length, kind = struct.unpack_from("<I4s", data, 12) if len(data) >= 20 else (0, b"")
-        data = data[20:20 + length] if kind == b"JSON" else b"{}"
+    with open(path, "rb") as file:  # a GLB's JSON comes first: the binary chunk is not read
+        data = file.read(20)
+        if data[:4] == b"glTF":
+            length, kind = struct.unpack_from("<I4s", data, 12) if len(data) == 20 else (0, b"")
+            data = file.read(length) if kind == b"JSON" else b"{}"
+        else:
+            data += file.read()
     try:
         tree = json.loads(data)
     except (ValueError, UnicodeDecodeError):
