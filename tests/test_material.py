@@ -97,13 +97,13 @@ def test_glb_details_trimesh_does_not_read_are_kept_or_named(tmp_path: Path) -> 
     def edit(tree: dict) -> None:
         (material,) = tree["materials"]
         material["normalTexture"].update(scale=0.5, extensions={"KHR_texture_transform": transform})
-        material["emissiveTexture"]["texCoord"] = 1
+        material["emissiveTexture"]["texCoord"] = 2
         material["occlusionTexture"]["strength"] = 0.25
         material["extensions"] = {"KHR_materials_emissive_strength": {"emissiveStrength": 4.0},
                                   "KHR_materials_clearcoat": {"clearcoatFactor": 1.0,
                                                               "clearcoatTexture": {"index": 0}}}
-        tree["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_1"] = \
-            tree["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_0"]
+        attributes = tree["meshes"][0]["primitives"][0]["attributes"]
+        attributes["TEXCOORD_1"] = attributes["TEXCOORD_2"] = attributes["TEXCOORD_0"]
         tree["extensionsUsed"] = ["KHR_texture_transform", "KHR_materials_emissive_strength",
                                   "KHR_materials_clearcoat"]
         tree["extensionsRequired"] = ["KHR_materials_emissive_strength"]
@@ -111,8 +111,8 @@ def test_glb_details_trimesh_does_not_read_are_kept_or_named(tmp_path: Path) -> 
     edit_glb_json(tmp_path / "box.glb", edit)
     mesh = load_mesh(tmp_path / "box.glb")
     assert sorted(mesh.material.maps) == ["metallic_roughness", "normal", "occlusion"]
-    assert mesh.notes == [
-        "the material's emissive map reads TEXCOORD_1, a UV set texgen does not keep; it is left out of the exports",
+    assert mesh.notes[1:] == [
+        "the material's emissive map reads TEXCOORD_2, a UV set texgen does not keep; it is left out of the exports",
         "the material's KHR_materials_clearcoat holds textures, which texgen does not carry; it is left out"]
     paths = write_outputs(TextureResult(mesh, plane(5)), tmp_path / "out")
     tree = glb_json(paths["glb"])
@@ -125,6 +125,80 @@ def test_glb_details_trimesh_does_not_read_are_kept_or_named(tmp_path: Path) -> 
     assert tree["extensionsRequired"] == ["KHR_materials_emissive_strength"]
     assert load_mesh(paths["glb"]).material.same_as(mesh.material)  # and it reads back the same
     assert inspect_mesh(mesh, None)["material"]["gltf_extensions"] == tree["extensionsUsed"]
+
+
+def read_accessor(path: Path, index: int) -> np.ndarray:
+    """One float VEC2/VEC3 or integer SCALAR accessor of a GLB, read without trimesh."""
+    data = path.read_bytes()
+    length = struct.unpack("<I", data[12:16])[0]
+    tree, binary = json.loads(data[20:20 + length]), data[28 + length:]
+    spec = tree["accessors"][index]
+    view = tree["bufferViews"][spec["bufferView"]]
+    dtype = {5123: np.uint16, 5125: np.uint32, 5126: np.float32}[spec["componentType"]]
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}[spec["type"]]
+    start = view.get("byteOffset", 0) + spec.get("byteOffset", 0)
+    return np.frombuffer(binary, dtype, spec["count"] * width, start).reshape(spec["count"], width)
+
+
+def lightmapped_box(path: Path) -> np.ndarray:
+    """pbr_box with a second UV set (TEXCOORD_1) that its occlusion map reads; returns those UVs as stored."""
+    pbr_box(path)
+    (geometry,) = trimesh.load(path, process=False).geometry.values()
+    second = np.random.default_rng(9).uniform(0.05, 0.95, (len(geometry.vertices), 2)).astype(np.float32)
+    geometry.vertex_attributes["_lightmap"] = second  # trimesh writes custom attributes as they are
+    geometry.export(path)
+
+    def edit(tree: dict) -> None:
+        attributes = tree["meshes"][0]["primitives"][0]["attributes"]
+        attributes["TEXCOORD_1"] = attributes.pop("_lightmap")
+        tree["materials"][0]["occlusionTexture"]["texCoord"] = 1
+
+    edit_glb_json(path, edit)
+    return second
+
+
+def test_the_second_uv_set_and_the_maps_on_it_come_back_in_the_glb(tmp_path: Path) -> None:
+    """A game asset's lightmap UVs (TEXCOORD_1) and the occlusion map baked on them: texgen paints
+    TEXCOORD_0 and gives both back as they were."""
+    second = lightmapped_box(tmp_path / "box.glb")
+    mesh = load_mesh(tmp_path / "box.glb")
+    (geometry,) = trimesh.load(tmp_path / "box.glb", process=False).geometry.values()
+    np.testing.assert_allclose(mesh.uvs2[mesh.uv2_faces], np.column_stack([second[:, 0], 1 - second[:, 1]])[
+        geometry.faces], atol=1e-7)
+    assert mesh.material.map_uv_sets == {"occlusion": 1}
+    assert "the second UV set (TEXCOORD_1) is kept as it is in the GLB output" in mesh.notes[0]
+    paths = write_outputs(TextureResult(mesh, plane(5)), tmp_path / "out")
+    tree = glb_json(paths["glb"])
+    (primitive,) = tree["meshes"][0]["primitives"]
+    corners = read_accessor(paths["glb"], primitive["indices"]).reshape(-1, 3)
+    written = read_accessor(paths["glb"], primitive["attributes"]["TEXCOORD_1"])
+    np.testing.assert_array_equal(written[corners], second[geometry.faces])
+    assert tree["materials"][0]["occlusionTexture"]["texCoord"] == 1
+    assert "texCoord" not in tree["materials"][0]["normalTexture"]
+    # a new unwrap replaces TEXCOORD_0 alone: the lightmap and the occlusion map on it stay
+    unwrapped = load_mesh(tmp_path / "box.glb", unwrap="always")
+    assert unwrapped.uvs2 is not None and sorted(unwrapped.material.maps) == ["occlusion"]
+    assert unwrapped.notes[-1].endswith("the material's metallic_roughness, normal, emissive maps followed the old "
+                                        "UVs and are dropped")
+
+
+def test_a_merge_keeps_the_second_uv_set_only_when_every_object_has_one(tmp_path: Path) -> None:
+    pbr_box(tmp_path / "box.glb")
+    (part,) = trimesh.load(tmp_path / "box.glb", process=False).geometry.values()
+    part.vertex_attributes["_lightmap"] = np.full((len(part.vertices), 2), 0.5, np.float32)
+    plain = trimesh.creation.icosahedron()
+    plain.visual = trimesh.visual.TextureVisuals(uv=np.full((len(plain.vertices), 2), 0.5))
+    scene = trimesh.Scene()
+    scene.add_geometry(part, node_name="lit", geom_name="lit")
+    scene.add_geometry(plain, node_name="plain", geom_name="plain")
+    scene.export(tmp_path / "two.glb")
+    edit_glb_json(tmp_path / "two.glb", lambda tree: [primitive["attributes"].update(
+        TEXCOORD_1=primitive["attributes"].pop("_lightmap")) for mesh in tree["meshes"]
+        for primitive in mesh["primitives"] if "_lightmap" in primitive["attributes"]])
+    assert load_mesh(tmp_path / "two.glb", object_name="lit").uvs2 is not None
+    merged = load_mesh(tmp_path / "two.glb")
+    assert merged.uvs2 is None
+    assert "; the second UV set (TEXCOORD_1) of lit is dropped, as the others have none" in merged.notes[0]
 
 
 def test_a_base_colour_map_on_another_uv_set_is_not_read_on_the_kept_uvs(tmp_path: Path) -> None:

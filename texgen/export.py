@@ -18,13 +18,13 @@ import math
 import os
 import re
 import secrets
-import struct
 from pathlib import Path
 from typing import Any, Iterable, Union
 
 import numpy as np
 
 from .errors import TexgenError
+from .gltf_json import pack_glb
 from .material import Material
 from .mesh import Mesh, row_groups
 from .polygons import polygon_faces
@@ -286,13 +286,16 @@ def corner_indices(mesh: Mesh) -> np.ndarray:
 
 
 def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
-    """Split the mesh's vertices only as far as glTF needs: one per distinct (position, UV[, normal]).
+    """Split the mesh's vertices only as far as glTF needs: one per distinct (position, UV[, normal]
+    [, second-set UV]).
 
-    returns : corners (K, 2 or 3) int64 (position, UV[, normal] index) of each glTF vertex, in order
-        of first appearance in ``faces``, and triangles (F, 3) int64 into those K vertices. A mesh
-        loaded from a GLB has one per vertex, so it keeps its vertices and their order.
+    returns : corners (K, 2 to 4) int64 (position, UV[, normal][, second-set UV] index) of each glTF
+        vertex, in order of first appearance in ``faces``, and triangles (F, 3) int64 into those K
+        vertices. A mesh loaded from a GLB has one per vertex, so it keeps its vertices and their order.
     """
     indices = corner_indices(mesh)
+    if mesh.uvs2 is not None:
+        indices = np.concatenate([indices, mesh.uv2_faces[:, :, None]], axis=2)
     corners = indices.reshape(-1, indices.shape[2])
     groups = row_groups(corners)
     _, first = np.unique(groups, return_index=True)
@@ -303,7 +306,8 @@ def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
 
 
 def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
-    """A binary glTF 2.0 file: one node, one mesh with POSITION, NORMAL and TEXCOORD_0, the PNG
+    """A binary glTF 2.0 file: one node, one mesh with POSITION, NORMAL, TEXCOORD_0 (and TEXCOORD_1
+    when the mesh keeps a second UV set), the PNG
     embedded as the base-colour texture of the mesh's own glTF material (``Mesh.material``, with
     its other maps, their transforms and its extensions), or of a matte material (metallic 0,
     roughness 1) when it has none.
@@ -319,8 +323,10 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
     else:
         normals = mesh.vertex_normals[corners[:, 0]]
     normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 1.0, 0.0)  # zero normals, and degenerate faces'
-    uvs = mesh.uvs[corners[:, 1]].astype(np.float32)
-    uvs[:, 1] = 1.0 - uvs[:, 1]
+    attributes = {"POSITION": positions, "NORMAL": normals.astype(np.float32)}
+    for attribute, (uvs, column) in {"TEXCOORD_0": (mesh.uvs, 1), "TEXCOORD_1": (mesh.uvs2, -1)}.items():
+        if uvs is not None:  # glTF's v runs down; flipped before rounding, so a glTF file's UVs come back exactly
+            attributes[attribute] = (uvs[corners[:, column]] * (1.0, -1.0) + (0.0, 1.0)).astype(np.float32)
     index_type, index_dtype = (5123, np.uint16) if len(corners) < 65535 else (5125, np.uint32)
     material = mesh.material or Material(name=name, metallic_factor=0.0, roughness_factor=ROUGHNESS, double_sided=True)
     images = [texture_png]  # one image per distinct map (occlusion often shares the metallic-roughness one)
@@ -330,8 +336,8 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
         if encoded not in images:
             images.append(encoded)
         texture_of[map_name] = images.index(encoded)
-    blobs = [(positions, 34962), (normals.astype(np.float32), 34962), (uvs, 34962),
-             (triangles.astype(index_dtype).reshape(-1), 34963)] + [(image, None) for image in images]
+    blobs = [(values, 34962) for values in attributes.values()] + [(triangles.astype(index_dtype).reshape(-1), 34963)]
+    blobs += [(image, None) for image in images]
     binary = bytearray()
     views = []
     for blob, target in blobs:
@@ -341,34 +347,29 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
             view["target"] = target
         views.append(view)
         binary += raw + b"\0" * (-len(raw) % 4)
-    count = len(corners)
-    accessors = [
-        {"bufferView": 0, "componentType": 5126, "count": count, "type": "VEC3",
-         "min": positions.min(axis=0).tolist(), "max": positions.max(axis=0).tolist()},
-        {"bufferView": 1, "componentType": 5126, "count": count, "type": "VEC3"},
-        {"bufferView": 2, "componentType": 5126, "count": count, "type": "VEC2"},
-        {"bufferView": 3, "componentType": index_type, "count": triangles.size, "type": "SCALAR"},
-    ]
+    accessors = [{"bufferView": view, "componentType": 5126, "count": len(corners), "type": f"VEC{values.shape[1]}"}
+                 for view, values in enumerate(attributes.values())]
+    accessors[0] |= {"min": positions.min(axis=0).tolist(), "max": positions.max(axis=0).tolist()}
+    accessors.append({"bufferView": len(attributes), "componentType": index_type, "count": triangles.size,
+                      "type": "SCALAR"})
     gltf = {
         "asset": {"version": "2.0", "generator": "texgen"},
         "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": name}],
         "meshes": [{"name": name, "primitives": [{
-            "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}, "indices": 3, "material": 0, "mode": 4}]}],
+            "attributes": {attribute: index for index, attribute in enumerate(attributes)},
+            "indices": len(attributes), "material": 0, "mode": 4}]}],
         "materials": [material.gltf(0, texture_of)],
         "textures": [{"sampler": 0, "source": index} for index in range(len(images))],
         "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}],
-        "images": [{"bufferView": 4 + index, "mimeType": "image/png"} for index in range(len(images))],
+        "images": [{"bufferView": len(attributes) + 1 + index, "mimeType": "image/png"}
+                   for index in range(len(images))],
         "accessors": accessors, "bufferViews": views, "buffers": [{"byteLength": len(binary)}],
     }
     if material.extensions_used:
         gltf["extensionsUsed"] = material.extensions_used
     if material.required_extensions:
         gltf["extensionsRequired"] = list(material.required_extensions)
-    header = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
-    header += b" " * (-len(header) % 4)
-    total = 12 + 8 + len(header) + 8 + len(binary)
-    return b"".join([struct.pack("<4sII", b"glTF", 2, total), struct.pack("<I4s", len(header), b"JSON"), header,
-                     struct.pack("<I4s", len(binary), b"BIN\0"), bytes(binary)])
+    return pack_glb(gltf, bytes(binary))
 
 
 # ---------------------------------------------------------------------- preview pictures

@@ -37,7 +37,8 @@ def inspect_mesh(mesh: Mesh, texels: TexelMap | None = None) -> dict[str, Any]:
     }
     if mesh.has_uvs:
         facts["uvs"] = {"count": len(mesh.uvs), "islands": int(len(np.unique(mesh.face_islands))),
-                        "wrapped_from_other_tiles": mesh.uv_tiles_wrapped}
+                        "wrapped_from_other_tiles": mesh.uv_tiles_wrapped,
+                        "second_set": None if mesh.uvs2 is None else len(mesh.uvs2)}
         if texels is not None:
             facts["uvs"] |= {"texture_size": texels.size, "coverage": texels.count / texels.size ** 2,
                              "overlap": float(texels.overlap.float().mean()) if texels.count else 0.0}

@@ -5,19 +5,19 @@ user's work: the normal, metallic-roughness, occlusion and emissive maps, the fa
 mode and whether it is double-sided, and from the file's glTF JSON (which trimesh does not read
 there) the normal scale, occlusion strength, texture transforms and the material's extensions. A
 GLB read with one material keeps it here; the GLB export writes it back around the new base
-colour map. Maps on another UV set than TEXCOORD_0 are dropped with a note: texgen keeps one.
+colour map. Maps on TEXCOORD_1 stay when the mesh keeps that UV set (``Mesh.uvs2``); maps on
+UV sets it does not keep are dropped with a note.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from .gltf_json import primitives
 
 MAPS = ("metallic_roughness", "normal", "occlusion", "emissive")
 # where each map's textureInfo sits in a glTF material: (parent key or None, key)
@@ -38,6 +38,7 @@ class Material:
     emissive : emitted colour, multiplied with ``emissive_factor`` (3,)
     normal_scale, occlusion_strength : the normal map's scale and the occlusion map's strength
     map_transforms : the ``KHR_texture_transform`` of each map that has one, as the file gives it
+    map_uv_sets : the UV set of each map that reads another than TEXCOORD_0 (1: ``Mesh.uvs2``)
     extensions : the material's own glTF extensions that hold no texture (``KHR_materials_emissive_strength``,
         ``KHR_materials_ior``...), as the file gives them; ``required_extensions`` those of them the file requires
     """
@@ -57,6 +58,7 @@ class Material:
     normal_scale: float = 1.0
     occlusion_strength: float = 1.0
     map_transforms: dict[str, dict] = dataclasses.field(default_factory=dict)
+    map_uv_sets: dict[str, int] = dataclasses.field(default_factory=dict)
     extensions: dict[str, dict] = dataclasses.field(default_factory=dict)
     required_extensions: tuple[str, ...] = ()
 
@@ -91,30 +93,33 @@ class Material:
                    emissive=image(material.emissiveTexture), alpha_mode=material.alphaMode or "OPAQUE",
                    alpha_cutoff=number(material.alphaCutoff, 0.5), double_sided=bool(material.doubleSided))
 
-    def with_gltf_details(self, gltf: dict, notes: list[str]) -> "Material":
+    def with_gltf_details(self, gltf: dict, notes: list[str], uv_sets: int = 1) -> "Material":
         """This material with what trimesh does not read from the file's glTF JSON ``gltf``: the normal
         scale, the occlusion strength, texture transforms and the material's extensions.
 
         The file's material is the one named like this one, else the one material its meshes use. Maps
-        on a UV set other than TEXCOORD_0, which texgen does not keep, are dropped, and so are
-        extensions that hold textures; ``notes`` says which. Where the file's meshes use several
-        materials that differ in these details, only the dropping is done.
+        on a UV set the mesh does not keep (it keeps ``uv_sets``: TEXCOORD_0 and maybe TEXCOORD_1) are
+        dropped, and so are extensions that hold textures; ``notes`` says which. Where the file's
+        meshes use several materials that differ in these details, only the dropping is done.
         """
         sources = _sources(gltf, self.name)
         if not sources:
             return self
         changes: dict = {}
         for name in self.maps:
-            infos = [_texture_info(source, name) for source in sources]
-            uv_set = max(_uv_set(info) for info in infos)
-            if uv_set:
+            uv_set = max(_uv_set(_texture_info(source, name)) for source in sources)
+            if uv_set >= uv_sets:
                 changes[name] = None
                 notes.append(f"the material's {name} map reads TEXCOORD_{uv_set}, a UV set texgen does not keep; "
                              "it is left out of the exports")
         details = [_details(source, set(self.maps) - set(changes)) for source in sources]
         if any(detail != details[0] for detail in details[1:]):
+            # maps that read TEXCOORD_1 in one of the materials are dropped: texgen cannot say which they read
+            changes |= {name: None for name in set(self.maps) - set(changes)
+                        if any(name in detail["map_uv_sets"] for detail in details)}
             notes.append("the objects' glTF materials differ in details texgen keeps only when they agree (normal "
-                         "scale, occlusion strength, texture transforms, extensions); those are left out")
+                         "scale, occlusion strength, texture transforms, extensions, maps on TEXCOORD_1); those are "
+                         "left out")
             return dataclasses.replace(self, **changes)
         for key, extension in (sources[0].get("extensions") or {}).items():
             if _holds_texture(extension):
@@ -144,9 +149,12 @@ class Material:
         factor = np.array([1.0, 1.0, 1.0, self.base_color_factor[3]])
         return dataclasses.replace(self, base_color_factor=factor)
 
-    def without_maps(self) -> "Material":
-        """This material without its maps (they follow UVs that are gone)."""
-        return dataclasses.replace(self, **{name: None for name in MAPS}, map_transforms={})
+    def without_maps(self, uv_set: int = 0) -> "Material":
+        """This material without its maps that read UV set ``uv_set`` (they follow UVs that are gone)."""
+        gone = [name for name in self.maps if self.map_uv_sets.get(name, 0) == uv_set]
+        return dataclasses.replace(self, **{name: None for name in gone},
+                                   map_transforms={k: v for k, v in self.map_transforms.items() if k not in gone},
+                                   map_uv_sets={k: v for k, v in self.map_uv_sets.items() if k not in gone})
 
     def gltf(self, base_colour: int, texture_of: dict[str, int]) -> dict:
         """The glTF material object: ``base_colour`` is the base colour map's texture index,
@@ -166,6 +174,8 @@ class Material:
                     info["scale"] = self.normal_scale
                 if name == "occlusion" and self.occlusion_strength != 1.0:
                     info["strength"] = self.occlusion_strength
+                if self.map_uv_sets.get(name, 0):
+                    info["texCoord"] = self.map_uv_sets[name]
                 if name in self.map_transforms:
                     info["extensions"] = {TEXTURE_TRANSFORM: self.map_transforms[name]}
                 (material if parent is None else material[parent])[key] = info
@@ -174,22 +184,6 @@ class Material:
         if self.extensions:
             material["extensions"] = self.extensions
         return material
-
-
-def read_gltf_json(path: Path) -> dict:
-    """The JSON of a .gltf file, or of a .glb file's first chunk ({} when it has none)."""
-    with open(path, "rb") as file:  # a GLB's JSON comes first: the binary chunk is not read
-        data = file.read(20)
-        if data[:4] == b"glTF":
-            length, kind = struct.unpack_from("<I4s", data, 12) if len(data) == 20 else (0, b"")
-            data = file.read(length) if kind == b"JSON" else b"{}"
-        else:
-            data += file.read()
-    try:
-        tree = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return tree if isinstance(tree, dict) else {}
 
 
 def base_colour_mapping(gltf: dict, name: str) -> tuple[int, bool]:
@@ -205,9 +199,7 @@ def _sources(gltf: dict, name: str) -> list[dict]:
     """The glTF materials that a material named ``name`` came from: the one of that name, else those
     the file's meshes use."""
     materials = [m for m in gltf.get("materials") or [] if isinstance(m, dict)]
-    primitives = [primitive for mesh in gltf.get("meshes") or [] if isinstance(mesh, dict)
-                  for primitive in mesh.get("primitives") or [] if isinstance(primitive, dict)]
-    used = sorted({p["material"] for p in primitives if isinstance(p.get("material"), int)
+    used = sorted({p["material"] for p in primitives(gltf) if isinstance(p.get("material"), int)
                    and 0 <= p["material"] < len(materials)})
     named = [index for index in used if name and materials[index].get("name") == name]
     return [materials[index] for index in (named if len(named) == 1 else used)]
@@ -241,14 +233,17 @@ def _holds_texture(value) -> bool:
 def _details(material: dict, maps: set[str]) -> dict:
     """The fields of :class:`Material` that a glTF material gives and trimesh does not read, for the
     maps ``maps`` that are kept."""
-    transforms = {}
+    transforms, uv_sets = {}, {}
     for name in sorted(maps):
-        transform = ((_texture_info(material, name) or {}).get("extensions") or {}).get(TEXTURE_TRANSFORM)
+        info = _texture_info(material, name)
+        transform = ((info or {}).get("extensions") or {}).get(TEXTURE_TRANSFORM)
         if isinstance(transform, dict):
             transforms[name] = transform
+        if _uv_set(info):
+            uv_sets[name] = _uv_set(info)
     extensions = {key: value for key, value in (material.get("extensions") or {}).items()
                   if isinstance(value, dict) and not _holds_texture(value)}
     normal, occlusion = _texture_info(material, "normal") or {}, _texture_info(material, "occlusion") or {}
     return {"normal_scale": float(normal.get("scale", 1.0)),
             "occlusion_strength": float(occlusion.get("strength", 1.0)),
-            "map_transforms": transforms, "extensions": extensions}
+            "map_transforms": transforms, "map_uv_sets": uv_sets, "extensions": extensions}

@@ -27,7 +27,8 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .material import Material, base_colour_mapping, read_gltf_json
+from .gltf_json import read_json, with_attribute_renamed
+from .material import Material, base_colour_mapping
 from .polygons import corner_rows, triangulate
 from .uvtiles import face_tiles, grid_size, place_in_tile
 
@@ -43,6 +44,25 @@ MERGED_TEXTURE_SIZE = 8192
 # At 1/64, whatever size a texture for the merged UVs is baked at, the gutter is a texel or more down to
 # the mip level where a tile is 64 texels wide; it costs 6% of the tile's area.
 TILE_GUTTER = 64
+
+
+@dataclass(frozen=True)
+class _CornerTable:
+    """How :meth:`Mesh.validate` names a per-corner table: its values' and indices' fields, the
+    values' row count letter and width, and its values in words."""
+
+    values: str
+    indices: str
+    rows: str
+    width: int
+    singular: str
+    plural: str
+
+
+SECOND_UVS = "_TEXGEN_TEXCOORD_1"  # the name under which trimesh loads a glTF file's TEXCOORD_1 (a custom attribute)
+UV_TABLE = _CornerTable("uvs", "uv_faces", "T", 2, "UV", "UVs")
+NORMAL_TABLE = _CornerTable("normals", "normal_faces", "N", 3, "normal", "normals")
+UV2_TABLE = _CornerTable("uvs2", "uv2_faces", "T2", 2, "second-set UV", "second-set UVs")
 
 
 @dataclass
@@ -66,8 +86,12 @@ class Mesh:
         ``nx ny nz``), which the exports write back; None when the file has none (the exports then
         write smooth vertex normals). Rendering and baking use the geometric normals.
     normal_faces : (F, 3) int64 indexing ``normals`` per face corner
-    material : the glTF PBR material the file gave the mesh (its maps follow ``uvs``), which the GLB
-        export writes back around the new base colour map; None for other files and merged scenes
+    material : the glTF PBR material the file gave the mesh (its maps follow ``uvs``, or ``uvs2``),
+        which the GLB export writes back around the new base colour map; None for other files and
+        merged scenes
+    uvs2 : (T2, 2) float64 a glTF file's second UV set (TEXCOORD_1: a lightmap layout, say), which
+        the GLB export writes back as it is; None when there is none. texgen paints ``uvs``.
+    uv2_faces : (F, 3) int64 indexing ``uvs2`` per face corner
     """
 
     positions: np.ndarray
@@ -83,6 +107,8 @@ class Mesh:
     normal_faces: Optional[np.ndarray] = None
     material: Optional[Material] = None
     texture_alpha: Optional[np.ndarray] = None
+    uvs2: Optional[np.ndarray] = None
+    uv2_faces: Optional[np.ndarray] = None
 
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
@@ -128,14 +154,7 @@ class Mesh:
                             f"(first: vertex {int(np.flatnonzero(bad)[0])})")
         _check_index_range(self.faces, len(self.positions), f"{name}: face", "vertices")
         if self.uvs is not None:
-            if self.uv_faces is None or self.uv_faces.shape != self.faces.shape:
-                raise MeshError(f"{name}: uv_faces must be (F, 3) like faces")
-            if self.uvs.ndim != 2 or self.uvs.shape[1] != 2:
-                raise MeshError(f"{name}: uvs must be (T, 2), got {self.uvs.shape}")
-            if not np.isfinite(self.uvs).all():
-                raise MeshError(f"{name}: UVs contain NaN or infinite values")
-            self.uv_faces = self.uv_faces.astype(np.int64)
-            _check_index_range(self.uv_faces, len(self.uvs), f"{name}: UV face", "UVs")
+            self.uv_faces = self._corner_indices(self.uvs, self.uv_faces, UV_TABLE)
             corners = self.corner_uvs()
             stray = (corners < -UV_TOLERANCE) | (corners > 1 + UV_TOLERANCE)
             if stray.any():
@@ -155,14 +174,9 @@ class Mesh:
                                                or self.texture_alpha.shape != self.texture.shape[:2]):
             raise MeshError(f"{name}: texture_alpha must be (H, W) uint8 like the texture")
         if self.normals is not None:
-            if self.normal_faces is None or self.normal_faces.shape != self.faces.shape:
-                raise MeshError(f"{name}: normal_faces must be (F, 3) like faces")
-            if self.normals.ndim != 2 or self.normals.shape[1] != 3:
-                raise MeshError(f"{name}: normals must be (N, 3), got {self.normals.shape}")
-            if not np.isfinite(self.normals).all():
-                raise MeshError(f"{name}: normals contain NaN or infinite values")
-            self.normal_faces = self.normal_faces.astype(np.int64)
-            _check_index_range(self.normal_faces, len(self.normals), f"{name}: normal face", "normals")
+            self.normal_faces = self._corner_indices(self.normals, self.normal_faces, NORMAL_TABLE)
+        if self.uvs2 is not None:
+            self.uv2_faces = self._corner_indices(self.uvs2, self.uv2_faces, UV2_TABLE)
         degenerate = int((~self.face_ok).sum())
         if degenerate:
             note = (f"{degenerate} degenerate faces (repeated vertices or zero area) are skipped in "
@@ -170,6 +184,19 @@ class Mesh:
             log.warning("%s: %s", name, note)
             if note not in self.notes:
                 self.notes.append(note)
+
+    def _corner_indices(self, values: np.ndarray, indices: Optional[np.ndarray], table: "_CornerTable") -> np.ndarray:
+        """Check a per-corner table: ``values`` (K, C) indexed by ``indices`` (F, 3) per face corner;
+        returns the indices as int64."""
+        if indices is None or indices.shape != self.faces.shape:
+            raise MeshError(f"{self.name}: {table.indices} must be (F, 3) like faces")
+        if values.ndim != 2 or values.shape[1] != table.width:
+            raise MeshError(f"{self.name}: {table.values} must be ({table.rows}, {table.width}), got {values.shape}")
+        if not np.isfinite(values).all():
+            raise MeshError(f"{self.name}: {table.plural} contain NaN or infinite values")
+        indices = indices.astype(np.int64)
+        _check_index_range(indices, len(values), f"{self.name}: {table.singular} face", table.plural)
+        return indices
 
     # ------------------------------------------------------------------ derived data
     @property
@@ -347,7 +374,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if suffix not in MESH_SUFFIXES:
         raise MeshError(f"{path.name}: unsupported mesh format {path.suffix!r}; "
                         f"use one of {', '.join(MESH_SUFFIXES)}")
-    source, hints, uv_gap = str(path), {}, ""
+    source, hints, uv_gap, gltf = str(path), {}, "", {}
     if suffix == ".obj":
         data, line_numbers = _join_continued_lines(path.read_bytes())
         corners, sizes, lines, relative = _obj_faces(data, path.name, line_numbers)
@@ -357,6 +384,12 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         if relative:  # trimesh counts negative indices from the end of the file, not from the face
             source = io.BytesIO(_absolute_obj(data, corners, sizes))
             hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
+    elif suffix in (".glb", ".gltf"):
+        gltf = read_json(path)
+        renamed = with_attribute_renamed(path, gltf, "TEXCOORD_1", SECOND_UVS)  # trimesh loads it by this name
+        if renamed is not None:
+            source = io.BytesIO(renamed)
+            hints = {"file_type": suffix[1:], "resolver": trimesh.resolvers.FilePathResolver(str(path))}
     try:
         loaded = trimesh.load(source, process=False, **hints)
     except Exception as exc:  # trimesh raises many types for corrupt files
@@ -373,8 +406,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             _weld_obj(mesh, lists.positions, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
-    elif suffix in (".glb", ".gltf") and mesh.material is not None:
-        _gltf_details(mesh, read_gltf_json(path))
+    elif suffix in (".glb", ".gltf"):
+        _gltf_details(mesh, gltf)
     mesh.validate()
     if uv_gap and not mesh.has_uvs:  # trimesh drops every UV of an OBJ in which some faces have none
         if unwrap != "always":
@@ -386,7 +419,13 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
 
 def _gltf_details(mesh: Mesh, gltf: dict) -> None:
     """What trimesh does not read from a glTF file's material (see :meth:`Material.with_gltf_details`),
-    and a base colour map on another UV set than TEXCOORD_0, which then does not map on the UVs kept."""
+    a base colour map on another UV set than TEXCOORD_0, which then does not map on the UVs kept, and
+    a word on the second UV set."""
+    if mesh.uvs2 is not None:
+        mesh.notes.append("the second UV set (TEXCOORD_1) is kept as it is in the GLB output; an OBJ has room "
+                          "for one UV set")
+    if mesh.material is None:
+        return
     uv_set, transformed = base_colour_mapping(gltf, mesh.material.name)
     if uv_set and mesh.texture is not None:
         mesh.texture = mesh.texture_alpha = None
@@ -395,7 +434,7 @@ def _gltf_details(mesh: Mesh, gltf: dict) -> None:
     elif transformed and mesh.texture is not None:
         mesh.notes.append("the base colour map has a KHR_texture_transform, which texgen does not apply: the old "
                           "map is read on the plain UVs, and a new map is made for them")
-    mesh.material = mesh.material.with_gltf_details(gltf, mesh.notes)
+    mesh.material = mesh.material.with_gltf_details(gltf, mesh.notes, uv_sets=1 if mesh.uvs2 is None else 2)
 
 
 def _scene_parts(loaded, filename: str, object_name: str) -> list:
@@ -445,6 +484,11 @@ def _from_trimesh(tm, name: str) -> Mesh:
     # trimesh caches the normals a file gives (glTF NORMAL, OBJ vn, PLY nx ny nz) and computes them only when asked
     if "vertex_normals" in tm._cache:
         mesh.normals, mesh.normal_faces = np.asarray(tm.vertex_normals, dtype=np.float64), faces.copy()
+    second = getattr(tm, "vertex_attributes", {}).get(SECOND_UVS)
+    if second is not None and len(second) == len(tm.vertices):
+        second = np.asarray(second, dtype=np.float64).reshape(len(second), -1)[:, :2]
+        # glTF's v runs down, texgen's up
+        mesh.uvs2, mesh.uv2_faces = np.column_stack([second[:, 0], 1.0 - second[:, 1]]), faces.copy()
     return mesh
 
 
@@ -488,9 +532,9 @@ def _merge(parts: list, name: str) -> tuple[Mesh, Optional[np.ndarray]]:
         mesh.material = meshes[0].material
     mesh.texture_alpha = meshes[0].texture_alpha if shared else None
     if all(m.normals is not None for m in meshes):
-        mesh.normals = np.concatenate([m.normals for m in meshes])
-        offsets = np.cumsum([0] + [len(m.normals) for m in meshes[:-1]])
-        mesh.normal_faces = np.concatenate([m.normal_faces + offset for m, offset in zip(meshes, offsets)])
+        mesh.normals, mesh.normal_faces = _concatenate_corner_tables([(m.normals, m.normal_faces) for m in meshes])
+    if all(m.uvs2 is not None for m in meshes):  # each object's own layout, as the file has them (lightmaps)
+        mesh.uvs2, mesh.uv2_faces = _concatenate_corner_tables([(m.uvs2, m.uv2_faces) for m in meshes])
     names = ", ".join(p[0] for p in parts)
     note = f"merged {len(parts)} objects ({names})"
     if shared:
@@ -508,12 +552,22 @@ def _merge(parts: list, name: str) -> tuple[Mesh, Optional[np.ndarray]]:
     with_alpha = [part[0] for part, m in zip(parts, meshes) if m.texture_alpha is not None]
     if with_alpha and mesh.texture_alpha is None:
         note += f"; the alpha (cut-outs) of the textures of {', '.join(with_alpha)} is not kept"
+    with_second = [part[0] for part, m in zip(parts, meshes) if m.uvs2 is not None]
+    if with_second and mesh.uvs2 is None:
+        note += f"; the second UV set (TEXCOORD_1) of {', '.join(with_second)} is dropped, as the others have none"
     with_maps = [part[0] for part, m in zip(parts, meshes) if m.material is not None and m.material.maps]
     if with_maps and mesh.material is None:
         note += f"; the other maps of the materials of {', '.join(with_maps)} (normal, roughness...) are not kept"
     mesh.notes.append(note)
     log.warning("%s: %s", name, note)
     return mesh, gutter
+
+
+def _concatenate_corner_tables(tables: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One per-corner table (values, (F, 3) indices) of several objects' in face order."""
+    offsets = np.cumsum([0] + [len(values) for values, _ in tables[:-1]])
+    return (np.concatenate([values for values, _ in tables]),
+            np.concatenate([indices + offset for (_, indices), offset in zip(tables, offsets)]))
 
 
 def _tile_texels(meshes: list[Mesh], tiles: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
@@ -968,9 +1022,11 @@ def apply_unwrap(mesh: Mesh, unwrap: str = "auto") -> Mesh:
     mesh.texture = mesh.texture_alpha = None
     note = ("the mesh had no UVs; unwrapped with xatlas" if unwrap == "auto"
             else "UVs replaced by a new xatlas unwrap (--unwrap always)")
-    if mesh.material is not None and mesh.material.maps:
-        note += f"; the material's {', '.join(mesh.material.maps)} maps followed the old UVs and are dropped"
-        mesh.material = mesh.material.without_maps()
+    if mesh.material is not None and mesh.material.maps != mesh.material.without_maps().maps:
+        kept = mesh.material.without_maps()
+        gone = [name for name in mesh.material.maps if name not in kept.maps]
+        note += f"; the material's {', '.join(gone)} maps followed the old UVs and are dropped"
+        mesh.material = kept
     mesh.notes.append(note)
     log.info("%s: %s", mesh.name, note)
     return mesh
