@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from texgen.camera import Camera, orbit_camera
 from texgen.mesh import Mesh
-from texgen.project import (ProjectionSettings, TextureState, ViewSamples, _dilate_by_pooling, dilate, sample_view,
-                            unreliable_pixels)
+from texgen.project import (ProjectionSettings, TextureState, ViewSamples, _dilate_by_pooling, dilate, sample_colour,
+                            sample_view, unreliable_pixels)
 from texgen.texels import TexelMap
 
 pytest.importorskip("pyrender")
@@ -193,7 +193,13 @@ def test_projected_colours_match_the_texture_at_texel_centres() -> None:
     np.testing.assert_allclose(samples.color.numpy(), expected, atol=2.5 / 255)
     dense = samples.scatter(samples.color, fill=-1.0).numpy()
     assert dense.shape == (texels.count, 3) and (dense[~visible] == -1).all()
-    assert sample_view(texels, camera, buffers.depth[0], None).color.shape == (visible.sum(), 0)
+    visibility = sample_view(texels, camera, buffers.depth[0], None, normals=buffers.normals[0])
+    assert visibility.color.shape == (visible.sum(), 0)
+    # the paint loop tests a view first and projects its image afterwards: the same samples
+    later = sample_colour(texels, camera, visibility, image[0])
+    np.testing.assert_array_equal(later.texel.numpy(), samples.texel.numpy())
+    np.testing.assert_allclose(later.color.numpy(), samples.color.numpy(), atol=1e-6)
+    assert later.weight is visibility.weight and later.cos is visibility.cos
 
 
 def square_texels(count: int = 16) -> TexelMap:

@@ -33,7 +33,7 @@ from .errors import MeshError
 from .fill import fill_unseen, pad_islands
 from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
-from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_view
+from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_colour, sample_view
 from .render import Renderer, ViewBuffers
 from .result import TextureResult, with_new_base_colour
 from .seam_blend import band_for_size, smooth_seams
@@ -267,7 +267,7 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
     timer.lap("diffusion")
 
     progress(ProgressEvent("project", view=index, views=budget))
-    samples = sample_view(state.texels, camera, buffers.depth[0], generated, projection, buffers.normals[0])
+    samples = sample_colour(state.texels, camera, visibility, generated)
     state.replace(samples, index, trimap.generate)
     state.replace(samples, index, trimap.refine)
     timer.lap("project")
