@@ -97,6 +97,8 @@ def test_glb_details_trimesh_does_not_read_are_kept_or_named(tmp_path: Path) -> 
     def edit(tree: dict) -> None:
         (material,) = tree["materials"]
         material["normalTexture"].update(scale=0.5, extensions={"KHR_texture_transform": transform})
+        tree["samplers"] = [{"magFilter": 9728, "minFilter": 9728, "wrapS": 33071, "wrapT": 33648}]  # nearest, clamped
+        tree["textures"][material["normalTexture"]["index"]]["sampler"] = 0
         material["emissiveTexture"]["texCoord"] = 2
         material["occlusionTexture"]["strength"] = 0.25
         material["extensions"] = {"KHR_materials_emissive_strength": {"emissiveStrength": 4.0},
@@ -118,6 +120,9 @@ def test_glb_details_trimesh_does_not_read_are_kept_or_named(tmp_path: Path) -> 
     tree = glb_json(paths["glb"])
     (material,) = tree["materials"]
     assert material["normalTexture"]["scale"] == 0.5
+    assert tree["samplers"][tree["textures"][material["normalTexture"]["index"]]["sampler"]] == \
+        {"magFilter": 9728, "minFilter": 9728, "wrapS": 33071, "wrapT": 33648}
+    assert tree["textures"][material["occlusionTexture"]["index"]]["sampler"] == 0  # the default
     assert material["normalTexture"]["extensions"] == {"KHR_texture_transform": transform}
     assert material["occlusionTexture"]["strength"] == 0.25 and "emissiveTexture" not in material
     assert material["extensions"] == {"KHR_materials_emissive_strength": {"emissiveStrength": 4.0}}

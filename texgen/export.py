@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import TexgenError
 from .gltf_json import pack_glb
-from .material import Material
+from .material import SAMPLER, Material
 from .mesh import Mesh, row_groups
 from .polygons import polygon_faces
 from .result import TextureResult
@@ -329,13 +329,18 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
             attributes[attribute] = (uvs[corners[:, column]] * (1.0, -1.0) + (0.0, 1.0)).astype(np.float32)
     index_type, index_dtype = (5123, np.uint16) if len(corners) < 65535 else (5125, np.uint32)
     material = mesh.material or Material(name=name, metallic_factor=0.0, roughness_factor=ROUGHNESS, double_sided=True)
-    images = [texture_png]  # one image per distinct map (occlusion often shares the metallic-roughness one)
-    texture_of = {}
+    # one image per distinct map (occlusion often shares the metallic-roughness one), one texture per
+    # distinct (image, sampler): the new base colour map repeats with mipmaps, the others keep the file's sampler
+    images, samplers, textures, texture_of = [texture_png], [SAMPLER], [{"sampler": 0, "source": 0}], {}
     for map_name, image in material.maps.items():
-        encoded = png_bytes(image)
-        if encoded not in images:
-            images.append(encoded)
-        texture_of[map_name] = images.index(encoded)
+        encoded, sampler = png_bytes(image), material.map_samplers.get(map_name, SAMPLER)
+        for item, items in ((encoded, images), (sampler, samplers)):
+            if item not in items:
+                items.append(item)
+        texture = {"sampler": samplers.index(sampler), "source": images.index(encoded)}
+        if texture not in textures:
+            textures.append(texture)
+        texture_of[map_name] = textures.index(texture)
     blobs = [(values, 34962) for values in attributes.values()] + [(triangles.astype(index_dtype).reshape(-1), 34963)]
     blobs += [(image, None) for image in images]
     binary = bytearray()
@@ -359,8 +364,7 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
             "attributes": {attribute: index for index, attribute in enumerate(attributes)},
             "indices": len(attributes), "material": 0, "mode": 4}]}],
         "materials": [material.gltf(0, texture_of)],
-        "textures": [{"sampler": 0, "source": index} for index in range(len(images))],
-        "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}],
+        "textures": textures, "samplers": samplers,
         "images": [{"bufferView": len(attributes) + 1 + index, "mimeType": "image/png"}
                    for index in range(len(images))],
         "accessors": accessors, "bufferViews": views, "buffers": [{"byteLength": len(binary)}],

@@ -25,6 +25,7 @@ GLTF_MAP_KEYS = {"metallic_roughness": ("pbrMetallicRoughness", "metallicRoughne
                  "normal": (None, "normalTexture"), "occlusion": (None, "occlusionTexture"),
                  "emissive": (None, "emissiveTexture")}
 TEXTURE_TRANSFORM = "KHR_texture_transform"
+SAMPLER = {"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}  # linear, mipmapped, repeating
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Material:
     normal_scale, occlusion_strength : the normal map's scale and the occlusion map's strength
     map_transforms : the ``KHR_texture_transform`` of each map that has one, as the file gives it
     map_uv_sets : the UV set of each map that reads another than TEXCOORD_0 (1: ``Mesh.uvs2``)
+    map_samplers : the glTF sampler (filters, wrap modes) of each map whose texture names one other
+        than ``SAMPLER``, which the GLB export gives the rest
     extensions : the material's own glTF extensions that hold no texture (``KHR_materials_emissive_strength``,
         ``KHR_materials_ior``...), as the file gives them; ``required_extensions`` those of them the file requires
     """
@@ -59,6 +62,7 @@ class Material:
     occlusion_strength: float = 1.0
     map_transforms: dict[str, dict] = dataclasses.field(default_factory=dict)
     map_uv_sets: dict[str, int] = dataclasses.field(default_factory=dict)
+    map_samplers: dict[str, dict] = dataclasses.field(default_factory=dict)
     extensions: dict[str, dict] = dataclasses.field(default_factory=dict)
     required_extensions: tuple[str, ...] = ()
 
@@ -112,7 +116,7 @@ class Material:
                 changes[name] = None
                 notes.append(f"the material's {name} map reads TEXCOORD_{uv_set}, a UV set texgen does not keep; "
                              "it is left out of the exports")
-        details = [_details(source, set(self.maps) - set(changes)) for source in sources]
+        details = [_details(gltf, source, set(self.maps) - set(changes)) for source in sources]
         if any(detail != details[0] for detail in details[1:]):
             # maps that read TEXCOORD_1 in one of the materials are dropped: texgen cannot say which they read
             changes |= {name: None for name in set(self.maps) - set(changes)
@@ -153,8 +157,8 @@ class Material:
         """This material without its maps that read UV set ``uv_set`` (they follow UVs that are gone)."""
         gone = [name for name in self.maps if self.map_uv_sets.get(name, 0) == uv_set]
         return dataclasses.replace(self, **{name: None for name in gone},
-                                   map_transforms={k: v for k, v in self.map_transforms.items() if k not in gone},
-                                   map_uv_sets={k: v for k, v in self.map_uv_sets.items() if k not in gone})
+                                   **{field: {k: v for k, v in getattr(self, field).items() if k not in gone}
+                                      for field in ("map_transforms", "map_uv_sets", "map_samplers")})
 
     def gltf(self, base_colour: int, texture_of: dict[str, int]) -> dict:
         """The glTF material object: ``base_colour`` is the base colour map's texture index,
@@ -221,6 +225,18 @@ def _uv_set(info: Optional[dict]) -> int:
     return uv_set if isinstance(uv_set, int) else 0
 
 
+def _sampler(gltf: dict, info: Optional[dict]) -> Optional[dict]:
+    """The sampler of the texture a textureInfo names; None when it names none (glTF's default) or ``SAMPLER``."""
+    textures, samplers = gltf.get("textures") or [], gltf.get("samplers") or []
+    index = (info or {}).get("index")
+    texture = textures[index] if isinstance(index, int) and 0 <= index < len(textures) else {}
+    sampler = texture.get("sampler") if isinstance(texture, dict) else None
+    if isinstance(sampler, int) and 0 <= sampler < len(samplers) and isinstance(samplers[sampler], dict):
+        sampler = {key: value for key, value in samplers[sampler].items() if key != "name"}
+        return None if sampler == SAMPLER else sampler
+    return None
+
+
 def _holds_texture(value) -> bool:
     """Whether a glTF extension object refers to a texture (a textureInfo: a dict with an "index")."""
     if isinstance(value, dict):
@@ -230,10 +246,10 @@ def _holds_texture(value) -> bool:
     return False
 
 
-def _details(material: dict, maps: set[str]) -> dict:
-    """The fields of :class:`Material` that a glTF material gives and trimesh does not read, for the
-    maps ``maps`` that are kept."""
-    transforms, uv_sets = {}, {}
+def _details(gltf: dict, material: dict, maps: set[str]) -> dict:
+    """The fields of :class:`Material` that a glTF material (of the file ``gltf``) gives and trimesh
+    does not read, for the maps ``maps`` that are kept."""
+    transforms, uv_sets, samplers = {}, {}, {}
     for name in sorted(maps):
         info = _texture_info(material, name)
         transform = ((info or {}).get("extensions") or {}).get(TEXTURE_TRANSFORM)
@@ -241,9 +257,12 @@ def _details(material: dict, maps: set[str]) -> dict:
             transforms[name] = transform
         if _uv_set(info):
             uv_sets[name] = _uv_set(info)
+        sampler = _sampler(gltf, info)
+        if sampler is not None:
+            samplers[name] = sampler
     extensions = {key: value for key, value in (material.get("extensions") or {}).items()
                   if isinstance(value, dict) and not _holds_texture(value)}
     normal, occlusion = _texture_info(material, "normal") or {}, _texture_info(material, "occlusion") or {}
     return {"normal_scale": float(normal.get("scale", 1.0)),
             "occlusion_strength": float(occlusion.get("strength", 1.0)),
-            "map_transforms": transforms, "map_uv_sets": uv_sets, "extensions": extensions}
+            "map_transforms": transforms, "map_uv_sets": uv_sets, "map_samplers": samplers, "extensions": extensions}
