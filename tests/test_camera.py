@@ -216,3 +216,15 @@ def test_orthographic_camera(renderer: Renderer, cube: Mesh) -> None:
     assert abs(mask.any(axis=0).sum() - 2 * half * camera.focal) <= 1
     assert abs(mask.any(axis=1).sum() - 2 * half * camera.focal) <= 1
     np.testing.assert_allclose(buffers.depth[0].numpy()[mask], 3.0 - half, atol=1e-3)
+
+
+@pytest.mark.parametrize("orthographic", [False, True])
+def test_sample_grid_is_projection_in_grid_sample_coordinates(orthographic: bool) -> None:
+    """grid_sample's x = -1 and 1 are the image's left and right edges (align_corners=False)."""
+    camera = orbit_camera(30, 20, 96, orthographic=orthographic)
+    camera = Camera(camera.pose, 128, 96, orthographic, ymag=camera.ymag)  # not square
+    points = torch.from_numpy(np.random.default_rng(3).uniform(-0.8, 0.8, (500, 3)))
+    pixels, depth = camera.project(points)
+    grid, grid_depth = camera.sample_grid(points)
+    np.testing.assert_allclose(grid.numpy(), (2 * pixels / torch.tensor([128.0, 96.0]) - 1).numpy(), atol=1e-9)
+    np.testing.assert_allclose(grid_depth.numpy(), depth.numpy(), atol=1e-12)

@@ -84,6 +84,22 @@ class Camera:
         y = (cam[1] * scale).neg_().add_(self.height / 2.0)
         return torch.stack([x, y], dim=1), depth
 
+    def sample_grid(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where world points fall in the image, as ``grid_sample`` reads it, in one matrix product.
+
+        points : (N, 3) float
+        returns : grid (N, 2) float, x and y from -1 to 1 across the image's edges
+            (``align_corners=False``: the pixel centres of :meth:`project`), and depth (N,)
+        """
+        scale = np.array([2.0 * self.focal / self.width, -2.0 * self.focal / self.height, -1.0])
+        matrix = torch.as_tensor(self.world_to_camera()[:3] * scale[:, None], dtype=points.dtype, device=points.device)
+        rows = torch.addmm(matrix[:, 3:], matrix[:, :3], points.T)  # (3, N): contiguous rows
+        depth = rows[2]
+        if self.orthographic:
+            return torch.stack([rows[0], rows[1]], dim=1), depth
+        inverse = torch.reciprocal(depth.clamp_min(1e-8))
+        return torch.stack([rows[0] * inverse, rows[1].mul_(inverse)], dim=1), depth
+
     def directions_to_camera(self, points: torch.Tensor) -> torch.Tensor:
         """(N, 3) unit vectors from each world point towards the camera."""
         if self.orthographic:

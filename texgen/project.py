@@ -140,15 +140,15 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     # only texels that face the camera can be visible: the rest of the work runs on those alone
     candidates = torch.nonzero(facing_cos > cutoff).squeeze(1)
     cos = facing_cos.index_select(0, candidates)
-    pixels, texel_depth = camera.project(texels.position.index_select(0, candidates))
-    grid = _grid(pixels, depth)
+    grid, texel_depth = camera.sample_grid(texels.position.index_select(0, candidates))
+    grid = grid[None, None]
     # unreliable pixels read as background, and so do texels landing outside the image (zero padding)
     seen_depth = _lookup(depth.masked_fill(unreliable_pixels(depth, normals, settings), 0)[None], "nearest", grid)[0]
     # the depth read at the nearest pixel may be up to a pixel's depth change off: pixel size x tan(angle)
     pixel = torch.full_like(texel_depth, 1 / camera.focal) if camera.orthographic else texel_depth / camera.focal
     tangent = (1 - cos.square()).clamp_min_(0).sqrt_().div_(cos)
     tolerance = torch.addcmul(pixel.new_tensor(settings.depth_tolerance), pixel, tangent)
-    weight = cos ** settings.cos_power
+    weight = cos.square().square_() if settings.cos_power == 4 else cos.pow(settings.cos_power)  # 4: 3x faster
     visible = torch.nonzero(((texel_depth - seen_depth).abs_() < tolerance) & (weight > 0)).squeeze(1)
     if image is None:
         color = weight.new_zeros((len(visible), 0))
@@ -163,19 +163,14 @@ def sample_colour(texels: TexelMap, camera: Camera, visibility: ViewSamples, ima
     (C, H, W) at the texels it sees: the visibility tests are not run again. The paint loop tests
     a view before it is generated and projects the generated image afterwards.
     """
-    pixels, _ = camera.project(texels.position.index_select(0, visibility.texel))
-    color = _lookup(image.float(), "bilinear", _grid(pixels, image[0])).T
+    grid, _ = camera.sample_grid(texels.position.index_select(0, visibility.texel))
+    color = _lookup(image.float(), "bilinear", grid[None, None]).T
     return ViewSamples(visibility.count, visibility.texel, color, visibility.weight, visibility.cos)
 
 
-def _grid(pixels: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """(1, 1, K, 2) grid_sample coordinates of pixel positions (K, 2) in an (H, W) image."""
-    height, width = image.shape
-    return torch.addcmul(pixels.new_tensor(-1.0), pixels, pixels.new_tensor([2.0 / width, 2.0 / height]))[None, None]
-
-
 def _lookup(values: torch.Tensor, mode: str, grid: torch.Tensor) -> torch.Tensor:
-    """(C, K) ``values`` (C, H, W) sampled at ``grid`` (:func:`_grid`), zero outside the image."""
+    """(C, K) ``values`` (C, H, W) sampled at ``grid`` (1, 1, K, 2) (:meth:`Camera.sample_grid`), zero
+    outside the image."""
     return F.grid_sample(values[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0, :, 0]
 
 
