@@ -211,8 +211,8 @@ def test_a_base_colour_map_on_another_uv_set_is_not_read_on_the_kept_uvs(tmp_pat
     edit_glb_json(tmp_path / "box.glb",
                   lambda tree: tree["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"].update(texCoord=1))
     mesh = load_mesh(tmp_path / "box.glb")
-    assert mesh.texture is None and mesh.notes[0].startswith("the base colour map reads TEXCOORD_1, a UV set texgen "
-                                                             "does not keep, so it does not map on the UVs")
+    assert mesh.texture is None and mesh.notes[0] == ("the base colour map reads TEXCOORD_1, not the UVs texgen "
+                                                      "paints (TEXCOORD_0), so it is not used")
     assert "normal" in mesh.material.maps  # the other maps are on TEXCOORD_0
 
 

@@ -99,7 +99,8 @@ class Material:
 
     def with_gltf_details(self, gltf: dict, notes: list[str], uv_sets: int = 1) -> "Material":
         """This material with what trimesh does not read from the file's glTF JSON ``gltf``: the normal
-        scale, the occlusion strength, texture transforms and the material's extensions.
+        scale, the occlusion strength, the maps' texture transforms, UV sets and samplers, and the
+        material's extensions.
 
         The file's material is the one named like this one, else the one material its meshes use. Maps
         on a UV set the mesh does not keep (it keeps ``uv_sets``: TEXCOORD_0 and maybe TEXCOORD_1) are
@@ -237,6 +238,11 @@ def _sampler(gltf: dict, info: Optional[dict]) -> Optional[dict]:
     return None
 
 
+def _number(value, default: float) -> float:
+    """A glTF number, or ``default`` when the file gives none (or something else)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
 def _holds_texture(value) -> bool:
     """Whether a glTF extension object refers to a texture (a textureInfo: a dict with an "index")."""
     if isinstance(value, dict):
@@ -263,6 +269,6 @@ def _details(gltf: dict, material: dict, maps: set[str]) -> dict:
     extensions = {key: value for key, value in (material.get("extensions") or {}).items()
                   if isinstance(value, dict) and not _holds_texture(value)}
     normal, occlusion = _texture_info(material, "normal") or {}, _texture_info(material, "occlusion") or {}
-    return {"normal_scale": float(normal.get("scale", 1.0)),
-            "occlusion_strength": float(occlusion.get("strength", 1.0)),
+    return {"normal_scale": _number(normal.get("scale"), 1.0),
+            "occlusion_strength": _number(occlusion.get("strength"), 1.0),
             "map_transforms": transforms, "map_uv_sets": uv_sets, "map_samplers": samplers, "extensions": extensions}

@@ -185,7 +185,7 @@ class Mesh:
             if note not in self.notes:
                 self.notes.append(note)
 
-    def _corner_indices(self, values: np.ndarray, indices: Optional[np.ndarray], table: "_CornerTable") -> np.ndarray:
+    def _corner_indices(self, values: np.ndarray, indices: Optional[np.ndarray], table: _CornerTable) -> np.ndarray:
         """Check a per-corner table: ``values`` (K, C) indexed by ``indices`` (F, 3) per face corner;
         returns the indices as int64."""
         if indices is None or indices.shape != self.faces.shape:
@@ -429,8 +429,8 @@ def _gltf_details(mesh: Mesh, gltf: dict) -> None:
     uv_set, transformed = base_colour_mapping(gltf, mesh.material.name)
     if uv_set and mesh.texture is not None:
         mesh.texture = mesh.texture_alpha = None
-        mesh.notes.append(f"the base colour map reads TEXCOORD_{uv_set}, a UV set texgen does not keep, so it "
-                          "does not map on the UVs texgen paints (TEXCOORD_0) and is not used")
+        mesh.notes.append(f"the base colour map reads TEXCOORD_{uv_set}, not the UVs texgen paints (TEXCOORD_0), "
+                          "so it is not used")
     elif transformed and mesh.texture is not None:
         mesh.notes.append("the base colour map has a KHR_texture_transform, which texgen does not apply: the old "
                           "map is read on the plain UVs, and a new map is made for them")
