@@ -81,7 +81,7 @@ class Renderer:
     def _offscreen(self, camera: Camera):
         return _offscreen(camera.width, camera.height)
 
-    def _draw(self, camera: Camera, node) -> tuple[np.ndarray, np.ndarray]:
+    def _draw(self, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
         pyrender = _pyrender()
         if self._camera_node is not None:
             self._scene.remove_node(self._camera_node)
@@ -147,7 +147,7 @@ class Renderer:
             self._texture_node.mesh.primitives[0].material.baseColorTexture = tex
         images = []
         for camera in cameras:
-            color, depth = self._draw(camera, self._texture_node)
+            color, depth = self._draw(camera)
             image = color[:, :, :channels].astype(np.float32) / 255.0
             image[depth <= 0] = 0
             images.append(image.transpose(2, 0, 1))
