@@ -177,13 +177,16 @@ def _lookup(values: torch.Tensor, mode: str, grid: torch.Tensor) -> torch.Tensor
 def _facing_cos(texels: TexelMap, camera: Camera) -> torch.Tensor:
     """(M,) cos between each texel's normal and its direction to the camera.
 
-    n . (eye - p) / |eye - p|, expanded into per-texel constants (n . p, |p|^2) and two matrix-vector
-    products, so that no (M, 3) temporary is made.
+    n . (eye - p) / |eye - p|: the numerator is one value per flat face (n . eye less the face's
+    offset n . p), gathered per texel, and |eye - p|^2 is expanded into |p|^2 and one matrix-vector
+    product, so that no (M, 3) temporary is made.
     """
+    normals = texels.face_normals
     if camera.orthographic:
-        return texels.normal @ torch.as_tensor(-camera.forward, dtype=texels.normal.dtype, device=texels.normal.device)
+        toward = torch.as_tensor(-camera.forward, dtype=normals.dtype, device=normals.device)
+        return (normals @ toward).index_select(0, texels.face)
     eye = torch.as_tensor(camera.position, dtype=texels.position.dtype, device=texels.position.device)
-    facing = torch.addmv(texels.normal_dot_position, texels.normal, eye, beta=-1)
+    facing = torch.addmv(texels.face_offsets, normals, eye, beta=-1).index_select(0, texels.face)
     distance_sq = torch.addmv(texels.position_sq, texels.position, eye, alpha=-2).add_(eye.dot(eye))
     return facing.mul_(distance_sq.clamp_min_(1e-20).rsqrt_())
 

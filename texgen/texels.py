@@ -41,9 +41,11 @@ class TexelMap:
     face : (M,) int64 face covering the texel
     bary : (M, 3) float32 barycentric coordinates in that face
     position : (M, 3) float32 texel centre in the unit frame
-    normal : (M, 3) float32 unit geometric normal of the face
     overlap : (M,) bool texel covered by more than one UV triangle
     island : (M,) int32 UV island of the face
+    face_normals : (F, 3) float32 unit geometric normal of every face of the mesh
+    face_offsets : (F,) float32 n . p of every face's plane (unit frame): a flat face's texels share
+        it, so facing tests need one value per face (see ``texgen.project``)
     """
 
     size: int
@@ -51,9 +53,10 @@ class TexelMap:
     face: torch.Tensor
     bary: torch.Tensor
     position: torch.Tensor
-    normal: torch.Tensor
     overlap: torch.Tensor
     island: torch.Tensor
+    face_normals: torch.Tensor
+    face_offsets: torch.Tensor
 
     @classmethod
     def build(cls, mesh: Mesh, size: int) -> "TexelMap":
@@ -82,10 +85,10 @@ class TexelMap:
         rows = np.concatenate([p[:, 2], p[:, 0] - p[:, 2], p[:, 1] - p[:, 2]], axis=1).astype(np.float32)
         corners = torch.from_numpy(np.take(rows, face, axis=0))
         position = corners[:, :3].addcmul(corners[:, 3:6], bary[:, :1]).addcmul_(corners[:, 6:], bary[:, 1:2])
-        normal = torch.from_numpy(np.take(mesh.face_normals, face, axis=0))
         island = np.take(mesh.face_islands.astype(np.int32), face)
-        return cls(size, torch.from_numpy(texel), torch.from_numpy(face), bary, position, normal,
-                   torch.from_numpy(overlap), torch.from_numpy(island))
+        offsets = np.einsum("fk,fk->f", mesh.face_normals.astype(np.float64), p.mean(axis=1)).astype(np.float32)
+        return cls(size, torch.from_numpy(texel), torch.from_numpy(face), bary, position, torch.from_numpy(overlap),
+                   torch.from_numpy(island), torch.from_numpy(mesh.face_normals), torch.from_numpy(offsets))
 
     @property
     def count(self) -> int:
@@ -99,13 +102,13 @@ class TexelMap:
         return mask.reshape(self.size, self.size)
 
     @cached_property
-    def normal_dot_position(self) -> torch.Tensor:
-        """(M,) n . p of each texel: with ``position_sq``, facing tests need no (M, 3) temporaries."""
-        return (self.normal * self.position).sum(dim=1)
+    def normal(self) -> torch.Tensor:
+        """(M, 3) float32 unit geometric normal of each texel's face."""
+        return self.face_normals.index_select(0, self.face)
 
     @cached_property
     def position_sq(self) -> torch.Tensor:
-        """(M,) |p|^2 of each texel."""
+        """(M,) |p|^2 of each texel: facing tests need no (M, 3) temporaries."""
         return self.position.square().sum(dim=1)
 
     @cached_property
