@@ -103,15 +103,13 @@ class Renderer:
         if len({(camera.width, camera.height) for camera in cameras}) > 1:
             raise ValueError("render() takes cameras of one image size")
         height, width = (cameras[0].height, cameras[0].width) if cameras else (0, 0)
-        depth = torch.zeros((len(cameras), height, width))
-        normals = torch.zeros((len(cameras), 3, height, width))
+        depth = torch.empty((len(cameras), height, width))  # every pixel is read back from GL
+        normals = torch.empty((len(cameras), 3, height, width))
         if cameras:
             if self._geometry is None:
                 self._geometry = _ViewGeometry(self._positions, np.repeat(self.mesh.face_normals[self.mesh.face_ok], 3,
                                                                           axis=0))
-            for index, pixels in enumerate(self._geometry.draw(cameras)):
-                depth[index] = pixels[:, :, 3]
-                normals[index] = pixels[:, :, :3].permute(2, 0, 1)
+            self._geometry.draw(cameras, depth.numpy(), normals.numpy())
         return ViewBuffers(depth, normals, depth > 0)
 
     def render_texture(self, cameras: Sequence[Camera], texture: np.ndarray,
@@ -228,9 +226,10 @@ class _ViewGeometry:
             gl.glEnableVertexAttribArray(location)
         gl.glBindVertexArray(0)
 
-    def draw(self, cameras: Sequence[Camera]):
-        """For each camera (all of one size), an (H, W, 4) float32 tensor: camera-space normal, linear
-        depth; zeros on the background. Each is valid until the next is made."""
+    def draw(self, cameras: Sequence[Camera], depth: np.ndarray, normals: np.ndarray) -> None:
+        """Draw each camera (all of one size) into ``depth`` (B, H, W) (linear depth) and ``normals``
+        (B, 3, H, W) (camera-space normals), zeros on the background: each channel is read from GL
+        straight into its plane."""
         from OpenGL import GL as gl
 
         width, height = cameras[0].width, cameras[0].height
@@ -245,7 +244,7 @@ class _ViewGeometry:
             gl.glEnable(gl.GL_DEPTH_TEST)
             gl.glDepthFunc(gl.GL_LESS)
             try:
-                for camera in cameras:
+                for index, camera in enumerate(cameras):
                     projection = _pyrender_camera(camera).get_projection_matrix(width, height)
                     projection[1] *= -1.0
                     for name, matrix in (("view", camera.world_to_camera()), ("projection", projection)):
@@ -254,8 +253,9 @@ class _ViewGeometry:
                     gl.glClearBufferfv(gl.GL_COLOR, 0, np.zeros(4, np.float32))
                     gl.glClearBufferfv(gl.GL_DEPTH, 0, np.ones(1, np.float32))
                     gl.glDrawArrays(gl.GL_TRIANGLES, 0, self.count)
-                    pixels = gl.glReadPixels(0, 0, width, height, gl.GL_RGBA, gl.GL_FLOAT)
-                    yield torch.from_numpy(np.frombuffer(pixels, np.float32).reshape(height, width, 4))
+                    for channel, plane in zip((gl.GL_RED, gl.GL_GREEN, gl.GL_BLUE, gl.GL_ALPHA),
+                                              (*normals[index], depth[index])):
+                        gl.glReadPixels(0, 0, width, height, channel, gl.GL_FLOAT, plane)
             finally:
                 gl.glUseProgram(0)
                 gl.glBindVertexArray(0)
