@@ -1,11 +1,14 @@
-"""The glTF material a mesh came with: kept through loading, written back by the GLB export around
-the new base colour map, its tint dropped for generated maps, its maps dropped with the old UVs."""
+"""What a glTF file gives beyond geometry: its material, kept through loading and written back by
+the GLB export around the new base colour map (its tint dropped for generated maps, its maps
+dropped with the old UVs, its details read from the file's JSON), its second UV set, and UVs
+stored as quantized integers, named instead of misread."""
 
 from __future__ import annotations
 
 import json
 import struct
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -13,7 +16,9 @@ import trimesh
 from PIL import Image
 
 from texgen.eval import OracleGenerator
+from texgen.errors import MeshError
 from texgen.export import write_outputs
+from texgen.gltf_json import pack_glb
 from texgen.inspection import inspect_mesh
 from texgen.mesh import load_mesh
 from texgen.pipeline import texture_mesh
@@ -320,3 +325,53 @@ def test_tiled_objects_lose_their_alpha_and_say_so(tmp_path: Path) -> None:
     assert merged.texture_alpha is None and "; the alpha (cut-outs) of the textures of part0 is not kept" in \
         merged.notes[0]
     assert load_mesh(tmp_path / "two.glb", object_name="part0", unwrap="always").texture_alpha is None
+
+
+def quantized_triangle(path: Path, uv_type: int = 5126, second_type: Optional[int] = None,
+                       position_normalized: bool = False) -> None:
+    """A one-triangle GLB with a material, its UVs stored as ``uv_type`` (5123: normalized unsigned
+    shorts, as gltfpack quantizes them), maybe a TEXCOORD_1 of ``second_type``, and its positions as
+    normalized shorts when asked."""
+    dtypes = {5122: np.int16, 5123: np.uint16, 5126: np.float32}
+    uv = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    arrays = [(np.array([[0, 0, 0], [32767, 0, 0], [0, 32767, 0]]) if position_normalized
+               else np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]]), 5122 if position_normalized else 5126, "VEC3"),
+              (uv * (65535 if uv_type == 5123 else 1), uv_type, "VEC2"), (np.arange(3), 5123, "SCALAR")]
+    if second_type is not None:
+        arrays.append((uv * (65535 if second_type == 5123 else 1), second_type, "VEC2"))
+    binary, views, accessors = b"", [], []
+    for index, (values, kind, shape) in enumerate(arrays):
+        raw = values.astype(dtypes[kind]).tobytes()
+        raw += b"\0" * (-len(raw) % 4)
+        views.append({"buffer": 0, "byteOffset": len(binary), "byteLength": len(raw)})
+        accessors.append({"bufferView": index, "componentType": kind, "count": 3, "type": shape}
+                         | ({"normalized": True} if kind != 5126 and shape != "SCALAR" else {}))
+        binary += raw
+    accessors[0] |= {"min": [0, 0, 0], "max": [32767 if position_normalized else 1] * 2 + [0]}
+    attributes = {"POSITION": 0, "TEXCOORD_0": 1} | ({"TEXCOORD_1": 3} if second_type is not None else {})
+    tree = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0}],
+            "meshes": [{"primitives": [{"attributes": attributes, "indices": 2, "material": 0}]}],
+            "materials": [{"pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1]}}], "accessors": accessors,
+            "bufferViews": views, "buffers": [{"byteLength": len(binary)}]}
+    path.write_bytes(pack_glb(tree, binary))
+
+
+def test_quantized_glb_uvs_are_named_not_misread(tmp_path: Path) -> None:
+    """trimesh reads integer UVs unscaled (65535 for 1.0): texgen says what the file holds instead
+    of reporting UVs far outside the square, and can still unwrap anew."""
+    quantized_triangle(tmp_path / "packed.glb", uv_type=5123)
+    with pytest.raises(MeshError, match=r"packed.glb: the UVs \(TEXCOORD_0\) are stored as quantized integers .*"
+                                        r"export it with float UVs \(gltfpack -noq\), or pass --unwrap always"):
+        load_mesh(tmp_path / "packed.glb")
+    mesh = load_mesh(tmp_path / "packed.glb", unwrap="always")
+    assert mesh.has_uvs and mesh.notes[0].endswith("the file's UVs are ignored anyway (--unwrap always)")
+    quantized_triangle(tmp_path / "second.glb", second_type=5123)
+    mesh = load_mesh(tmp_path / "second.glb")
+    assert mesh.uvs2 is None and mesh.notes == ["the second UV set (TEXCOORD_1) is stored as integers (quantized), "
+                                                "which texgen cannot read yet; it is left out of the exports"]
+    quantized_triangle(tmp_path / "float.glb", second_type=5126)
+    np.testing.assert_allclose(load_mesh(tmp_path / "float.glb").uvs2, [[0, 1], [1, 1], [0, 0]])
+    quantized_triangle(tmp_path / "positions.glb", position_normalized=True)
+    with pytest.raises(MeshError, match=r"positions.glb: the positions are stored as normalized integers "
+                                        r"\(KHR_mesh_quantization\), which texgen cannot read yet"):
+        load_mesh(tmp_path / "positions.glb")

@@ -13,6 +13,8 @@ import struct
 from pathlib import Path
 from typing import Optional
 
+FLOAT = 5126  # glTF's componentType of 32-bit floats
+
 
 def read_json(path: Path) -> dict:
     """The JSON of a .gltf file, or of a .glb file's first chunk ({} when it has none or it is not JSON)."""
@@ -34,6 +36,20 @@ def primitives(tree: dict) -> list[dict]:
     """Every mesh primitive of a glTF JSON tree."""
     return [primitive for mesh in tree.get("meshes") or [] if isinstance(mesh, dict)
             for primitive in mesh.get("primitives") or [] if isinstance(primitive, dict)]
+
+
+def stored_as_integers(tree: dict, attribute: str, normalized_only: bool = False) -> bool:
+    """Whether some primitive stores the vertex attribute ``attribute`` as integers (quantized: glTF
+    allows normalized unsigned bytes and shorts for UVs, KHR_mesh_quantization more), or only
+    normalized ones; trimesh reads both without scaling them."""
+    accessors = tree.get("accessors") or []
+    for primitive in primitives(tree):
+        index = (primitive.get("attributes") or {}).get(attribute)
+        accessor = accessors[index] if isinstance(index, int) and 0 <= index < len(accessors) else {}
+        if (isinstance(accessor, dict) and accessor.get("componentType", FLOAT) != FLOAT
+                and (accessor.get("normalized") is True or not normalized_only)):
+            return True
+    return False
 
 
 def pack_glb(tree: dict, binary: bytes) -> bytes:

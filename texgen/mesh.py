@@ -27,7 +27,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .gltf_json import read_json, with_attribute_renamed
+from .gltf_json import read_json, stored_as_integers, with_attribute_renamed
 from .material import Material, base_colour_mapping
 from .polygons import corner_rows, triangulate
 from .uvtiles import face_tiles, grid_size, place_in_tile
@@ -59,6 +59,8 @@ class _CornerTable:
     plural: str
 
 
+QUANTIZED_UVS = ("the UVs (TEXCOORD_0) are stored as quantized integers (as gltfpack and KHR_mesh_quantization "
+                 "store them), which texgen cannot read yet")
 SECOND_UVS = "_TEXGEN_TEXCOORD_1"  # the name under which trimesh loads a glTF file's TEXCOORD_1 (a custom attribute)
 UV_TABLE = _CornerTable("uvs", "uv_faces", "T", 2, "UV", "UVs")
 NORMAL_TABLE = _CornerTable("normals", "normal_faces", "N", 3, "normal", "normals")
@@ -374,7 +376,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if suffix not in MESH_SUFFIXES:
         raise MeshError(f"{path.name}: unsupported mesh format {path.suffix!r}; "
                         f"use one of {', '.join(MESH_SUFFIXES)}")
-    source, hints, uv_gap, gltf = str(path), {}, "", {}
+    source, hints, uv_gap, gltf, quantized = str(path), {}, "", {}, ""
     if suffix == ".obj":
         data, line_numbers = _join_continued_lines(path.read_bytes())
         corners, sizes, lines, relative = _obj_faces(data, path.name, line_numbers)
@@ -386,7 +388,13 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
     elif suffix in (".glb", ".gltf"):
         gltf = read_json(path)
-        renamed = with_attribute_renamed(path, gltf, "TEXCOORD_1", SECOND_UVS)  # trimesh loads it by this name
+        if stored_as_integers(gltf, "POSITION", normalized_only=True):  # trimesh would read them unscaled
+            raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization), "
+                            "which texgen cannot read yet; export the file with float positions (gltfpack -noq)")
+        quantized = QUANTIZED_UVS if stored_as_integers(gltf, "TEXCOORD_0") else ""
+        # trimesh loads TEXCOORD_1 under this name; integers (quantized) it would read unscaled are left out
+        renamed = None if stored_as_integers(gltf, "TEXCOORD_1") else \
+            with_attribute_renamed(path, gltf, "TEXCOORD_1", SECOND_UVS)
         if renamed is not None:
             source = io.BytesIO(renamed)
             hints = {"file_type": suffix[1:], "resolver": trimesh.resolvers.FilePathResolver(str(path))}
@@ -408,6 +416,12 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         _ply_own_lists(mesh, loaded)
     elif suffix in (".glb", ".gltf"):
         _gltf_details(mesh, gltf)
+    if quantized:
+        if unwrap != "always":
+            raise MeshError(f"{path.name}: {quantized}, so the file's UVs cannot be used; export it with float UVs "
+                            "(gltfpack -noq), or pass --unwrap always to ignore the file's UVs")
+        mesh.uvs = mesh.uv_faces = None
+        mesh.notes.append(f"{quantized}; the file's UVs are ignored anyway (--unwrap always)")
     mesh.validate()
     if uv_gap and not mesh.has_uvs:  # trimesh drops every UV of an OBJ in which some faces have none
         if unwrap != "always":
@@ -424,6 +438,9 @@ def _gltf_details(mesh: Mesh, gltf: dict) -> None:
     if mesh.uvs2 is not None:
         mesh.notes.append("the second UV set (TEXCOORD_1) is kept as it is in the GLB output; an OBJ has room "
                           "for one UV set")
+    elif stored_as_integers(gltf, "TEXCOORD_1"):
+        mesh.notes.append("the second UV set (TEXCOORD_1) is stored as integers (quantized), which texgen cannot "
+                          "read yet; it is left out of the exports")
     if mesh.material is None:
         return
     uv_set, transformed = base_colour_mapping(gltf, mesh.material.name)
