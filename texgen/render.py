@@ -143,13 +143,12 @@ class Renderer:
             self._texture_node = self._scene.add(pyrender.Mesh([self._primitive(texcoord_0=self._uvs, texture=tex)]))
         else:  # the mesh stays uploaded; pyrender swaps the texture and frees the last one
             self._texture_node.mesh.primitives[0].material.baseColorTexture = tex
-        images = []
-        for camera in cameras:
-            color, depth = self._draw(camera)
-            image = color[:, :, :channels].astype(np.float32) / 255.0
-            image[depth <= 0] = 0
-            images.append(image.transpose(2, 0, 1))
-        return torch.from_numpy(np.stack(images))
+        images = torch.empty((len(cameras), channels) + ((cameras[0].height, cameras[0].width) if cameras else (0, 0)))
+        for image, camera in zip(images, cameras):
+            color, depth = self._draw(camera)  # rows flipped (a negative stride), which torch cannot view
+            image.copy_(torch.from_numpy(np.ascontiguousarray(color[:, :, :channels])).permute(2, 0, 1))
+            image.mul_(torch.from_numpy(depth > 0)).div_(255.0)
+        return images
 
     def close(self) -> None:
         """Free this mesh's GPU buffers (the shared context stays for the next renderer).
