@@ -59,8 +59,6 @@ class _CornerTable:
     plural: str
 
 
-QUANTIZED_UVS = ("the UVs (TEXCOORD_0) are stored as quantized integers (as gltfpack and KHR_mesh_quantization "
-                 "store them), which texgen cannot read yet")
 SECOND_UVS = "_TEXGEN_TEXCOORD_1"  # the name under which trimesh loads a glTF file's TEXCOORD_1 (a custom attribute)
 UV_TABLE = _CornerTable("uvs", "uv_faces", "T", 2, "UV", "UVs")
 NORMAL_TABLE = _CornerTable("normals", "normal_faces", "N", 3, "normal", "normals")
@@ -376,7 +374,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if suffix not in MESH_SUFFIXES:
         raise MeshError(f"{path.name}: unsupported mesh format {path.suffix!r}; "
                         f"use one of {', '.join(MESH_SUFFIXES)}")
-    source, hints, uv_gap, gltf, quantized = str(path), {}, "", {}, ""
+    source, hints, uv_gap, gltf = str(path), {}, "", {}
+    unusable: Optional[tuple[str, str]] = None  # why the file's UVs cannot be used, and what to do about it
     if suffix == ".obj":
         data, line_numbers = _join_continued_lines(path.read_bytes())
         corners, sizes, lines, relative = _obj_faces(data, path.name, line_numbers)
@@ -391,7 +390,10 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         if stored_as_integers(gltf, "POSITION", normalized_only=True):  # trimesh would read them unscaled
             raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization), "
                             "which texgen cannot read yet; export the file with float positions (gltfpack -noq)")
-        quantized = QUANTIZED_UVS if stored_as_integers(gltf, "TEXCOORD_0") else ""
+        if stored_as_integers(gltf, "TEXCOORD_0"):
+            unusable = ("the UVs (TEXCOORD_0) are stored as quantized integers (as gltfpack and "
+                        "KHR_mesh_quantization store them), which texgen cannot read yet",
+                        "export it with float UVs (gltfpack -noq)")
         # trimesh loads TEXCOORD_1 under this name; integers (quantized) it would read unscaled are left out
         renamed = None if stored_as_integers(gltf, "TEXCOORD_1") else \
             with_attribute_renamed(path, gltf, "TEXCOORD_1", SECOND_UVS)
@@ -412,22 +414,20 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         tiling = None if gutter is None else _obj_parts(data, lines, line_numbers, parts, gutter)
         if (gutter is not None and tiling is None) or not _obj_own_lists(mesh, lists, corners, sizes, tiling):
             _weld_obj(mesh, lists.positions, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
+        if uv_gap and not mesh.has_uvs:  # trimesh drops every UV of an OBJ in which some faces have none
+            unusable = (uv_gap, "give every face a vt index")
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
     elif suffix in (".glb", ".gltf"):
         _gltf_details(mesh, gltf)
-    if quantized:
+    if unusable is not None:
+        reason, remedy = unusable
         if unwrap != "always":
-            raise MeshError(f"{path.name}: {quantized}, so the file's UVs cannot be used; export it with float UVs "
-                            "(gltfpack -noq), or pass --unwrap always to ignore the file's UVs")
-        mesh.uvs = mesh.uv_faces = None
-        mesh.notes.append(f"{quantized}; the file's UVs are ignored anyway (--unwrap always)")
-    mesh.validate()
-    if uv_gap and not mesh.has_uvs:  # trimesh drops every UV of an OBJ in which some faces have none
-        if unwrap != "always":
-            raise MeshError(f"{path.name}: {uv_gap}, so the file's UVs cannot be used; give every face a vt index, "
+            raise MeshError(f"{path.name}: {reason}, so the file's UVs cannot be used; {remedy}, "
                             "or pass --unwrap always to ignore the file's UVs")
-        mesh.notes.append(f"{uv_gap}; the file's UVs are ignored anyway (--unwrap always)")
+        mesh.uvs = mesh.uv_faces = None
+        mesh.notes.append(f"{reason}; the file's UVs are ignored anyway (--unwrap always)")
+    mesh.validate()
     return apply_unwrap(mesh, unwrap)
 
 
