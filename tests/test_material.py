@@ -46,6 +46,17 @@ def pbr_box(path: Path, **extra) -> dict[str, np.ndarray]:
     return maps
 
 
+def with_plain_object(part: trimesh.Trimesh, name: str, path: Path) -> None:
+    """Write a GLB scene of ``part`` (named ``name``) beside an icosahedron named "plain", which has UVs
+    and nothing else (no material maps, no second UV set)."""
+    plain = trimesh.creation.icosahedron()
+    plain.visual = trimesh.visual.TextureVisuals(uv=np.full((len(plain.vertices), 2), 0.5))
+    scene = trimesh.Scene()
+    scene.add_geometry(part, node_name=name, geom_name=name)
+    scene.add_geometry(plain, node_name="plain", geom_name="plain")
+    scene.export(path)
+
+
 def reloaded_material(path: Path):
     (geometry,) = trimesh.load(path, process=False).geometry.values()
     return geometry.visual.material
@@ -196,12 +207,7 @@ def test_a_merge_keeps_the_second_uv_set_only_when_every_object_has_one(tmp_path
     pbr_box(tmp_path / "box.glb")
     (part,) = trimesh.load(tmp_path / "box.glb", process=False).geometry.values()
     part.vertex_attributes["_lightmap"] = np.full((len(part.vertices), 2), 0.5, np.float32)
-    plain = trimesh.creation.icosahedron()
-    plain.visual = trimesh.visual.TextureVisuals(uv=np.full((len(plain.vertices), 2), 0.5))
-    scene = trimesh.Scene()
-    scene.add_geometry(part, node_name="lit", geom_name="lit")
-    scene.add_geometry(plain, node_name="plain", geom_name="plain")
-    scene.export(tmp_path / "two.glb")
+    with_plain_object(part, "lit", tmp_path / "two.glb")
     edit_glb_json(tmp_path / "two.glb", lambda tree: [primitive["attributes"].update(
         TEXCOORD_1=primitive["attributes"].pop("_lightmap")) for mesh in tree["meshes"]
         for primitive in mesh["primitives"] if "_lightmap" in primitive["attributes"]])
@@ -243,14 +249,8 @@ def test_a_new_unwrap_drops_the_maps_that_followed_the_old_uvs(tmp_path: Path) -
 
 def test_merged_scenes_keep_no_material_and_say_so(tmp_path: Path) -> None:
     pbr_box(tmp_path / "box.glb")
-    box = trimesh.load(tmp_path / "box.glb", process=False)
-    (part,) = box.geometry.values()
-    plain = trimesh.creation.icosahedron()
-    plain.visual = trimesh.visual.TextureVisuals(uv=np.full((len(plain.vertices), 2), 0.5))
-    scene = trimesh.Scene()
-    scene.add_geometry(part, node_name="metal", geom_name="metal")
-    scene.add_geometry(plain, node_name="plain", geom_name="plain")
-    scene.export(tmp_path / "two.glb")
+    (part,) = trimesh.load(tmp_path / "box.glb", process=False).geometry.values()
+    with_plain_object(part, "metal", tmp_path / "two.glb")
     merged = load_mesh(tmp_path / "two.glb")
     assert merged.material is None
     assert "some had no UVs" not in merged.notes[0]
