@@ -97,8 +97,8 @@ class Renderer:
         """Depth, camera-space normals and foreground mask of each camera.
 
         One OpenGL pass per camera writes each pixel's camera-space face normal and linear depth as
-        floats (:data:`_VIEW_VERTEX_SHADER`), read back at once: no colour encoding of the normals
-        and no depth-buffer linearisation.
+        floats (:data:`_VIEW_VERTEX_SHADER`), each channel read back into its plane: no colour
+        encoding of the normals and no depth-buffer linearisation.
         """
         if len({(camera.width, camera.height) for camera in cameras}) > 1:
             raise ValueError("render() takes cameras of one image size")
@@ -210,20 +210,10 @@ class _ViewGeometry:
     """
 
     def __init__(self, positions: np.ndarray, normals: np.ndarray):
-        from OpenGL import GL as gl
-
         _offscreen()._platform.make_current()
         self.count = len(positions)
-        self.vertex_array = gl.glGenVertexArrays(1)
-        self.buffers = gl.glGenBuffers(2)
-        gl.glBindVertexArray(self.vertex_array)
-        for location, (buffer, data) in enumerate(zip(self.buffers, (positions, normals))):
-            data = np.ascontiguousarray(data, dtype=np.float32)
-            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, buffer)
-            gl.glBufferData(gl.GL_ARRAY_BUFFER, data.nbytes, data, gl.GL_STATIC_DRAW)
-            gl.glVertexAttribPointer(location, 3, gl.GL_FLOAT, False, 0, None)
-            gl.glEnableVertexAttribArray(location)
-        gl.glBindVertexArray(0)
+        self.vertex_array, self.buffers = _vertex_array([np.asarray(positions, np.float32),
+                                                         np.asarray(normals, np.float32)])
 
     def draw(self, cameras: Sequence[Camera], depth: np.ndarray, normals: np.ndarray) -> None:
         """Draw each camera (all of one size) into ``depth`` (B, H, W) (linear depth) and ``normals``
@@ -236,12 +226,7 @@ class _ViewGeometry:
         program = _program("depth and normal pass", _VIEW_VERTEX_SHADER, _VIEW_FRAGMENT_SHADER)
         with _framebuffer(width, height, gl.GL_RGBA32F):
             gl.glBindVertexArray(self.vertex_array)
-            gl.glUseProgram(program)
-            gl.glViewport(0, 0, width, height)
-            gl.glDisable(gl.GL_CULL_FACE)
-            gl.glDisable(gl.GL_BLEND)
-            gl.glEnable(gl.GL_DEPTH_TEST)
-            gl.glDepthFunc(gl.GL_LESS)
+            _use_depth_tested(program, width, height)
             try:
                 for index, camera in enumerate(cameras):
                     projection = _pyrender_camera(camera).get_projection_matrix(width, height)
@@ -260,11 +245,50 @@ class _ViewGeometry:
                 gl.glBindVertexArray(0)
 
     def close(self) -> None:
-        from OpenGL import GL as gl
-
         _offscreen()._platform.make_current()
-        gl.glDeleteBuffers(2, self.buffers)
-        gl.glDeleteVertexArrays(1, [self.vertex_array])
+        _delete_vertex_array(self.vertex_array, self.buffers)
+
+
+def _vertex_array(attributes: Sequence[np.ndarray]) -> tuple[int, np.ndarray]:
+    """A vertex array with one buffer per attribute, at locations 0, 1, ...: (V,) or (V, C) float32
+    arrays as floats, uint32 arrays as integers. Returns it and its buffers."""
+    from OpenGL import GL as gl
+
+    vertex_array = gl.glGenVertexArrays(1)
+    buffers = np.atleast_1d(gl.glGenBuffers(len(attributes)))
+    gl.glBindVertexArray(vertex_array)
+    for location, (buffer, data) in enumerate(zip(buffers, attributes)):
+        data = np.ascontiguousarray(data)
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, buffer)
+        gl.glBufferData(gl.GL_ARRAY_BUFFER, data.nbytes, data, gl.GL_STATIC_DRAW)
+        width = data.shape[1] if data.ndim == 2 else 1
+        if data.dtype == np.uint32:
+            gl.glVertexAttribIPointer(location, width, gl.GL_UNSIGNED_INT, 0, None)
+        else:
+            gl.glVertexAttribPointer(location, width, gl.GL_FLOAT, False, 0, None)
+        gl.glEnableVertexAttribArray(location)
+    gl.glBindVertexArray(0)
+    return vertex_array, buffers
+
+
+def _delete_vertex_array(vertex_array: int, buffers: np.ndarray) -> None:
+    from OpenGL import GL as gl
+
+    gl.glDeleteBuffers(len(buffers), buffers)
+    gl.glDeleteVertexArrays(1, [vertex_array])
+
+
+def _use_depth_tested(program: int, width: int, height: int) -> None:
+    """Draw with ``program`` over a ``width`` x ``height`` viewport, both sides of every triangle, the
+    nearest fragment kept (the state both of this module's own passes use)."""
+    from OpenGL import GL as gl
+
+    gl.glUseProgram(program)
+    gl.glViewport(0, 0, width, height)
+    gl.glDisable(gl.GL_CULL_FACE)
+    gl.glDisable(gl.GL_BLEND)
+    gl.glEnable(gl.GL_DEPTH_TEST)
+    gl.glDepthFunc(gl.GL_LESS)
 
 
 @contextmanager
@@ -336,30 +360,14 @@ def rasterise_uv(corners: np.ndarray, priority: np.ndarray, size: int) -> tuple[
     tile = min(size, UV_TILE)
     _offscreen()._platform.make_current()
     program = _program("UV rasteriser", _UV_VERTEX_SHADER, _UV_FRAGMENT_SHADER)
-    vertex_array = gl.glGenVertexArrays(1)
-    buffers = gl.glGenBuffers(3)
+    vertex_array, buffers = _vertex_array([corners.reshape(-1, 2).astype(np.float32),
+                                           np.repeat(np.arange(len(corners), dtype=np.uint32), 3),
+                                           np.repeat(rank, 3)])
     try:
         gl.glBindVertexArray(vertex_array)
-        attributes = (np.ascontiguousarray(corners.reshape(-1, 2), dtype=np.float32),
-                      np.repeat(np.arange(len(corners), dtype=np.uint32), 3),
-                      np.repeat(rank, 3))
-        for location, (buffer, data) in enumerate(zip(buffers, attributes)):
-            gl.glBindBuffer(gl.GL_ARRAY_BUFFER, buffer)
-            gl.glBufferData(gl.GL_ARRAY_BUFFER, data.nbytes, data, gl.GL_STATIC_DRAW)
-            width = data.shape[1] if data.ndim == 2 else 1
-            if data.dtype == np.uint32:
-                gl.glVertexAttribIPointer(location, width, gl.GL_UNSIGNED_INT, 0, None)
-            else:
-                gl.glVertexAttribPointer(location, width, gl.GL_FLOAT, False, 0, None)
-            gl.glEnableVertexAttribArray(location)
         with _framebuffer(tile, tile, gl.GL_R32UI):
-            gl.glUseProgram(program)
+            _use_depth_tested(program, tile, tile)
             gl.glUniform1f(gl.glGetUniformLocation(program, "tile"), float(tile))
-            gl.glViewport(0, 0, tile, tile)
-            gl.glDisable(gl.GL_CULL_FACE)
-            gl.glDisable(gl.GL_BLEND)
-            gl.glEnable(gl.GL_DEPTH_TEST)
-            gl.glDepthFunc(gl.GL_LESS)
             for row in range(0, size, tile):
                 for col in range(0, size, tile):
                     gl.glUniform2f(gl.glGetUniformLocation(program, "origin"), float(col), float(row))
@@ -377,8 +385,7 @@ def rasterise_uv(corners: np.ndarray, priority: np.ndarray, size: int) -> tuple[
     finally:
         gl.glUseProgram(0)
         gl.glBindVertexArray(0)
-        gl.glDeleteBuffers(3, buffers)
-        gl.glDeleteVertexArrays(1, [vertex_array])
+        _delete_vertex_array(vertex_array, buffers)
     return top, bottom
 
 
