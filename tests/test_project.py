@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from texgen import project as project_module
 from texgen.camera import Camera, orbit_camera
 from texgen.mesh import Mesh
 from texgen.project import (ProjectionSettings, TextureState, ViewSamples, _dilate_by_pooling, dilate, sample_colour,
-                            sample_view, unreliable_pixels)
+                            sample_view, sample_views, unreliable_pixels)
 from texgen.texels import TexelMap
 
 pytest.importorskip("pyrender")
@@ -200,6 +201,37 @@ def test_projected_colours_match_the_texture_at_texel_centres() -> None:
     np.testing.assert_array_equal(later.texel.numpy(), samples.texel.numpy())
     np.testing.assert_allclose(later.color.numpy(), samples.color.numpy(), atol=1e-6)
     assert later.weight is visibility.weight and later.cos is visibility.cos
+
+
+def test_sample_views_gives_every_views_samples_in_order() -> None:
+    """Views sampled side by side on threads are the views sampled one after the other."""
+    mesh = quads([rectangle(-1, 1, -1, 1, 0), rectangle(-0.4, 0.4, -0.4, 0.4, 0.3)], [(0, 0, 0.5, 1), (0.5, 0, 1, 1)])
+    cameras = [orbit_camera(azimuth, elevation, 96) for azimuth, elevation in ((0, 0), (30, 10), (-40, 25), (10, -30),
+                                                                                (60, 0))]
+    with Renderer(mesh) as renderer:
+        buffers = renderer.render(cameras)
+        images = renderer.render_texture(cameras, np.random.default_rng(0).uniform(0, 1, (32, 32, 3)))
+    texels = TexelMap.build(mesh, TEXELS)
+    for pictures in (images, None):
+        together = list(sample_views(texels, cameras, buffers, pictures))
+        assert len(together) == len(cameras)
+        for index, samples in enumerate(together):
+            image = None if pictures is None else pictures[index]
+            alone = sample_view(texels, cameras[index], buffers.depth[index], image, normals=buffers.normals[index])
+            assert samples.texel.numel() > 0
+            for name in ("texel", "color", "weight", "cos"):
+                assert torch.equal(getattr(samples, name), getattr(alone, name))
+
+
+def test_lookups_split_over_threads_match_one_grid_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = torch.rand(3, 40, 50, generator=torch.Generator().manual_seed(0))
+    grid = torch.rand(1001, 2, generator=torch.Generator().manual_seed(1)) * 2.4 - 1.2  # some outside the image
+    monkeypatch.setattr(project_module, "LOOKUP_SPLIT", 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)  # 1001 points: the last part is padded
+    for mode in ("bilinear", "nearest"):
+        plain = F.grid_sample(values[None], grid[None, None], mode=mode, padding_mode="zeros",
+                              align_corners=False)[0, :, 0]
+        assert torch.equal(project_module._lookup(values, mode, grid), plain)
 
 
 def square_texels(count: int = 16) -> TexelMap:

@@ -8,8 +8,9 @@ import torch
 
 from texgen import render as render_module
 from texgen import texels as texels_module
+from texgen.errors import MeshError
 from texgen.mesh import Mesh
-from texgen.texels import TexelMap, rasterise_triangles
+from texgen.texels import TexelMap, build_in_background, rasterise_triangles
 
 
 def texel_centres(size: int) -> np.ndarray:
@@ -190,6 +191,30 @@ def test_drawing_in_tiles_does_not_change_the_result(monkeypatch: pytest.MonkeyP
     tiled = TexelMap.build(mesh, 64)
     for name in ("index", "face", "bary", "position", "normal", "overlap", "island"):
         np.testing.assert_array_equal(getattr(tiled, name).numpy(), getattr(whole, name).numpy())
+
+
+def test_per_texel_arithmetic_in_chunks_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    mesh = soup(rng.uniform(0, 1, size=(60, 3, 2)))
+    whole = TexelMap.build(mesh, 64)
+    monkeypatch.setattr(texels_module, "TEXEL_CHUNK", 97)  # chunks that do not divide the texel count
+    chunked = TexelMap.build(mesh, 64)
+    assert whole.count > 10 * 97
+    for name in ("index", "face", "bary", "position", "overlap", "island"):
+        np.testing.assert_array_equal(getattr(chunked, name).numpy(), getattr(whole, name).numpy())
+
+
+def test_a_map_built_in_the_background_is_the_same_and_raises_the_same_errors() -> None:
+    rng = np.random.default_rng(6)
+    mesh = soup(rng.uniform(0, 1, size=(40, 3, 2)))
+    ready = build_in_background(mesh, 48)
+    here = TexelMap.build(mesh, 48)
+    there = ready.result(timeout=60)
+    for name in ("index", "face", "bary", "position", "overlap", "island", "face_normals", "face_offsets"):
+        np.testing.assert_array_equal(getattr(there, name).numpy(), getattr(here, name).numpy())
+    bare = Mesh.from_arrays(mesh.positions, mesh.faces)
+    with pytest.raises(MeshError, match="has no UV map"):
+        build_in_background(bare, 48).result(timeout=60)
 
 
 def test_texel_centres_exactly_on_every_edge_are_covered() -> None:

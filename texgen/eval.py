@@ -21,11 +21,11 @@ from .errors import ModelError
 from .fill import fill_unseen, pad_islands
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
-from .project import ProjectionSettings, TextureState, sample_view
+from .project import ProjectionSettings, TextureState, sample_views
 from .render import Renderer
 from .seam_blend import band_for_size, smooth_seams
 from .seams import seam_stats
-from .texels import TexelMap
+from .texels import TexelMap, build_in_background
 
 
 class OracleGenerator:
@@ -123,8 +123,7 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
     if mesh.texture is None:
         raise ModelError(f"{mesh.name}: the round trip needs a mesh with its own texture")
     timer = Timer()
-    texels = TexelMap.build(mesh, texture_size)
-    timer.lap("rasterise_uv")
+    texels_ready = build_in_background(mesh, texture_size)  # while the views render
     cameras = default_views(views, view_size)
     renderer = Renderer(mesh)
     buffers = renderer.render(cameras)
@@ -132,10 +131,11 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
     oracle = OracleGenerator(mesh, perturb=perturb, renderer=renderer)
     images = oracle.render(cameras, seed)
     timer.lap("oracle")
+    texels = texels_ready.result()
+    timer.lap("rasterise_uv")  # what was left of it once the views were rendered
     state = TextureState(texels)
-    for index, camera in enumerate(cameras):
-        state.accumulate(sample_view(texels, camera, buffers.depth[index], images[index], projection,
-                                     buffers.normals[index]), index)
+    for index, samples in enumerate(sample_views(texels, cameras, buffers, images, projection)):
+        state.accumulate(samples, index)
     timer.lap("project")
     filled = fill_unseen(texels, state.color, state.painted)
     filled = smooth_seams(mesh, texels, filled, *band_for_size(texels.size), confidence=state.painted.float())

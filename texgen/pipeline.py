@@ -2,8 +2,8 @@
 
 ``texture_mesh`` reads top to bottom like a diffusers pipeline:
 
-1. check the settings and load the mesh (unwrapping it only when it has no UVs)
-2. rasterise the UV layout once (TexelMap)
+1. check the settings, load the mesh (unwrapping it only when it has no UVs) and the model
+2. rasterise the UV layout once (TexelMap; on a background thread while the model loads)
 3. plan the views: a fixed schedule, or next-best-view selection from candidates
 4. for each view: render depth and the current paint, build the trimap, generate or inpaint,
    back-project only what the trimap allows
@@ -33,13 +33,13 @@ from .errors import MeshError
 from .fill import fill_unseen, pad_islands
 from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
-from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_colour, sample_view
+from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_colour, sample_view, sample_views
 from .render import Renderer, ViewBuffers
 from .result import TextureResult, with_new_base_colour
 from .seam_blend import band_for_size, smooth_seams
 from .seams import seam_stats
 from .settings import TextureSettings, settings_from_mapping
-from .texels import TexelMap
+from .texels import TexelMap, build_in_background
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,7 @@ class NextBestView:
         self.settings = settings
         self.candidates = candidate_views(PLANNING_SIZE)
         buffers = renderer.render(self.candidates)
-        self.visibility = [sample_view(texels, camera, buffers.depth[i], None, projection, buffers.normals[i])
-                           for i, camera in enumerate(self.candidates)]
+        self.visibility = list(sample_views(texels, self.candidates, buffers, None, projection))
         self.used: set[int] = set()
 
     def next(self, state: TextureState) -> Optional[Camera]:
@@ -176,11 +175,12 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     cancel = cancel or CancelToken()
     timer = Timer()
 
-    # 1. check settings, load the mesh and the model
+    # 1. check settings, load the mesh and the model (the UV layout rasterises meanwhile, see 2.)
     settings = resolve_settings(prompt, settings, overrides)
     progress(ProgressEvent("load", message="loading the mesh"))
     mesh = prepare_mesh(mesh, settings)
     timer.lap("load_mesh")
+    texels_ready = build_in_background(mesh, settings.texture_size)
     if generator is None:
         from .diffusion import load_generator
 
@@ -189,10 +189,10 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         timer.lap("load_model")
     cancel.raise_if_cancelled()
 
-    # 2. rasterise the UV layout once
-    texels = TexelMap.build(mesh, settings.texture_size)
+    # 2. the UV layout, rasterised once
+    texels = texels_ready.result()
     state = TextureState(texels)
-    timer.lap("rasterise_uv")
+    timer.lap("rasterise_uv")  # what was left of it once the model was loaded
 
     # 3. plan the views
     progress(ProgressEvent("plan", message="planning views"))

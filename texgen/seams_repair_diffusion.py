@@ -24,7 +24,7 @@ from .diffusion.base import SamplerSettings, ViewBatch
 from .fill import pad_islands
 from .mesh import Mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
-from .project import ProjectionSettings, TextureState, dilate, sample_view
+from .project import TextureState, dilate, sample_views
 from .render import Renderer
 from .seam_blend import SeamBand
 from .texels import TexelMap
@@ -127,9 +127,7 @@ def repaint(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band: SeamBand, h
     state = TextureState(texels)
     allow = torch.from_numpy(region)
     records = []
-    for index, camera in enumerate(cameras):
-        samples = sample_view(texels, camera, buffers.depth[index], generated[index], ProjectionSettings(),
-                              buffers.normals[index])
+    for index, (camera, samples) in enumerate(zip(cameras, sample_views(texels, cameras, buffers, generated))):
         state.accumulate(samples, index, allow)
         records.append({"azimuth": camera.azimuth, "elevation": camera.elevation,
                         "texels": int((samples.visible & allow).sum())})
