@@ -71,7 +71,6 @@ def test_the_texel_centre_convention() -> None:
     tiny = np.array([[[u - 0.02, v - 0.02], [u + 0.03, v - 0.02], [u, v + 0.03]]])
     texels = TexelMap.build(soup(tiny), size)
     assert texels.index.tolist() == [1 * size + 6]
-    assert [r.tolist() for r in texels.rows_cols] == [[1], [6]]
 
 
 def test_a_quad_over_the_whole_square_makes_every_texel_valid_and_interpolates_positions() -> None:
@@ -131,7 +130,7 @@ def test_island_labels_follow_the_faces() -> None:
     islands = texels.island.numpy()
     np.testing.assert_array_equal(islands, mesh.face_islands[texels.face.numpy()])
     assert len(set(islands.tolist())) == 2
-    rows, cols = texels.rows_cols
+    rows, cols = np.divmod(texels.index.numpy(), size)
     upper_right = (rows < size // 2) & (cols >= size // 2)  # v > 0.5 and u > 0.5
     assert len(set(islands[upper_right].tolist())) == 1 and len(set(islands[~upper_right].tolist())) == 1
 
@@ -164,8 +163,9 @@ def test_images_scatter_and_gather() -> None:
     assert (image[~texels.valid] == -1).all()
     np.testing.assert_array_equal(texels.gather(image), values.numpy())
     np.testing.assert_array_equal(texels.to_image(np.ones(texels.count)) > 0, texels.valid)
-    np.testing.assert_array_equal(texels.number_at[texels.valid], np.arange(texels.count))  # row-major order
-    assert (texels.number_at[~texels.valid] == -1).all()
+    flat = np.arange(size * size)
+    np.testing.assert_array_equal(texels.number_of(flat[texels.valid.reshape(-1)]), np.arange(texels.count))
+    assert (texels.number_of(flat[~texels.valid.reshape(-1)]) == -1).all()
 
 
 def test_chunking_does_not_change_the_exact_rasteriser(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,6 +266,6 @@ def test_gl_coverage_agrees_with_the_exact_test_on_a_dense_mesh() -> None:
 def test_a_face_running_past_the_edge_continues_on_the_other_side() -> None:
     size = 16
     straddling = TexelMap.build(soup(np.array([[[0.8, 0.2], [1.08, 0.2], [0.8, 0.6]]])), size)
-    cols = straddling.rows_cols[1]
+    cols = straddling.index.numpy() % size
     assert (cols >= 12).any() and (cols == 0).any(), "the part beyond u = 1 wraps to column 0"
     assert (straddling.bary.numpy() >= 0).all()

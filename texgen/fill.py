@@ -89,16 +89,15 @@ def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, 
 
     color : (M, C) float, changed in place and returned
     """
-    rows, cols = texels.rows_cols
     free = np.flatnonzero(~painted)
     size = texels.size
+    rows, cols = np.divmod(texels.index.numpy()[free], size)
     neighbours = []
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
-            row, col = rows[free] + dy, cols[free] + dx
+            row, col = rows + dy, cols + dx
             inside = (row >= 0) & (row < size) & (col >= 0) & (col < size)
-            number = texels.number_at[np.clip(row, 0, size - 1), np.clip(col, 0, size - 1)]
-            neighbours.append(np.where(inside, number, -1))
+            neighbours.append(np.where(inside, texels.number_of(row * size + col), -1))
     neighbours = np.stack(neighbours, axis=1)  # (T, 9), -1 where invalid or outside the texture
     present = neighbours >= 0
     weights = (present / present.sum(axis=1, keepdims=True)).astype(color.dtype)

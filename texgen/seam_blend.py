@@ -111,7 +111,7 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
                            np.stack([a + near, b + deep, a + deep], axis=1)], axis=1)
     rectangles[length < 1e-6] = 0.0  # a seam side of zero UV length covers nothing
     hit, triangle, _ = rasterise_triangles(rectangles.reshape(-1, 3, 2), size)
-    texel, side = texels.number_at.reshape(-1)[hit], triangle // 2
+    texel, side = texels.number_of(hit), triangle // 2
     keep = texel >= 0
     keep[keep] = texels.island.numpy()[texel[keep]] == mesh.face_islands[face[side[keep]]]
     hit, texel, side = hit[keep], texel[keep], side[keep]

@@ -118,18 +118,10 @@ class TexelMap:
         """(M,) |p|^2 of each texel: facing tests need no (M, 3) temporaries."""
         return self.position.square().sum(dim=1)
 
-    @cached_property
-    def number_at(self) -> np.ndarray:
-        """(N, N) int64 the valid texel at each row and column (its index into the per-texel arrays), -1 where invalid."""
-        numbers = np.full(self.size * self.size, -1, dtype=np.int64)
-        numbers[self.index.numpy()] = np.arange(self.count)
-        return numbers.reshape(self.size, self.size)
-
-    @cached_property
-    def rows_cols(self) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column (M,) of each valid texel."""
-        index = self.index.numpy()
-        return index // self.size, index % self.size
+    def number_of(self, flat: np.ndarray) -> np.ndarray:
+        """(K,) int64 the valid texel (its index into the per-texel arrays) at each flat index (K,)
+        (row * N + col), -1 where invalid: a binary search of ``index``, no N x N table."""
+        return _positions(self.index.numpy(), np.asarray(flat, dtype=np.int64))
 
     def to_image(self, values: torch.Tensor | np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Scatter per-texel ``values`` (M,) or (M, C) into an (N, N) or (N, N, C) float32 image."""
