@@ -158,7 +158,7 @@ def test_rasterise_uv_keeps_the_highest_priority_on_top_and_the_lowest_at_the_bo
     square = np.array([[-1.0, -1.0], [9.0, -1.0], [-1.0, 9.0]])  # covers the top-left half and more
     corners = np.stack([square, square, square + 0.25])
     top, bottom = rasterise_uv(corners, np.array([5, 9, 1]), size)
-    assert top.dtype == np.int64 and top.shape == (size, size)
+    assert top.dtype == np.int32 and top.shape == (size, size)
     assert top[0, 0] == 1 and bottom[0, 0] == 2  # priority 9 on top, priority 1 at the bottom
     assert top[7, 7] == -1 and bottom[7, 7] == -1  # beyond the hypotenuse: nothing
     tied_top, tied_bottom = rasterise_uv(corners[:2], np.array([3, 3]), size)

@@ -347,11 +347,11 @@ def rasterise_uv(corners: np.ndarray, priority: np.ndarray, size: int) -> tuple[
         its centre at x = col, y = row)
     priority : (T,) int where triangles overlap, the highest wins in ``top`` and the lowest in
         ``bottom`` (ties: the later triangle wins in ``top``)
-    returns : top, bottom (N, N) int64 triangle index covering each texel, -1 where none does
+    returns : top, bottom (N, N) int32 triangle index covering each texel, -1 where none does
     """
     from OpenGL import GL as gl
 
-    top = np.full((size, size), -1, dtype=np.int64)
+    top = np.full((size, size), -1, dtype=np.int32)
     bottom = top.copy()
     if len(corners) == 0 or size == 0:
         return top, bottom

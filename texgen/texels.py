@@ -302,10 +302,8 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     suspects = np.unique(np.concatenate([near_edge, ring, sliver_texel]))
     suspect_rows, suspect_cols = np.divmod(suspects, size)
     reach = range(-SETTLE_REACH, SETTLE_REACH + 1)
-    neighbourhood = [padded[suspect_rows + SETTLE_REACH + dr, suspect_cols + SETTLE_REACH + dc]
-                     for padded in (np.pad(top, SETTLE_REACH, constant_values=-1),
-                                    np.pad(bottom, SETTLE_REACH, constant_values=-1))
-                     for dr in reach for dc in reach]
+    neighbourhood = [_pixels(image, suspect_rows + dr, suspect_cols + dc)
+                     for image in (top, bottom) for dr in reach for dc in reach]
     hit_texel = np.concatenate([np.repeat(suspects, len(neighbourhood)), sliver_texel])
     hit_triangle = np.concatenate([np.stack(neighbourhood, axis=1).reshape(-1), sliver])
     pairs = np.unique(hit_texel[hit_triangle >= 0] * len(edges) + hit_triangle[hit_triangle >= 0])
@@ -362,6 +360,13 @@ def _layered_overlap(mesh: Mesh, edges: np.ndarray, faces: np.ndarray, triangle:
     overlap[layered] = (under >= -DOUBT) & ((islands[faces[triangle[layered]]] != islands[faces[lowest[layered]]])
                                               | (under > INTERIOR) | (over > INTERIOR))
     return overlap
+
+
+def _pixels(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(K,) ``image`` (N, N) at (rows (K,), cols (K,)), -1 outside it."""
+    size = image.shape[0]
+    inside = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
+    return np.where(inside, image[np.clip(rows, 0, size - 1), np.clip(cols, 0, size - 1)], -1)
 
 
 def _altitude(tri: np.ndarray) -> np.ndarray:
