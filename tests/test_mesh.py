@@ -12,7 +12,7 @@ import pytest
 
 from texgen.errors import MeshError
 from texgen.export import obj_bytes
-from texgen.mesh import Mesh, load_mesh, row_groups
+from texgen.mesh import Mesh, load_mesh, row_groups, sorted_unique
 
 trimesh = pytest.importorskip("trimesh")
 Image = pytest.importorskip("PIL.Image")
@@ -860,6 +860,12 @@ def test_row_groups_number_rows_as_unique_does() -> None:
     _, inverse = np.unique(np.abs(rows), axis=0, return_inverse=True)
     np.testing.assert_array_equal(row_groups(rows), inverse.reshape(-1))
     assert row_groups(np.zeros((0, 2))).shape == (0,)
+
+
+def test_sorted_unique_is_unique() -> None:
+    values = np.random.default_rng(4).integers(-50, 50, size=1000)
+    np.testing.assert_array_equal(sorted_unique(values), np.unique(values))
+    assert sorted_unique(np.zeros(0, np.int64)).shape == (0,)
 
 
 def test_ply_vertex_normals_are_kept(tmp_path: Path) -> None:

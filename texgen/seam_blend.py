@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .fill import pad_islands
-from .mesh import Mesh
+from .mesh import Mesh, sorted_unique
 from .seams import EdgePairs, edge_pairs, sample_uv
 from .texels import TexelMap, rasterise_triangles
 
@@ -110,8 +110,10 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
     rectangles = np.stack([np.stack([a + near, b + near, b + deep], axis=1),
                            np.stack([a + near, b + deep, a + deep], axis=1)], axis=1)
     rectangles[length < 1e-6] = 0.0  # a seam side of zero UV length covers nothing
-    hit, triangle, _ = rasterise_triangles(rectangles.reshape(-1, 3, 2), size)
-    texel, side = texels.number_of(hit), triangle // 2
+    hit, triangle = rasterise_triangles(rectangles.reshape(-1, 3, 2), size)
+    # the two triangles of a rectangle share their diagonal: one row per (texel, side), in texel order
+    hit, side = np.divmod(sorted_unique(hit * len(face) + triangle // 2), len(face))
+    texel = texels.number_of(hit)
     keep = texel >= 0
     keep[keep] = texels.island.numpy()[texel[keep]] == mesh.face_islands[face[side[keep]]]
     hit, texel, side = hit[keep], texel[keep], side[keep]
@@ -135,11 +137,9 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
     edge_3d = mesh.unit_positions[np.take_along_axis(mesh.faces[face], corner, axis=1)]  # (2S, 2, 3) float32
     ends = np.concatenate([edge_3d[:, 0], edge_3d[:, 1] - edge_3d[:, 0]], axis=1)[side]  # (K, 6): one gather
     point_3d = ends[:, :3] + ends[:, 3:] * t[:, None].astype(np.float32)
-    gap_3d = np.linalg.norm(texels.position.numpy()[texel] - point_3d, axis=1)
+    gap = texels.position.numpy()[texel] - point_3d
+    gap_3d = np.sqrt(np.einsum("kd,kd->k", gap, gap))
     keep = gap_3d <= STRETCH_SLACK * (distance + 1.0) * scale
-    # the two triangles of a rectangle share their diagonal: one row per (texel, side)
-    _, first = np.unique(texel[keep] * len(face) + side[keep], return_index=True)
-    keep = np.flatnonzero(keep)[first]
     mask = np.zeros(texels.count, dtype=bool)
     mask[texel[keep]] = True
     return SeamBand(texel[keep], side[keep], t[keep], distance[keep], edge_uv, inward, edge, mask)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from .mesh import Mesh
+from .mesh import Mesh, sorted_unique
 from .render import rasterise_uv
 
 EDGE_EPS = 1e-7  # barycentric slack: a texel centre on an edge is inside
@@ -120,8 +120,14 @@ class TexelMap:
 
     def number_of(self, flat: np.ndarray) -> np.ndarray:
         """(K,) int64 the valid texel (its index into the per-texel arrays) at each flat index (K,)
-        (row * N + col), -1 where invalid: a binary search of ``index``, no N x N table."""
-        return _positions(self.index.numpy(), np.asarray(flat, dtype=np.int64))
+        (row * N + col), -1 where invalid. A few lookups binary-search ``index``; many (more than
+        one per 16 texels) read a table of the N x N texels, made for them."""
+        flat = np.asarray(flat, dtype=np.int64)
+        if len(flat) * 16 <= self.size * self.size:
+            return _positions(self.index.numpy(), flat)
+        table = np.full(self.size * self.size, -1, dtype=np.int32)
+        table[self.index.numpy()] = np.arange(self.count, dtype=np.int32)
+        return table[flat].astype(np.int64)
 
     def to_image(self, values: torch.Tensor | np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Scatter per-texel ``values`` (M,) or (M, C) into an (N, N) or (N, N, C) float32 image."""
@@ -169,14 +175,14 @@ def _wrap_copies(tri: np.ndarray, faces: np.ndarray, size: int) -> tuple[np.ndar
     return np.concatenate(copies), np.concatenate(owners)
 
 
-def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (texel, triangle, barycentrics) with the texel centre inside the triangle.
+def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (texel, triangle) pairs with the texel centre inside the triangle.
 
     Triangles are grouped by the size of their bounding box (rounded up a little), so that each
     group tests its texel candidates as one broadcast (G, rows, cols) array: no per-candidate
     index arithmetic. The order of the hits is unspecified.
     tri : (F, 3, 2) triangle corners in texel-centre coordinates (x, y)
-    returns : texel (H,) flat indices, triangle (H,), barycentrics (H, 3) float32
+    returns : texel (H,) flat indices, triangle (H,)
     """
     low = np.clip(np.ceil(tri.min(axis=1) - 1e-9), 0, size - 1).astype(np.int64)
     high = np.clip(np.floor(tri.max(axis=1) + 1e-9), -1, size - 1).astype(np.int64)
@@ -189,7 +195,7 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     order = np.lexsort((box[:, 0], box[:, 1]))
     drawn, box = drawn[order], box[order]
     starts = np.flatnonzero(np.r_[True, (box[1:] != box[:-1]).any(axis=1)]) if len(drawn) else drawn
-    texels, triangles, barys = [], [], []
+    texels, triangles = [], []
     for start, stop in zip(starts, np.r_[starts[1:], len(drawn)]):
         cols, rows = box[start]
         per_chunk = max(1, CHUNK_CANDIDATES // (rows * cols))
@@ -205,13 +211,11 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
                       & (x <= high[group, 0]) & (y <= high[group, 1]))
             hit, row, col = np.nonzero(inside)
             triangle = group[hit, 0, 0]
-            bary = np.clip(np.stack([w0[inside], w1[inside], w2[inside]], axis=1, dtype=np.float32), 0.0, 1.0)
             texels.append((low[triangle, 1] + row) * size + low[triangle, 0] + col)
             triangles.append(triangle)
-            barys.append(bary / bary.sum(axis=1, keepdims=True))
     if not texels:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
-    return np.concatenate(texels), np.concatenate(triangles), np.concatenate(barys)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(texels), np.concatenate(triangles)
 
 
 def _round_up(extent: np.ndarray) -> np.ndarray:
@@ -297,16 +301,16 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     ring = np.flatnonzero((cv2.dilate(drawn, np.ones((3, 3), np.uint8)) > drawn).reshape(-1))
     # slivers, which GL may draw in only some of their texels, are tested over their whole box
     slivers = np.flatnonzero(_altitude(tri) < SLIVER)
-    sliver_texel, sliver, _ = rasterise_triangles(tri[slivers], size)
+    sliver_texel, sliver = rasterise_triangles(tri[slivers], size)
     sliver = slivers[sliver]
-    suspects = np.unique(np.concatenate([near_edge, ring, sliver_texel]))
+    suspects = sorted_unique(np.concatenate([near_edge, ring, sliver_texel]))
     suspect_rows, suspect_cols = np.divmod(suspects, size)
     reach = range(-SETTLE_REACH, SETTLE_REACH + 1)
     neighbourhood = [_pixels(image, suspect_rows + dr, suspect_cols + dc)
                      for image in (top, bottom) for dr in reach for dc in reach]
     hit_texel = np.concatenate([np.repeat(suspects, len(neighbourhood)), sliver_texel])
     hit_triangle = np.concatenate([np.stack(neighbourhood, axis=1).reshape(-1), sliver])
-    pairs = np.unique(hit_texel[hit_triangle >= 0] * len(edges) + hit_triangle[hit_triangle >= 0])
+    pairs = sorted_unique(hit_texel[hit_triangle >= 0] * len(edges) + hit_triangle[hit_triangle >= 0])
     hit_texel, hit_triangle = np.divmod(pairs, len(edges))
     hit_bary = _barycentric(edges, hit_triangle, hit_texel, size)
     inside = hit_bary.min(axis=1) >= -EDGE_EPS
