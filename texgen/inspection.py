@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .mesh import Mesh
+from .mesh import Mesh, sorted_unique
 from .texels import TexelMap
 
 
@@ -36,7 +36,7 @@ def inspect_mesh(mesh: Mesh, texels: TexelMap | None = None) -> dict[str, Any]:
         "notes": list(mesh.notes),
     }
     if mesh.has_uvs:
-        facts["uvs"] = {"count": len(mesh.uvs), "islands": int(len(np.unique(mesh.face_islands))),
+        facts["uvs"] = {"count": len(mesh.uvs), "islands": len(sorted_unique(mesh.face_islands)),
                         "wrapped_from_other_tiles": mesh.uv_tiles_wrapped,
                         "second_set": None if mesh.uvs2 is None else len(mesh.uvs2)}
         if texels is not None:
