@@ -51,6 +51,20 @@ def test_fill_unseen_keeps_painted_texels_and_fills_the_rest() -> None:
     assert (nothing.numpy() == 0.5).all()
 
 
+def test_fill_smooths_texels_on_the_border_of_the_texture() -> None:
+    """An island that covers the whole square: the smoothing's neighbours run off the texture's edges."""
+    square = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float64)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    texels = TexelMap.build(Mesh.from_arrays(square, faces, square[:, :2], faces), 16)
+    assert texels.count == 16 * 16
+    painted = torch.zeros(texels.count, dtype=torch.bool)
+    painted[::7] = True
+    colour = torch.from_numpy(np.random.default_rng(2).uniform(0, 1, (texels.count, 3)).astype(np.float32))
+    filled = fill_unseen(texels, colour, painted).numpy()
+    assert np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled[painted.numpy()], colour.numpy()[painted.numpy()])
+
+
 def test_voronoi_fill_takes_the_nearest_painted_texel_of_the_island() -> None:
     texels = two_cards()
     rng = np.random.default_rng(1)

@@ -165,9 +165,11 @@ def test_images_scatter_and_gather() -> None:
     np.testing.assert_array_equal(texels.to_image(np.ones(texels.count)) > 0, texels.valid)
     flat = np.arange(size * size)
     valid, invalid = flat[texels.valid.reshape(-1)], flat[~texels.valid.reshape(-1)]
+    outside = np.array([-1, size * size, size * size + 5])
     for few in (slice(0, 3), slice(None)):  # a binary search, and a table for many lookups
         np.testing.assert_array_equal(texels.number_of(valid[few]), np.arange(texels.count)[few])  # row-major
         assert (texels.number_of(invalid[few]) == -1).all()
+        assert (texels.number_of(np.r_[outside, valid[few]])[:3] == -1).all()
 
 
 def test_chunking_does_not_change_the_exact_rasteriser(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,8 +30,8 @@ CHUNK_CANDIDATES = 4_000_000  # rasterise_triangles tests at most this many texe
 SETTLE_REACH = 2  # doubtful texels are tested against the triangles GL drew up to this many texels away
 SLIVER = 2.0  # triangles less high than this (in texels) are rasterised exactly (rasterise_triangles) too
 INTERIOR = 1e-4  # a texel this far inside a triangle (in barycentrics) is not on its edge
-TEXEL_CHUNK = 65_536  # per-texel arithmetic runs on this many texels at a time (see _chunks)
 DOUBT = 1e-5  # GL's coverage of a texel closer than this to an edge (in barycentrics) is checked in float64
+TEXEL_CHUNK = 65_536  # per-texel arithmetic runs on this many texels at a time (see _chunks)
 
 
 @dataclass
@@ -120,14 +120,15 @@ class TexelMap:
 
     def number_of(self, flat: np.ndarray) -> np.ndarray:
         """(K,) int64 the valid texel (its index into the per-texel arrays) at each flat index (K,)
-        (row * N + col), -1 where invalid. A few lookups binary-search ``index``; many (more than
-        one per 16 texels) read a table of the N x N texels, made for them."""
+        (row * N + col), -1 where invalid or outside the N x N texture. A few lookups binary-search
+        ``index``; many (more than one per 16 texels) read a table of the texture, made for them."""
         flat = np.asarray(flat, dtype=np.int64)
         if len(flat) * 16 <= self.size * self.size:
             return _positions(self.index.numpy(), flat)
         table = np.full(self.size * self.size, -1, dtype=np.int32)
         table[self.index.numpy()] = np.arange(self.count, dtype=np.int32)
-        return table[flat].astype(np.int64)
+        inside = (flat >= 0) & (flat < len(table))
+        return np.where(inside, table[np.where(inside, flat, 0)], -1).astype(np.int64)
 
     def to_image(self, values: torch.Tensor | np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Scatter per-texel ``values`` (M,) or (M, C) into an (N, N) or (N, N, C) float32 image."""
@@ -252,7 +253,7 @@ def _barycentric(edges: np.ndarray, triangle: np.ndarray, texel: np.ndarray, siz
 
 
 def _barycentric_f32(edges: np.ndarray, triangle: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    """(K, 3) float32 torch version of :func:`_barycentric`, for all texels at once, at texels (rows (K,),
+    """(K, 3) float32 torch version of :func:`_barycentric`, for many texels (in chunks), at texels (rows (K,),
     cols (K,)). As precise as float32 allows: p2 is split into a whole number and a fraction, so that
     p - p2 is small before it is rounded."""
     whole = np.floor(edges[:, :2])
