@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from texgen.camera import default_views
-from texgen.fill import fill_unseen, pad_islands
+from texgen.fill import fill_unseen, pad_texture
 from texgen.mesh import Mesh
 from texgen.project import TextureState, sample_views
 from texgen.render import Renderer, ViewBuffers
@@ -143,7 +143,7 @@ def main() -> None:
 
     def fill(texels: TexelMap, state: TextureState) -> np.ndarray:
         filled = fill_unseen(texels, state.color, state.painted)
-        return pad_islands(texels.to_image(filled), texels.valid, PAD)
+        return pad_texture(texels, texels.to_image(filled), PAD)
 
     def whole_stage() -> TextureState:
         """The stage as texgen runs it: the UV layout rasterises on its background thread while the views render."""

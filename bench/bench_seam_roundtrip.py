@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from texgen.eval import roundtrip
-from texgen.fill import pad_islands
+from texgen.fill import pad_texture
 from texgen.mesh import load_mesh
 from texgen.seam_blend import BAND_TEXELS, seam_band, smooth_seams
 from texgen.seams import edge_pairs, seam_stats
@@ -62,7 +62,7 @@ def main() -> None:
         for label, confidence in (("guess", None), ("painted", painted.float())):
             smoothed = smooth_seams(mesh, texels, color, args.band, confidence=confidence, pairs=pairs, band=band)
             row[f"seconds_{label}"] = time.perf_counter() - start
-            texture = pad_islands(texels.to_image(smoothed), texels.valid, args.pad)
+            texture = pad_texture(texels, texels.to_image(smoothed), args.pad)
             texture8 = np.clip(np.round(texture * 255), 0, 255).astype(np.uint8)
             row[f"seam_delta_e_{label}"] = seam_stats(mesh, texture8, pairs=pairs).seam_delta_e
             error = np.mean((smoothed.numpy()[band.mask] - reference[band.mask]) ** 2)

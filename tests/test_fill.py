@@ -8,7 +8,7 @@ import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from texgen.fill import fill_unseen, nearest_on_surface, pad_islands
+from texgen.fill import fill_unseen, nearest_on_surface, pad_islands, pad_texture
 from texgen.mesh import Mesh
 from texgen.texels import TexelMap
 
@@ -137,6 +137,14 @@ def test_pad_islands_copies_the_nearest_valid_colour_within_the_margin(dtype: ty
     np.testing.assert_array_equal(padded[changed][:, 2], image[source[:, 0], source[:, 1], 2])
     copied = np.linalg.norm(np.argwhere(changed) - source, axis=1)
     assert (copied <= distance[changed] * 1.05 + 1e-9).all()  # ... at the nearest distance
+
+
+def test_pad_texture_pads_as_pad_islands_with_the_maps_padding_made_once() -> None:
+    texels = two_cards()
+    image = np.random.default_rng(3).uniform(0, 1, (texels.size, texels.size, 4)).astype(np.float32)
+    for margin in (0, 2, 5):
+        np.testing.assert_array_equal(pad_texture(texels, image, margin), pad_islands(image, texels.valid, margin))
+    assert texels.padding(2) is texels.padding(2)
 
 
 def test_pad_islands_edge_cases() -> None:

@@ -18,7 +18,7 @@ import torch
 from .camera import default_views
 from .diffusion.base import SamplerSettings, ViewBatch
 from .errors import ModelError
-from .fill import fill_unseen, pad_islands
+from .fill import fill_unseen, pad_islands, pad_texture
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
 from .project import ProjectionSettings, TextureState, sample_views
@@ -139,7 +139,7 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
     timer.lap("project")
     filled = fill_unseen(texels, state.color, state.painted)
     filled = smooth_seams(mesh, texels, filled, *band_for_size(texels.size), confidence=state.painted.float())
-    texture = pad_islands(texels.to_image(filled), texels.valid, pad)
+    texture = pad_texture(texels, texels.to_image(filled), pad)
     timer.lap("fill")
     renderer.close()
 

@@ -14,7 +14,7 @@ import scipy.sparse
 import torch
 from scipy.spatial import cKDTree
 
-from .texels import TexelMap
+from .texels import TexelMap, padding_sources
 
 SMOOTH_ITERATIONS = 16
 
@@ -120,14 +120,17 @@ def pad_islands(image: np.ndarray, valid: np.ndarray, margin: int) -> np.ndarray
     valid : (N, N) bool
     returns : a padded copy; valid texels are unchanged
     """
-    if margin <= 0 or valid.all() or not valid.any():
-        return image.copy()
-    distance, labels = cv2.distanceTransformWithLabels((~valid).astype(np.uint8), cv2.DIST_L2, 5,
-                                                       labelType=cv2.DIST_LABEL_PIXEL)
-    # labels number the zero (valid) pixels in row-major order, starting at 1
-    source = np.flatnonzero(valid.reshape(-1))
-    target = (~valid) & (distance <= margin)
+    return _padded(image, *padding_sources(valid, margin))
+
+
+def pad_texture(texels: TexelMap, image: np.ndarray, margin: int) -> np.ndarray:
+    """:func:`pad_islands` around ``texels``' valid texels, with the map's cached padding (the
+    paint loop pads every view's paint)."""
+    return _padded(image, *texels.padding(margin))
+
+
+def _padded(image: np.ndarray, target: np.ndarray, source: np.ndarray) -> np.ndarray:
     out = image.copy()
     flat = out.reshape((-1,) + image.shape[2:])
-    flat[np.flatnonzero(target.reshape(-1))] = flat[source[labels[target] - 1]]
+    flat[target] = flat[source]
     return out

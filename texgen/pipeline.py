@@ -30,7 +30,7 @@ from . import __version__
 from .camera import Camera, candidate_views, default_views, orbit_camera
 from .diffusion.base import Generator, SamplerSettings, ViewBatch
 from .errors import MeshError
-from .fill import fill_unseen, pad_islands
+from .fill import fill_unseen, pad_texture
 from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
 from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_colour, sample_view, sample_views
@@ -122,7 +122,7 @@ def pixel_mask(renderer: Renderer, camera: Camera, foreground: torch.Tensor, sta
     paint = state.image(background=UNPAINTED_GREY)
     records = np.stack([texels.to_image(state.painted.float()), texels.to_image(trimap.refine.float()),
                         np.zeros((texels.size, texels.size), np.float32)], axis=-1)
-    padded = pad_islands(np.concatenate([paint, records], axis=-1), texels.valid, 2)
+    padded = pad_texture(texels, np.concatenate([paint, records], axis=-1), 2)
     rendered = renderer.render_texture([camera], np.clip(padded[..., :3], 0, 1))[0]
     flags = renderer.render_texture([camera], padded[..., 3:], smooth=False)[0]
     unpainted = (flags[0] < 0.5) & foreground
@@ -220,7 +220,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         color = fill_unseen(texels, state.color, painted)
         progress(ProgressEvent("fill", message="smoothing seams"))
         color = smooth_seams(mesh, texels, color, *band_for_size(texels.size), confidence=painted.float())
-        texture = pad_islands(texels.to_image(color.clamp(0, 1)), texels.valid, settings.pad)
+        texture = pad_texture(texels, texels.to_image(color.clamp(0, 1)), settings.pad)
         texture8 = np.clip(np.round(texture * 255.0), 0, 255).astype(np.uint8)
         timer.lap("fill")
 

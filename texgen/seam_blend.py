@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .fill import pad_islands
+from .fill import pad_texture
 from .mesh import Mesh, sorted_unique
 from .seams import EdgePairs, edge_pairs, sample_uv
 from .texels import TexelMap, rasterise_triangles
@@ -168,7 +168,7 @@ def smooth_seams(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band_texels:
         return out
     uncertain = torch.ones(texels.count) if confidence is None else 1.0 - confidence.float().clamp(0, 1)
     values = torch.cat([color.float().reshape(texels.count, -1), uncertain[:, None]], dim=1)
-    image = pad_islands(texels.to_image(values), texels.valid, 3)  # bilinear taps at borders read the island
+    image = pad_texture(texels, texels.to_image(values), 3)  # bilinear taps at borders read the island
     move = _moves(band, image, texels.size)
     # several seams near one texel: inverse-distance weights, so the correction stays continuous
     weight = 1.0 / (band.distance + 0.25) ** 2

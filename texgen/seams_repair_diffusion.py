@@ -21,7 +21,7 @@ import torch
 
 from .camera import Camera, look_at
 from .diffusion.base import SamplerSettings, ViewBatch
-from .fill import pad_islands
+from .fill import pad_texture
 from .mesh import Mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
 from .project import TextureState, dilate, sample_views
@@ -99,7 +99,7 @@ def repaint(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band: SeamBand, h
     if not cameras:
         return color, [], []
     progress(ProgressEvent("render", views=len(cameras), message=f"rendering {len(cameras)} repair views"))
-    paint = pad_islands(texels.to_image(color.clamp(0, 1)), texels.valid, 4)
+    paint = pad_texture(texels, texels.to_image(color.clamp(0, 1)), 4)
     flags = np.stack([texels.to_image((band.mask & ~holes).astype(np.float32)),
                       texels.to_image(holes.astype(np.float32))], axis=-1)
     with Renderer(mesh) as renderer:

@@ -15,7 +15,7 @@ from the top and the bottom triangle GL drew (:func:`_layered_overlap`).
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import cv2
@@ -59,6 +59,8 @@ class TexelMap:
     island: torch.Tensor
     face_normals: torch.Tensor
     face_offsets: torch.Tensor
+    _padding: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False,
+                                                                compare=False)
 
     @classmethod
     def build(cls, mesh: Mesh, size: int) -> "TexelMap":
@@ -130,6 +132,12 @@ class TexelMap:
         inside = (flat >= 0) & (flat < len(table))
         return np.where(inside, table[np.where(inside, flat, 0)], -1).astype(np.int64)
 
+    def padding(self, margin: int) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`padding_sources` of the valid texels, made once per margin."""
+        if margin not in self._padding:
+            self._padding[margin] = padding_sources(self.valid, margin)
+        return self._padding[margin]
+
     def to_image(self, values: torch.Tensor | np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Scatter per-texel ``values`` (M,) or (M, C) into an (N, N) or (N, N, C) float32 image."""
         if not isinstance(values, torch.Tensor):  # a copy, so that read-only arrays are accepted too
@@ -142,6 +150,22 @@ class TexelMap:
     def gather(self, image: np.ndarray) -> np.ndarray:
         """Per-texel values (M, ...) read from an (N, N, ...) image."""
         return image.reshape((self.size * self.size,) + image.shape[2:])[self.index.numpy()]
+
+
+def padding_sources(valid: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where island padding copies from: each invalid texel up to ``margin`` texels from a valid one
+    takes the nearest valid texel's value.
+
+    valid : (N, N) bool
+    returns : target (K,) and source (K,) flat indices (row * N + col)
+    """
+    if margin <= 0 or valid.all() or not valid.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    distance, labels = cv2.distanceTransformWithLabels((~valid).astype(np.uint8), cv2.DIST_L2, 5,
+                                                       labelType=cv2.DIST_LABEL_PIXEL)
+    # labels number the zero (valid) pixels in row-major order, starting at 1
+    target = (~valid) & (distance <= margin)
+    return np.flatnonzero(target.reshape(-1)), np.flatnonzero(valid.reshape(-1))[labels[target] - 1]
 
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="texgen-texels")
