@@ -171,8 +171,9 @@ def sample_views(texels: TexelMap, cameras: Sequence[Camera], buffers: ViewBuffe
                  settings: ProjectionSettings = ProjectionSettings()) -> Iterator[ViewSamples]:
     """:func:`sample_view` of every camera, in order, ``VIEW_THREADS`` views at a time.
 
-    grid_sample, nonzero and numpy's and OpenCV's image passes run on one core each: two views
-    side by side keep both cores of a small machine busy (1.15x faster on 2 cores).
+    Much of a view's work leaves a core idle (OpenCV's dilation, nonzero, the Python between
+    torch calls): two views side by side keep both cores of a small machine busy (1.15x faster
+    on 2 cores). The views come out in order, the same samples as :func:`sample_view`'s.
     buffers : the cameras' :meth:`texgen.render.Renderer.render`; images : (C, H, W) each, or None
         for visibility and weights alone
     """
