@@ -13,7 +13,8 @@ from texgen.camera import default_views
 from texgen.errors import Cancelled, ConfigError, MeshError
 from texgen.eval import OracleGenerator, psnr, resample_reference, roundtrip
 from texgen.mesh import load_mesh
-from texgen.pipeline import ProjectionSettings, build_trimap, paint_view, texture_mesh
+from texgen.pipeline import (UNPAINTED_GREY, ProjectionSettings, Trimap, build_trimap, paint_view, pixel_mask,
+                             texture_mesh)
 from texgen.progress import CancelToken, Timer
 from texgen.project import TextureState
 from texgen.render import Renderer
@@ -64,6 +65,30 @@ def test_keep_texels_are_never_touched(crate):
             assert torch.equal(state.color[keep], before[keep]), f"view {index} changed keep texels"
             if index:
                 assert (trimap.generate | trimap.refine).any()
+
+
+def test_pixel_mask_renders_the_paint_and_the_trimap_into_the_view(crate):
+    texels = TexelMap.build(crate, 128)
+    camera = default_views(1, 96)[0]
+    nothing, everything = torch.zeros(texels.count, dtype=torch.bool), torch.ones(texels.count, dtype=torch.bool)
+    with Renderer(crate) as renderer:
+        foreground = renderer.render([camera]).mask[0]
+        state = TextureState(texels)
+        image, mask = pixel_mask(renderer, camera, foreground, state, Trimap(everything, nothing), 0.6)
+        assert image.shape == (3, 96, 96) and (image[:, ~foreground] == UNPAINTED_GREY).all()
+        assert torch.allclose(image[:, foreground], torch.tensor(128 / 255))  # nothing painted: grey, all generated
+        assert (mask[foreground] == 1).all()
+
+        state.color[:] = torch.tensor([0.2, 0.9, 1.5])  # painted everywhere; colours are clipped to [0, 1]
+        state.weight[:] = 1.0
+        image, mask = pixel_mask(renderer, camera, foreground, state, Trimap(nothing, nothing), 0.6)
+        expected = torch.tensor([51, 230, 255]) / 255.0  # the 8-bit texture's values
+        exact = (image[:, foreground].T - expected).abs().amax(dim=1) < 1e-6  # mipmaps blend in grey at the borders
+        assert exact.float().mean() > 0.8
+        assert (image[:, ~foreground] == UNPAINTED_GREY).all() and (mask == 0).all()
+
+        _, mask = pixel_mask(renderer, camera, foreground, state, Trimap(nothing, everything), 0.6)
+        assert (mask[foreground] == 0.6).all() and (mask[~foreground] == 0).all()
 
 
 def test_auto_views_stop_at_the_budget_or_when_nothing_is_new(crate):

@@ -34,7 +34,7 @@ from .fill import fill_unseen, pad_texture
 from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
 from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_colour, sample_view, sample_views
-from .render import Renderer, ViewBuffers
+from .render import Renderer, ViewBuffers, texture_bytes
 from .result import TextureResult, with_new_base_colour
 from .seam_blend import band_for_size, smooth_seams
 from .seams import seam_stats
@@ -119,11 +119,17 @@ def pixel_mask(renderer: Renderer, camera: Camera, foreground: torch.Tensor, sta
         refines, 0 where it keeps
     """
     texels = state.texels
-    paint = state.image(background=UNPAINTED_GREY)
-    records = np.stack([texels.to_image(state.painted.float()), texels.to_image(trimap.refine.float()),
-                        np.zeros((texels.size, texels.size), np.float32)], axis=-1)
-    padded = pad_texture(texels, np.concatenate([paint, records], axis=-1), 2)
-    rendered = renderer.render_texture([camera], np.clip(padded[..., :3], 0, 1))[0]
+    # the paint (grey where unpainted) and the records as the 8-bit texels render_texture would make:
+    # converted per valid texel and padded as bytes, not as a float image 4x the size
+    paint = torch.where(state.painted[:, None], state.color, UNPAINTED_GREY).clamp_(0, 1)
+    per_texel = np.concatenate([texture_bytes(paint.numpy()),
+                                np.stack([state.painted.numpy(), trimap.refine.numpy()], axis=1) * np.uint8(255)],
+                               axis=1)
+    image = np.zeros((texels.size * texels.size, 5), np.uint8)
+    image[:, :3] = texture_bytes(np.float32(UNPAINTED_GREY))
+    torch.from_numpy(image).index_copy_(0, texels.index, torch.from_numpy(per_texel))
+    padded = pad_texture(texels, image.reshape(texels.size, texels.size, 5), 2)
+    rendered = renderer.render_texture([camera], padded[..., :3])[0]
     flags = renderer.render_texture([camera], padded[..., 3:], smooth=False)[0]
     unpainted = (flags[0] < 0.5) & foreground
     unpainted = dilate(unpainted.float()[None], GENERATE_DILATE_PX)[0] > 0

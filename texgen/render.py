@@ -127,7 +127,7 @@ class Renderer:
             texture = texture[:, :, None]
         channels = texture.shape[2]
         if texture.dtype != np.uint8:
-            texture = np.clip(np.round(texture * 255.0), 0, 255).astype(np.uint8)
+            texture = texture_bytes(texture)
         rgba = np.zeros(texture.shape[:2] + (4,), dtype=np.uint8)
         rgba[:, :, :channels] = texture
         if channels < 4:  # a fourth channel is data (a mask), not opacity: the material is opaque
@@ -169,6 +169,11 @@ class Renderer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def texture_bytes(values: np.ndarray) -> np.ndarray:
+    """uint8 texture values of floats in [0, 1] (clipped), rounded as :meth:`Renderer.render_texture` does."""
+    return np.clip(np.round(values * 255.0), 0, 255).astype(np.uint8)
 
 
 def _pyrender_camera(camera: Camera):
@@ -496,4 +501,4 @@ def _pyrender():
     return pyrender
 
 
-__all__ = ["Renderer", "ViewBuffers", "rasterise_uv"]
+__all__ = ["Renderer", "ViewBuffers", "rasterise_uv", "texture_bytes"]
