@@ -22,7 +22,7 @@ from .fill import fill_unseen, pad_islands, pad_texture
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
 from .project import ProjectionSettings, TextureState, sample_views
-from .render import Renderer
+from .render import Renderer, texture_bytes
 from .seam_blend import band_for_size, smooth_seams
 from .seams import seam_stats
 from .texels import TexelMap, build_in_background
@@ -147,7 +147,7 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
     measured = (state.painted & ~texels.overlap).numpy()
     painted = state.painted.numpy()
     baked = state.image()
-    texture8 = np.clip(np.round(texture * 255), 0, 255).astype(np.uint8)
+    texture8 = texture_bytes(texture)
     reference_seams = seam_stats(mesh, reference)
     baked_seams = seam_stats(mesh, texture8)
     timer.lap("metrics")

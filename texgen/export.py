@@ -447,7 +447,7 @@ def texture_renders(mesh: Mesh, texture: np.ndarray, size: int = 256,
     import cv2
 
     from .camera import orbit_camera
-    from .render import Renderer
+    from .render import Renderer, texture_bytes
 
     cameras = [orbit_camera(30.0 + 360.0 * index / views, 20.0, 2 * size) for index in range(views)]
     with Renderer(mesh) as renderer:
@@ -457,8 +457,7 @@ def texture_renders(mesh: Mesh, texture: np.ndarray, size: int = 256,
     pictures = []
     for camera, picture in zip(cameras, composite):
         picture = cv2.resize(picture, (size, size), interpolation=cv2.INTER_AREA)
-        pictures.append((f"textured, azimuth {camera.azimuth:.0f}\N{DEGREE SIGN}",
-                         np.clip(np.round(picture * 255.0), 0, 255).astype(np.uint8)))
+        pictures.append((f"textured, azimuth {camera.azimuth:.0f}\N{DEGREE SIGN}", texture_bytes(picture)))
     return pictures
 
 

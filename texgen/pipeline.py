@@ -227,7 +227,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         progress(ProgressEvent("fill", message="smoothing seams"))
         color = smooth_seams(mesh, texels, color, *band_for_size(texels.size), confidence=painted.float())
         texture = pad_texture(texels, texels.to_image(color.clamp(0, 1)), settings.pad)
-        texture8 = np.clip(np.round(texture * 255.0), 0, 255).astype(np.uint8)
+        texture8 = texture_bytes(texture)
         timer.lap("fill")
 
         # 6. report and preview

@@ -34,6 +34,7 @@ from .errors import ConfigError, ImageError, MeshError
 from .fill import fill_unseen, pad_islands
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
+from .render import texture_bytes
 from .result import TextureResult
 from .seam_blend import SeamBand, seam_band, smooth_seams
 from .seams import edge_pairs, seam_stats
@@ -320,7 +321,7 @@ def _to_uint8(texels: TexelMap, color: torch.Tensor, original: np.ndarray) -> np
     """``original`` with its valid texels replaced by ``color`` (M, 3) in [0, 1]."""
     image = original.copy()
     flat = image.reshape(-1, 3)
-    flat[texels.index.numpy()] = np.clip(np.round(color.numpy() * 255.0), 0, 255).astype(np.uint8)
+    flat[texels.index.numpy()] = texture_bytes(color.numpy())
     return image
 
 
@@ -336,8 +337,7 @@ def write_back(texels: TexelMap, original: np.ndarray, color: torch.Tensor, regi
     inside = texels.to_image(region.astype(np.float32)) > 0
     gutter = (pad_islands(inside.astype(np.float32), valid, pad) > 0.5) & ~valid
     image = original.copy()
-    image.reshape(-1, 3)[texels.index.numpy()[region]] = np.clip(
-        np.round(color.numpy()[region] * 255.0), 0, 255).astype(np.uint8)
+    image.reshape(-1, 3)[texels.index.numpy()[region]] = texture_bytes(color.numpy()[region])
     image[gutter] = pad_islands(image, valid, pad)[gutter]
     return image, inside | gutter
 
