@@ -31,7 +31,7 @@ import torch
 
 from . import __version__
 from .errors import ConfigError, ImageError, MeshError
-from .fill import fill_unseen, pad_islands
+from .fill import fill_unseen, pad_texture
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
 from .render import texture_bytes
@@ -333,12 +333,11 @@ def write_back(texels: TexelMap, original: np.ndarray, color: torch.Tensor, regi
     again from them, so bilinear filtering and mipmaps do not bleed the old colours back in.
     returns : the (N, N, 3) uint8 texture and the (N, N) bool mask of the pixels it may differ in
     """
-    valid = texels.valid
     inside = texels.to_image(region.astype(np.float32)) > 0
-    gutter = (pad_islands(inside.astype(np.float32), valid, pad) > 0.5) & ~valid
+    gutter = (pad_texture(texels, inside.astype(np.float32), pad) > 0.5) & ~texels.valid
     image = original.copy()
     image.reshape(-1, 3)[texels.index.numpy()[region]] = texture_bytes(color.numpy()[region])
-    image[gutter] = pad_islands(image, valid, pad)[gutter]
+    image[gutter] = pad_texture(texels, image, pad)[gutter]
     return image, inside | gutter
 
 
