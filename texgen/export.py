@@ -24,7 +24,7 @@ from typing import Any, Iterable, Union
 import numpy as np
 
 from .errors import TexgenError
-from .gltf_json import pack_glb
+from .gltf_json import FLOAT, pack_glb
 from .material import SAMPLER, Material
 from .mesh import Mesh, row_groups
 from .polygons import polygon_faces
@@ -352,7 +352,7 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
             view["target"] = target
         views.append(view)
         binary += raw + b"\0" * (-len(raw) % 4)
-    accessors = [{"bufferView": view, "componentType": 5126, "count": len(corners), "type": f"VEC{values.shape[1]}"}
+    accessors = [{"bufferView": view, "componentType": FLOAT, "count": len(corners), "type": f"VEC{values.shape[1]}"}
                  for view, values in enumerate(attributes.values())]
     accessors[0] |= {"min": positions.min(axis=0).tolist(), "max": positions.max(axis=0).tolist()}
     accessors.append({"bufferView": len(attributes), "componentType": index_type, "count": triangles.size,
