@@ -142,6 +142,7 @@ def main() -> None:
         return state
 
     def fill(texels: TexelMap, state: TextureState) -> np.ndarray:
+        texels.prepare_padding(PAD)
         filled = fill_unseen(texels, state.color, state.painted)
         return pad_texture(texels, texels.to_image(filled), PAD)
 

@@ -8,7 +8,7 @@ import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from texgen.fill import fill_unseen, nearest_on_surface, pad_islands, pad_texture
+from texgen.fill import fill_unseen, nearest_painted, pad_islands, pad_texture
 from texgen.mesh import Mesh
 from texgen.texels import TexelMap
 
@@ -76,27 +76,30 @@ def test_voronoi_fill_takes_the_nearest_painted_texel_of_the_island() -> None:
     distance = cdist(positions[target], positions[source])
     distance[island[target][:, None] != island[source][None, :]] = np.inf
     nearest = distance.min(axis=1)
-    chosen = source[nearest_on_surface(texels, source, target)]
+    chosen = nearest_painted(texels, painted.numpy())
     np.testing.assert_allclose(np.linalg.norm(positions[target] - positions[chosen], axis=1), nearest, rtol=1e-5)
     np.testing.assert_array_equal(filled[target], colour.numpy()[chosen])
 
 
-def test_nearest_on_surface_prefers_the_same_island() -> None:
+def test_nearest_painted_prefers_the_same_island() -> None:
     texels = two_cards(gap=0.01)
     island = texels.island.numpy()
     first, second = (np.flatnonzero(island == label) for label in np.unique(island))
     positions = texels.position.numpy()
     # the source: all of the second card, and the first card's texels near its x = 0 edge only
     edge = first[positions[first, 0] < positions[first, 0].min() + 0.01]
-    source = np.concatenate([edge, second])
-    target = np.setdiff1d(first, edge)
-    nearest = source[nearest_on_surface(texels, source, target)]
+    painted = np.zeros(texels.count, bool)
+    painted[edge] = painted[second] = True
+    target = np.flatnonzero(~painted)
+    assert np.isin(target, first).all()
+    nearest = nearest_painted(texels, painted)
     # the other card is 0.01 away in 3D, the first card's own painted edge much farther: the own island wins
     assert (island[nearest] == island[first[0]]).all()
     assert np.linalg.norm(positions[target] - positions[nearest], axis=1).max() > 0.5
 
     # an island with no painted texel at all takes the nearest texel on any island
-    nearest = second[nearest_on_surface(texels, second, first)]
+    painted = np.isin(np.arange(texels.count), second)
+    nearest = nearest_painted(texels, painted)
     assert (island[nearest] != island[first[0]]).all()
     assert np.linalg.norm(positions[first] - positions[nearest], axis=1).max() < 0.03
 
@@ -147,6 +150,15 @@ def test_pad_texture_pads_as_pad_islands_with_the_maps_padding_made_once() -> No
     assert texels.padding(2) is texels.padding(2)
 
 
+def test_padding_prepared_in_the_background_is_the_padding_made_in_place() -> None:
+    texels, again = two_cards(), two_cards()
+    texels.prepare_padding(3)
+    texels.prepare_padding(3)  # a second request waits on the first
+    for made, expected in zip(texels.padding(3), again.padding(3)):
+        np.testing.assert_array_equal(made, expected)
+    assert texels.padding(3) is texels.padding(3)
+
+
 def test_pad_islands_edge_cases() -> None:
     image = np.arange(16, dtype=np.float32).reshape(4, 4)[..., None]
     valid = np.zeros((4, 4), bool)
@@ -168,7 +180,7 @@ def test_frontier_search_finds_the_exact_nearest_on_a_curved_mesh() -> None:
     positions, island = texels.position.numpy(), texels.island.numpy()
     painted = positions[:, 0] > -0.2  # a large painted region with a curved frontier across many islands
     source, target = np.flatnonzero(painted), np.flatnonzero(~painted)
-    chosen = source[nearest_on_surface(texels, source, target)]
+    chosen = nearest_painted(texels, painted)
     found = np.linalg.norm(positions[target] - positions[chosen], axis=1)
     # the exact answer: a k-d tree over every painted texel, islands lifted far apart in a fourth coordinate
     lifted = np.concatenate([positions, island[:, None] * 1e3], axis=1).astype(np.float64)

@@ -137,6 +137,7 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
     for index, samples in enumerate(sample_views(texels, cameras, buffers, images, projection)):
         state.accumulate(samples, index)
     timer.lap("project")
+    texels.prepare_padding(pad)
     filled = fill_unseen(texels, state.color, state.painted)
     filled = smooth_seams(mesh, texels, filled, *band_for_size(texels.size), confidence=state.painted.float())
     texture = pad_texture(texels, texels.to_image(filled), pad)

@@ -32,56 +32,55 @@ def fill_unseen(texels: TexelMap, color: torch.Tensor, painted: torch.Tensor,
         return color.clone()
     if not painted_np.any():
         return torch.full_like(color, 0.5)
-    source = np.flatnonzero(painted_np)
-    target = np.flatnonzero(~painted_np)
     filled = color.numpy().copy()
-    filled[target] = filled[source[nearest_on_surface(texels, source, target)]]
+    filled[~painted_np] = filled[nearest_painted(texels, painted_np)]
     if smooth_iterations:
         filled = _smooth_unpainted(texels, filled, painted_np, smooth_iterations)
     return torch.from_numpy(filled)
 
 
-def nearest_on_surface(texels: TexelMap, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """For each target texel, the index into ``source`` of the nearest texel in 3D.
+def nearest_painted(texels: TexelMap, painted: np.ndarray) -> np.ndarray:
+    """For each unpainted texel, the nearest painted texel in 3D.
 
     Texels of the same UV island are preferred: across a UV seam there is often another
     surface (the skin around a cut, the lid of a box) whose colour does not belong here.
-    Only the frontier of ``source`` is searched: the source texels with a UV neighbour that is
-    not a source texel of their island. Where UVs map the surface without distortion this
-    changes nothing (an interior texel always has a neighbour nearer the target), and it keeps
-    the search small when most of the texture is painted.
-    source, target : (S,), (T,) indices of valid texels
-    returns : (T,) int64 indices into ``source``
+    Only the painted frontier is searched: the painted texels with a UV neighbour that is not
+    a painted texel of their island. Where UVs map the surface without distortion this changes
+    nothing (an interior texel always has a neighbour nearer the target), and it keeps the
+    search small when most of the texture is painted.
+    painted : (M,) bool, some of it True
+    returns : (T,) int64 the painted texel for each of the T unpainted texels, in ascending order
     """
     positions, island = texels.position.numpy(), texels.island.numpy()
-    frontier = source[_frontier(texels, source)]
+    target = np.flatnonzero(~painted)
+    frontier = np.flatnonzero(_frontier(texels, painted))
 
     def lifted(texel: np.ndarray) -> np.ndarray:  # a fourth coordinate keeps islands far apart
         return np.concatenate([positions[texel], island[texel, None] * 1e3], axis=1, dtype=np.float64)
 
     _, nearest = cKDTree(lifted(frontier)).query(lifted(target), workers=-1)
-    elsewhere = island[frontier[nearest]] != island[target]  # the island has no source texel at all
-    lookup = np.full(texels.count, -1, dtype=np.int64)
-    lookup[source] = np.arange(len(source))
-    nearest = lookup[frontier[nearest]]
+    nearest = frontier[nearest]
+    elsewhere = island[nearest] != island[target]  # the island has no painted texel at all
     if elsewhere.any():
         # an interior texel of another island can be nearest (a lid over a box): search them all
+        source = np.flatnonzero(painted)
         tree = cKDTree(positions[source], balanced_tree=False, compact_nodes=False)  # builds 4x faster
-        _, nearest[elsewhere] = tree.query(positions[target[elsewhere]], workers=-1)
+        nearest[elsewhere] = source[tree.query(positions[target[elsewhere]], workers=-1)[1]]
     return nearest
 
 
-def _frontier(texels: TexelMap, source: np.ndarray) -> np.ndarray:
-    """(S,) bool: source texels with one of their 8 UV neighbours outside the source texels of their island."""
-    at = texels.index.numpy()[source]
-    label = np.zeros(texels.size * texels.size, dtype=np.float32)  # 0 = "not a source texel"; exact up to 2^24
-    label[at] = texels.island.numpy()[source] + 1.0
-    label = label.reshape(texels.size, texels.size)
+def _frontier(texels: TexelMap, painted: np.ndarray) -> np.ndarray:
+    """(M,) bool: painted texels with one of their 8 UV neighbours outside the painted texels of their island.
+
+    painted : (M,) bool
+    """
+    # 0 = "not a painted texel"; float32 is exact up to 2^24 islands
+    label = texels.to_image(torch.from_numpy(np.where(painted, texels.island.numpy() + 1, 0).astype(np.float32)))
     # a neighbour differs from the centre exactly when the 3 x 3 maximum or minimum does
     kernel = np.ones((3, 3), np.uint8)
     differs = ((cv2.dilate(label, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) != label)
                | (cv2.erode(label, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) != label))
-    return differs.reshape(-1)[at]
+    return painted & texels.gather(differs)
 
 
 def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, iterations: int) -> np.ndarray:

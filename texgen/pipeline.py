@@ -223,6 +223,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         # 5. fill, smooth seams, pad
         progress(ProgressEvent("fill", message="filling unseen texels"))
         painted = state.painted.clone()
+        texels.prepare_padding(settings.pad)
         color = fill_unseen(texels, state.color, painted)
         progress(ProgressEvent("fill", message="smoothing seams"))
         color = smooth_seams(mesh, texels, color, *band_for_size(texels.size), confidence=painted.float())

@@ -14,6 +14,7 @@ from the top and the bottom triangle GL drew (:func:`_layered_overlap`).
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -59,8 +60,8 @@ class TexelMap:
     island: torch.Tensor
     face_normals: torch.Tensor
     face_offsets: torch.Tensor
-    _padding: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False,
-                                                                compare=False)
+    _padding: dict[int, "Future[tuple[np.ndarray, np.ndarray]]"] = field(default_factory=dict, init=False,
+                                                                          repr=False, compare=False)
 
     @classmethod
     def build(cls, mesh: Mesh, size: int) -> "TexelMap":
@@ -133,10 +134,23 @@ class TexelMap:
         return np.where(inside, table[np.where(inside, flat, 0)], -1).astype(np.int64)
 
     def padding(self, margin: int) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`padding_sources` of the valid texels, made once per margin."""
-        if margin not in self._padding:
-            self._padding[margin] = padding_sources(self.valid, margin)
-        return self._padding[margin]
+        """:func:`padding_sources` of the valid texels, made once per margin (or awaited, when
+        :meth:`prepare_padding` started it)."""
+        with _PADDING_LOCK:
+            job = self._padding.get(margin)
+        if job is None:
+            job = Future()
+            job.set_result(padding_sources(self.valid, margin))
+            with _PADDING_LOCK:
+                job = self._padding.setdefault(margin, job)
+        return job.result()
+
+    def prepare_padding(self, margin: int) -> None:
+        """Start :meth:`padding` on texgen's background thread and return at once: callers fill
+        the unseen texels meanwhile, on one core, while OpenCV's distance transform runs on another."""
+        with _PADDING_LOCK:
+            if margin not in self._padding:
+                self._padding[margin] = _BACKGROUND.submit(lambda: padding_sources(self.valid, margin))
 
     def to_image(self, values: torch.Tensor | np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Scatter per-texel ``values`` (M,) or (M, C) into an (N, N) or (N, N, C) float32 image."""
@@ -169,6 +183,7 @@ def padding_sources(valid: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndar
 
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="texgen-texels")
+_PADDING_LOCK = threading.Lock()
 
 
 def build_in_background(mesh: Mesh, size: int) -> "Future[TexelMap]":
