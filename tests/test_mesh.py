@@ -853,6 +853,34 @@ def test_unit_frame_fits_the_unit_sphere_and_keeps_the_user_frame() -> None:
     np.testing.assert_allclose(mesh.unit_positions / mesh.scale + mesh.center, positions, rtol=1e-6)
 
 
+def test_closed_outward_needs_closed_parts_wound_outwards() -> None:
+    ball = trimesh.creation.icosphere(subdivisions=2)
+    box = trimesh.creation.box(extents=(0.5, 0.5, 0.5))
+    box.vertices += [3.0, 0.0, 0.0]
+
+    def closed(*parts: tuple[np.ndarray, np.ndarray]) -> bool:
+        positions, faces = [], []
+        for vertices, triangles in parts:
+            faces.append(triangles + sum(len(p) for p in positions))
+            positions.append(vertices)
+        return Mesh.from_arrays(np.concatenate(positions), np.concatenate(faces)).closed_outward
+
+    assert closed((ball.vertices, ball.faces)) and closed((ball.vertices, ball.faces), (box.vertices, box.faces))
+    # split along a UV seam (vertices repeated at one position) it is still closed: positions are welded
+    split, vertex = ball.faces.copy(), ball.faces[0, 0]
+    split[:40][split[:40] == vertex] = len(ball.vertices)
+    assert closed((np.concatenate([ball.vertices, ball.vertices[vertex][None]]), split))
+    assert not closed((ball.vertices, ball.faces[1:]))  # a hole
+    flipped = ball.faces.copy()
+    flipped[0] = flipped[0, ::-1]
+    assert not closed((ball.vertices, flipped))  # one face wound the other way
+    assert not closed((ball.vertices, ball.faces[:, ::-1]))  # inside out
+    assert not closed((ball.vertices, ball.faces), (box.vertices, box.faces[:, ::-1]))  # one part inside out
+    shell = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    assert not closed((ball.vertices, ball.faces), (shell.vertices, shell.faces[:, ::-1]))  # a hollow: an inner shell
+    assert not closed((ball.vertices, np.concatenate([ball.faces, ball.faces[:1]])))  # an edge of three faces
+
+
 def test_row_groups_number_rows_as_unique_does() -> None:
     rng = np.random.default_rng(3)
     rows = rng.integers(0, 4, size=(500, 3)).astype(np.float64) * 0.25

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.ndimage import binary_erosion
 
-from texgen.camera import orbit_camera
+from texgen.camera import Camera, orbit_camera
 from texgen.mesh import Mesh
 
 trimesh = pytest.importorskip("trimesh")
@@ -79,6 +79,31 @@ def test_depth_mask_and_normals_of_a_sphere(sphere: Mesh) -> None:
     assert control[SIZE // 2, SIZE // 2] > control[mask].mean()  # near is bright
 
 
+def test_closed_meshes_seen_from_outside_draw_front_faces_alone_with_the_same_images(sphere: Mesh) -> None:
+    ball = Mesh.from_arrays(sphere.positions, sphere.faces, name="ball")
+    lowest = np.argmin(sphere.positions[sphere.faces].mean(axis=1)[:, 1])  # at the bottom, out of every view
+    open_ball = Mesh.from_arrays(sphere.positions, np.delete(sphere.faces, lowest, axis=0), name="open ball")
+    inside_out = Mesh.from_arrays(sphere.positions, sphere.faces[:, ::-1], name="inside out")
+    assert ball.closed_outward and not open_ball.closed_outward and not inside_out.closed_outward
+    cameras = [orbit_camera(azimuth, 20, SIZE) for azimuth in (0, 100, 200, 300)]
+    images = {}
+    for mesh in (ball, open_ball, inside_out):
+        with Renderer(mesh) as renderer:
+            images[mesh.name] = renderer.render(cameras)
+    np.testing.assert_array_equal(images["ball"].depth, images["open ball"].depth)
+    np.testing.assert_array_equal(images["ball"].normals, images["open ball"].normals)
+    # wound the other way, the corners are interpolated in another order: the same depth to float precision
+    np.testing.assert_array_equal(images["ball"].mask, images["inside out"].mask)
+    np.testing.assert_allclose(images["ball"].depth, images["inside out"].depth, atol=1e-4)
+    np.testing.assert_allclose(images["ball"].normals, -images["inside out"].normals, atol=1e-6)
+
+    # from inside the closed mesh every face is a back face: nothing is culled there
+    inside = Camera(np.eye(4), SIZE, SIZE)
+    assert not inside.clears_sphere(1.0) and cameras[0].clears_sphere(1.0)
+    with Renderer(ball) as renderer:
+        assert renderer.render([inside]).mask.all()
+
+
 def test_render_takes_cameras_of_one_size(sphere: Mesh) -> None:
     with Renderer(sphere) as renderer:
         with pytest.raises(ValueError, match="one image size"):
@@ -135,7 +160,8 @@ def test_renderers_share_one_context_and_close_cleanly(sphere: Mesh) -> None:
     depth = first.render([camera]).depth
     with Renderer(quad(np.zeros((4, 4, 3), np.uint8))) as second:
         assert second.render([camera]).mask.any()
-    np.testing.assert_array_equal(first.render([camera]).depth.numpy(), depth.numpy())  # closing another renderer broke nothing
+    # closing another renderer broke nothing
+    np.testing.assert_array_equal(first.render([camera]).depth.numpy(), depth.numpy())
     first.close()
     with pytest.raises(Exception, match="no UV map"):
         Renderer(sphere).render_texture([camera], np.zeros((4, 4, 3), np.uint8))

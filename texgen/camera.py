@@ -63,6 +63,11 @@ class Camera:
             return self.height / (2.0 * self.ymag)
         return self.height / (2.0 * math.tan(self.yfov / 2.0))
 
+    def clears_sphere(self, radius: float) -> bool:
+        """True when the sphere of ``radius`` around the origin lies wholly beyond the near plane:
+        every ray of the view starts outside it, and nothing in it is clipped."""
+        return float(-self.position @ self.forward) - self.znear > radius
+
     def world_to_camera(self) -> np.ndarray:
         """(4, 4) view matrix."""
         return np.linalg.inv(self.pose)

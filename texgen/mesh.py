@@ -225,6 +225,35 @@ class Mesh:
         return (self.face_cross / np.maximum(length, 1e-300)).astype(np.float32)
 
     @cached_property
+    def closed_outward(self) -> bool:
+        """True when every part of the surface is closed and wound counter-clockwise seen from outside.
+
+        Then a ray from outside the mesh meets a front face first, so renderers may skip back
+        faces. Closed: each (welded) edge of the faces that pass ``face_ok`` joins exactly two
+        faces that run along it in opposite directions. Outward: each connected part encloses a
+        positive volume (a part wound inside out, or an inner shell, makes this False).
+        """
+        import scipy.sparse
+        import scipy.sparse.csgraph
+
+        ok = np.flatnonzero(self.face_ok)
+        faces = self.welded_faces[ok]
+        if len(faces) == 0:
+            return False
+        count = int(faces.max()) + 1
+        start, end = faces.reshape(-1), faces[:, [1, 2, 0]].reshape(-1)
+        forward = np.sort(start * count + end)
+        if (forward[1:] == forward[:-1]).any() or not np.array_equal(forward, np.sort(end * count + start)):
+            return False
+        graph = scipy.sparse.coo_matrix((np.ones(len(start)), (start, end)), shape=(count, count))
+        parts, label = scipy.sparse.csgraph.connected_components(graph, directed=False)
+        # six times each part's signed volume: the sum over its faces of p0 . (p1 - p0) x (p2 - p0)
+        volume = np.einsum("fk,fk->f", self.positions[self.faces[ok, 0]] - self.center, self.face_cross[ok])
+        part = label[faces[:, 0]]
+        has_faces = np.bincount(part, minlength=parts) > 0  # loose vertices are parts of their own
+        return bool((np.bincount(part, volume, minlength=parts)[has_faces] > 0).all())
+
+    @cached_property
     def used_positions(self) -> np.ndarray:
         """(U, 3) the positions that some face uses (loose vertices do not count for the frame)."""
         used = np.zeros(len(self.positions), dtype=bool)
