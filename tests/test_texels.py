@@ -10,7 +10,7 @@ from texgen import render as render_module
 from texgen import texels as texels_module
 from texgen.errors import MeshError
 from texgen.mesh import Mesh
-from texgen.texels import TexelMap, build_in_background, rasterise_triangles
+from texgen.texels import TexelMap, _altitude, _edge_functions, build_in_background, rasterise_triangles
 
 
 def texel_centres(size: int) -> np.ndarray:
@@ -273,3 +273,11 @@ def test_a_face_running_past_the_edge_continues_on_the_other_side() -> None:
     cols = straddling.index.numpy() % size
     assert (cols >= 12).any() and (cols == 0).any(), "the part beyond u = 1 wraps to column 0"
     assert (straddling.bary.numpy() >= 0).all()
+
+
+def test_altitude_is_the_smallest_height_of_each_triangle() -> None:
+    right = [[0.0, 0.0], [4.0, 0.0], [0.0, 3.0]]  # legs 4 and 3: the height onto the hypotenuse is 12 / 5
+    sliver = [[0.0, 0.0], [100.0, 0.5], [50.0, 0.0]]  # area 12.5, about 100 long
+    heights = _altitude(_edge_functions(np.array([right, sliver])))
+    # twice the area over the longest side
+    np.testing.assert_allclose(heights, [2.4, 2 * 12.5 / np.hypot(100, 0.5)], rtol=1e-12)

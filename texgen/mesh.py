@@ -327,20 +327,30 @@ class Mesh:
         return number[face_island]
 
     def corner_uvs(self) -> np.ndarray:
-        """(F, 3, 2) UV of every face corner, each face shifted by whole tiles into the 0-1 square.
+        """(F, 3, 2) UV of every face corner, each face shifted by whole tiles into the 0-1 square
+        (read-only, made once).
 
         A face lying in tile [k, k + 1] samples the same texels as in [0, 1] under a repeating
         sampler, so baking and rendering use these; the stored ``uvs`` stay as the user gave them.
         """
-        self.require_uvs()
-        corners = self.uvs[self.uv_faces]
-        return corners - face_tiles(corners)[:, None]
+        return self._wrapped_corners[0]
 
     @property
     def uv_tiles_wrapped(self) -> bool:
         """True when some faces lie outside the 0-1 square and are wrapped into it."""
+        return self._wrapped_corners[1]
+
+    @cached_property
+    def _wrapped_corners(self) -> tuple[np.ndarray, bool]:
+        """:meth:`corner_uvs` and :attr:`uv_tiles_wrapped`."""
+        self.require_uvs()
         corners = self.uvs[self.uv_faces]
-        return bool(face_tiles(corners).any())
+        tiles = face_tiles(corners)
+        wrapped = bool(tiles.any())
+        if wrapped:
+            corners -= tiles[:, None]
+        corners.setflags(write=False)
+        return corners, wrapped
 
     def require_uvs(self) -> None:
         if self.uvs is None:

@@ -203,6 +203,8 @@ def _wrap_copies(tri: np.ndarray, faces: np.ndarray, size: int) -> tuple[np.ndar
     A face running past u = 1 continues at u = 0 under a repeating sampler; its copy covers
     those texels. tri : (F, 3, 2) texel-centre coordinates; faces : (F,) their face indices.
     """
+    if len(tri) == 0 or (tri.min() >= -0.5 and tri.max() <= size - 0.5):  # the usual case: all inside the square
+        return tri, faces
     copies, owners = [tri], [faces]
     for axis in (0, 1):
         for shift in (-size, size):
@@ -340,7 +342,7 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     drawn = (top >= 0).astype(np.uint8)
     ring = np.flatnonzero((cv2.dilate(drawn, np.ones((3, 3), np.uint8)) > drawn).reshape(-1))
     # slivers, which GL may draw in only some of their texels, are tested over their whole box
-    slivers = np.flatnonzero(_altitude(tri) < SLIVER)
+    slivers = np.flatnonzero(_altitude(edges) < SLIVER)
     sliver_texel, sliver = rasterise_triangles(tri[slivers], size)
     sliver = slivers[sliver]
     suspects = sorted_unique(np.concatenate([near_edge, ring, sliver_texel]))
@@ -413,11 +415,13 @@ def _pixels(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     return np.where(inside, image[np.clip(rows, 0, size - 1), np.clip(cols, 0, size - 1)], -1)
 
 
-def _altitude(tri: np.ndarray) -> np.ndarray:
-    """(T,) the smallest height of each triangle (T, 3, 2): twice its area over its longest side."""
-    side = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
-    d1, d2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    return np.abs(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]) / np.maximum(side, 1e-300)
+def _altitude(edges: np.ndarray) -> np.ndarray:
+    """(T,) the smallest height of each triangle, from its :func:`_edge_functions` (T, 6): a barycentric
+    coordinate rises from 0 to 1 over its corner's height, so the height is 1 over its gradient's length."""
+    a0, a1 = edges[:, 2:4], edges[:, 4:6]
+    steepest = np.maximum(np.maximum(np.einsum("tk,tk->t", a0, a0), np.einsum("tk,tk->t", a1, a1)),
+                          np.einsum("tk,tk->t", a0 + a1, a0 + a1))
+    return 1.0 / np.sqrt(steepest)
 
 
 def _positions(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
