@@ -97,6 +97,22 @@ def test_closed_meshes_seen_from_outside_draw_front_faces_alone_with_the_same_im
     np.testing.assert_allclose(images["ball"].depth, images["inside out"].depth, atol=1e-4)
     np.testing.assert_allclose(images["ball"].normals, -images["inside out"].normals, atol=1e-6)
 
+    # textured passes too: against the same ball made open by a small triangle hidden inside it
+    uvs = np.stack([np.arctan2(sphere.positions[:, 0], sphere.positions[:, 2]) / (2 * np.pi) + 0.5,
+                    sphere.positions[:, 1] / 2 + 0.5], axis=1)
+    texture = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    hidden = [[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 0.1, 0.0]]
+    textured = Mesh.from_arrays(sphere.positions, sphere.faces, uvs, texture=texture, name="textured")
+    opened = Mesh.from_arrays(np.concatenate([sphere.positions, hidden]),
+                              np.concatenate([sphere.faces, [np.arange(3) + len(sphere.positions)]]),
+                              np.concatenate([uvs, np.full((3, 2), 0.5)]), texture=texture, name="opened")
+    assert textured.closed_outward and not opened.closed_outward
+    renders = []
+    for mesh in (textured, opened):
+        with Renderer(mesh) as renderer:
+            renders.append(renderer.render_texture(cameras, texture))
+    np.testing.assert_array_equal(renders[0], renders[1])
+
     # from inside the closed mesh every face is a back face: nothing is culled there
     inside = Camera(np.eye(4), SIZE, SIZE)
     assert not inside.clears_sphere(1.0) and cameras[0].clears_sphere(1.0)

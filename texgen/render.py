@@ -78,7 +78,9 @@ class Renderer:
 
     def _primitive(self, **attributes):
         pyrender = _pyrender()
-        material = pyrender.MetallicRoughnessMaterial(baseColorFactor=np.ones(4), doubleSided=True,
+        # single-sided when back faces may be skipped: per view, unless SKIP_CULL_FACES (see _draw)
+        material = pyrender.MetallicRoughnessMaterial(baseColorFactor=np.ones(4),
+                                                      doubleSided=not self.mesh.closed_outward,
                                                       baseColorTexture=attributes.pop("texture", None))
         return pyrender.Primitive(positions=self._positions, material=material, **attributes)
 
@@ -90,12 +92,19 @@ class Renderer:
         if self._camera_node is not None:
             self._scene.remove_node(self._camera_node)
         self._camera_node = self._scene.add(_pyrender_camera(camera), pose=camera.pose)
-        flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA | pyrender.RenderFlags.SKIP_CULL_FACES
+        flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA
+        if not self._back_faces_hidden([camera]):
+            flags |= pyrender.RenderFlags.SKIP_CULL_FACES
         color, depth = self._offscreen(camera).render(self._scene, flags=flags)
         if camera.orthographic:  # pyrender linearises every depth buffer with the perspective formula
             hit = depth > 0
             depth = np.where(hit, camera.znear + camera.zfar - camera.znear * camera.zfar / np.where(hit, depth, 1), 0)
         return color, depth
+
+    def _back_faces_hidden(self, cameras: Sequence[Camera]) -> bool:
+        """True when a closed, outward mesh is seen from outside by every camera: its front faces
+        alone show, and skipping the back faces gives the same images for a third less drawing on a CPU."""
+        return self.mesh.closed_outward and all(camera.clears_sphere(UNIT_RADIUS) for camera in cameras)
 
     def render(self, cameras: Sequence[Camera]) -> ViewBuffers:
         """Depth, camera-space normals and foreground mask of each camera.
@@ -113,10 +122,7 @@ class Renderer:
             if self._geometry is None:
                 self._geometry = _ViewGeometry(self._positions, np.repeat(self.mesh.face_normals[self.mesh.face_ok], 3,
                                                                           axis=0))
-            # a closed, outward mesh seen from outside shows front faces alone: back faces are
-            # skipped, the same images for a third less drawing on a CPU
-            cull = self.mesh.closed_outward and all(camera.clears_sphere(UNIT_RADIUS) for camera in cameras)
-            self._geometry.draw(cameras, depth.numpy(), normals.numpy(), cull)
+            self._geometry.draw(cameras, depth.numpy(), normals.numpy(), self._back_faces_hidden(cameras))
         return ViewBuffers(depth, normals, depth > 0)
 
     def render_texture(self, cameras: Sequence[Camera], texture: np.ndarray,
