@@ -131,5 +131,5 @@ def pad_texture(texels: TexelMap, image: np.ndarray, margin: int) -> np.ndarray:
 def _padded(image: np.ndarray, target: np.ndarray, source: np.ndarray) -> np.ndarray:
     out = image.copy()
     flat = out.reshape((-1,) + image.shape[2:])
-    flat[target] = flat[source]
+    flat[target] = np.take(flat, source, axis=0)  # numpy's take gathers rows faster than an index
     return out

@@ -114,13 +114,14 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
     # the two triangles of a rectangle share their diagonal: one row per (texel, side), in texel order
     hit, side = np.divmod(sorted_unique(hit * len(face) + triangle // 2), len(face))
     texel = texels.number_of(hit)
-    keep = texel >= 0
-    keep[keep] = texels.island.numpy()[texel[keep]] == mesh.face_islands[face[side[keep]]]
-    hit, texel, side = hit[keep], texel[keep], side[keep]
+    keep = np.flatnonzero(texel >= 0)  # row selections by index: numpy's take is 3x faster than a mask
+    hit, texel, side = np.take(hit, keep), np.take(texel, keep), np.take(side, keep)
+    keep = np.flatnonzero(np.take(texels.island.numpy(), texel) == np.take(mesh.face_islands, np.take(face, side)))
+    hit, texel, side = np.take(hit, keep), np.take(texel, keep), np.take(side, keep)
 
     # in the UV plane (texel units): where along the edge, how far from it, on which side of it
     row, col = np.divmod(hit, size)
-    per_side = np.concatenate([start, unit, normal, length[:, None]], axis=1)[side]  # (H, 7): one gather
+    per_side = np.take(np.concatenate([start, unit, normal, length[:, None]], axis=1), side, axis=0)  # (H, 7)
     across_x, across_y = col - per_side[:, 0], row - per_side[:, 1]
     along_edge = across_x * per_side[:, 2] + across_y * per_side[:, 3]
     t = np.clip(along_edge / np.maximum(per_side[:, 6], 1e-12), 0.0, 1.0)
@@ -128,21 +129,22 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
     distance = np.hypot(across_x - per_side[:, 2] * along_edge, across_y - per_side[:, 3] * along_edge)
     depth = across_x * per_side[:, 4] + across_y * per_side[:, 5]
     keep = np.flatnonzero((distance < band_texels) & (depth > -1e-6))
-    texel, side, t, distance = texel[keep], side[keep], t[keep], distance[keep]
+    texel, side, t, distance = (np.take(x, keep) for x in (texel, side, t, distance))
     # in 3D: not much farther from the same edge than in UV, given the faces' UV stretch
     stretch = _stretch(mesh, size)
-    scale = np.maximum(stretch[face[side]], stretch[texels.face.numpy()[texel]])
+    scale = np.maximum(np.take(stretch, np.take(face, side)), np.take(stretch, np.take(texels.face.numpy(), texel)))
     corner_uv = mesh.corner_uvs()[face]  # (2S, 3, 2)
     corner = np.abs(corner_uv[:, None, :, :] - edge_uv[:, :, None, :]).sum(axis=-1).argmin(axis=2)  # (2S, 2)
     edge_3d = mesh.unit_positions[np.take_along_axis(mesh.faces[face], corner, axis=1)]  # (2S, 2, 3) float32
-    ends = np.concatenate([edge_3d[:, 0], edge_3d[:, 1] - edge_3d[:, 0]], axis=1)[side]  # (K, 6): one gather
+    ends = np.take(np.concatenate([edge_3d[:, 0], edge_3d[:, 1] - edge_3d[:, 0]], axis=1), side, axis=0)  # (K, 6)
     point_3d = ends[:, :3] + ends[:, 3:] * t[:, None].astype(np.float32)
-    gap = texels.position.numpy()[texel] - point_3d
+    gap = np.take(texels.position.numpy(), texel, axis=0) - point_3d
     gap_3d = np.sqrt(np.einsum("kd,kd->k", gap, gap))
-    keep = gap_3d <= STRETCH_SLACK * (distance + 1.0) * scale
+    keep = np.flatnonzero(gap_3d <= STRETCH_SLACK * (distance + 1.0) * scale)
+    texel, side, t, distance = (np.take(x, keep) for x in (texel, side, t, distance))
     mask = np.zeros(texels.count, dtype=bool)
-    mask[texel[keep]] = True
-    return SeamBand(texel[keep], side[keep], t[keep], distance[keep], edge_uv, inward, edge, mask)
+    mask[texel] = True
+    return SeamBand(texel, side, t, distance, edge_uv, inward, edge, mask)
 
 
 def smooth_seams(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band_texels: float = BAND_TEXELS,
@@ -211,7 +213,7 @@ def _moves(band: SeamBand, image: np.ndarray, size: int) -> np.ndarray:
     low = np.minimum(np.floor(position).astype(np.int64), count[band.side] - 2)
     fraction = (position - low)[:, None]
     first = start[band.side] + low
-    return jump[first] * (1 - fraction) + jump[first + 1] * fraction
+    return np.take(jump, first, axis=0) * (1 - fraction) + np.take(jump, first + 1, axis=0) * fraction
 
 
 def _stretch(mesh: Mesh, size: int) -> np.ndarray:

@@ -163,7 +163,7 @@ class TexelMap:
 
     def gather(self, image: np.ndarray) -> np.ndarray:
         """Per-texel values (M, ...) read from an (N, N, ...) image."""
-        return image.reshape((self.size * self.size,) + image.shape[2:])[self.index.numpy()]
+        return np.take(image.reshape((self.size * self.size,) + image.shape[2:]), self.index.numpy(), axis=0)
 
 
 def padding_sources(valid: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
@@ -237,10 +237,12 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
     order = np.lexsort((box[:, 0], box[:, 1]))
     drawn, box = drawn[order], box[order]
     starts = np.flatnonzero(np.r_[True, (box[1:] != box[:-1]).any(axis=1)]) if len(drawn) else drawn
+    corner = low[:, 1] * size + low[:, 0]  # the texel at each box's first row and column
     texels, triangles = [], []
     for start, stop in zip(starts, np.r_[starts[1:], len(drawn)]):
         cols, rows = box[start]
         per_chunk = max(1, CHUNK_CANDIDATES // (rows * cols))
+        cell_offset = (np.arange(rows)[:, None] * size + np.arange(cols)).reshape(-1)
         for first in range(start, stop, per_chunk):
             group = drawn[first:min(stop, first + per_chunk), None, None]  # (G, 1, 1)
             x = low[group, 0] + np.arange(cols)  # (G, 1, cols)
@@ -251,9 +253,10 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
             w2 = 1.0 - w0 - w1
             inside = ((w0 >= -EDGE_EPS) & (w1 >= -EDGE_EPS) & (w2 >= -EDGE_EPS)
                       & (x <= high[group, 0]) & (y <= high[group, 1]))
-            hit, row, col = np.nonzero(inside)
-            triangle = group[hit, 0, 0]
-            texels.append((low[triangle, 1] + row) * size + low[triangle, 0] + col)
+            # the hits as (triangle, cell of its box): one flat search and a table of the cells' texel offsets
+            hit, cell = np.divmod(np.flatnonzero(inside), rows * cols)
+            triangle = np.take(group, hit)
+            texels.append(np.take(corner, triangle) + np.take(cell_offset, cell))
             triangles.append(triangle)
     if not texels:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
