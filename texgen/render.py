@@ -67,7 +67,7 @@ class Renderer:
         pyrender = _pyrender()
         self.mesh = mesh
         faces = mesh.faces[mesh.face_ok]
-        self._positions = mesh.unit_positions[faces].reshape(-1, 3)
+        self._positions = np.take(mesh.unit_positions, faces, axis=0).reshape(-1, 3)
         self._uvs = None
         if mesh.has_uvs:
             self._uvs = mesh.corner_uvs()[mesh.face_ok].reshape(-1, 2).astype(np.float32)

