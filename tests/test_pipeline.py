@@ -67,6 +67,39 @@ def test_keep_texels_are_never_touched(crate):
                 assert (trimap.generate | trimap.refine).any()
 
 
+def test_a_first_view_generates_before_the_texture_state_is_asked_for(crate):
+    """The paint loop hands the first view of a schedule a function for the state, so that the model
+    runs while the UV layout still rasterises: the same paint as with the state at hand."""
+    settings = TextureSettings(prompt="crate", view_size=96, texture_size=96, steps=1).validate()
+    camera = default_views(1, 96)[0]
+    calls = []
+
+    class Recording(OracleGenerator):
+        def generate(self, *args, **kwargs):
+            calls.append("generate")
+            return super().generate(*args, **kwargs)
+
+    def run(deferred: bool) -> TextureState:
+        state = TextureState(TexelMap.build(crate, 96))
+
+        def later() -> TextureState:
+            calls.append("state")
+            return state
+
+        with Renderer(crate) as renderer:
+            paint_view(0, 1, camera, crate, renderer, later if deferred else state, Recording(crate), settings,
+                       ProjectionSettings(), Timer(), lambda event: None, CancelToken())
+        return state
+
+    direct = run(False)
+    calls.clear()
+    deferred = run(True)
+    assert calls == ["generate", "state"]
+    assert deferred.painted.any()
+    for name in ("color", "weight", "best_cos", "best_view"):
+        assert torch.equal(getattr(direct, name), getattr(deferred, name)), name
+
+
 def test_pixel_mask_renders_the_paint_and_the_trimap_into_the_view(crate):
     texels = TexelMap.build(crate, 128)
     camera = default_views(1, 96)[0]

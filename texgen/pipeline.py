@@ -3,7 +3,8 @@
 ``texture_mesh`` reads top to bottom like a diffusers pipeline:
 
 1. check the settings, load the mesh (unwrapping it only when it has no UVs) and the model
-2. rasterise the UV layout once (TexelMap; on a background thread while the model loads)
+2. rasterise the UV layout once (TexelMap; on a background thread while the model loads and, on a
+   fixed schedule, while the first view generates: no texel is needed before its projection)
 3. plan the views: a fixed schedule, or next-best-view selection from candidates
 4. for each view: render depth and the current paint, build the trimap, generate or inpaint,
    back-project only what the trimap allows
@@ -21,7 +22,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -195,10 +196,15 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         timer.lap("load_model")
     cancel.raise_if_cancelled()
 
-    # 2. the UV layout, rasterised once
-    texels = texels_ready.result()
-    state = TextureState(texels)
-    timer.lap("rasterise_uv")  # what was left of it once the model was loaded
+    # 2. the UV layout, rasterised once: waited for when a view first needs it
+    state: Optional[TextureState] = None
+
+    def texture_state() -> TextureState:
+        nonlocal state
+        if state is None:
+            state = TextureState(texels_ready.result())
+            timer.lap("rasterise_uv")  # what was left of it when it was first needed
+        return state
 
     # 3. plan the views
     progress(ProgressEvent("plan", message="planning views"))
@@ -206,22 +212,25 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     try:
         # a fixed schedule for a view count; for "auto", views are chosen as painting goes
         cameras = None if settings.views == "auto" else default_views(int(settings.views), settings.view_size)
-        planner = None if cameras is not None else NextBestView(texels, renderer, settings, projection)
+        planner = None if cameras is not None else NextBestView(texture_state().texels, renderer, settings, projection)
         budget = len(cameras) if cameras is not None else settings.max_views
         timer.lap("plan")
 
-        # 4. paint view after view
+        # 4. paint view after view; the first view of a schedule generates while the layout rasterises
         records: list[ViewRecord] = []
         for index in range(budget):
             cancel.raise_if_cancelled()
-            camera = cameras[index] if cameras is not None else planner.next(state)
+            camera = cameras[index] if cameras is not None else planner.next(texture_state())
             if camera is None:
                 break
-            records.append(paint_view(index, budget, camera, mesh, renderer, state, generator, settings,
-                                       projection, timer, progress, cancel))
+            records.append(paint_view(index, budget, camera, mesh, renderer,
+                                      texture_state if state is None else state, generator, settings, projection,
+                                      timer, progress, cancel))
 
         # 5. fill, smooth seams, pad
         progress(ProgressEvent("fill", message="filling unseen texels"))
+        state = texture_state()
+        texels = state.texels
         painted = state.painted.clone()
         texels.prepare_padding(settings.pad)
         color = fill_unseen(texels, state.color, painted)
@@ -244,15 +253,23 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     return TextureResult(with_new_base_colour(mesh), texture8, report, preview)
 
 
-def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Renderer, state: TextureState,
-                generator: Generator, settings: TextureSettings, projection: ProjectionSettings, timer: Timer,
-                progress: ProgressCallback, cancel: CancelToken) -> ViewRecord:
-    """Render, build the trimap, generate or inpaint, and back-project one view."""
+def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Renderer,
+               state: Union[TextureState, Callable[[], TextureState]], generator: Generator, settings: TextureSettings,
+               projection: ProjectionSettings, timer: Timer, progress: ProgressCallback,
+               cancel: CancelToken) -> ViewRecord:
+    """Render, build the trimap, generate or inpaint, and back-project one view.
+
+    state : the texture so far, or (for a first view, with nothing painted) a function that gives
+        it, called once the model has run: no texel is needed before then
+    """
     progress(ProgressEvent("render", view=index, views=budget, message=f"view {index + 1}: {camera.direction_word}"))
     buffers: ViewBuffers = renderer.render([camera])
-    visibility = sample_view(state.texels, camera, buffers.depth[0], None, projection, buffers.normals[0])
-    trimap = build_trimap(state, visibility)
-    first = not bool(state.painted.any())
+    if callable(state):
+        first, visibility, trimap = True, None, None
+    else:
+        visibility = sample_view(state.texels, camera, buffers.depth[0], None, projection, buffers.normals[0])
+        trimap = build_trimap(state, visibility)
+        first = not bool(state.painted.any())
     if first:
         image = mask = None
     else:
@@ -274,6 +291,10 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
     timer.lap("diffusion")
 
     progress(ProgressEvent("project", view=index, views=budget))
+    if callable(state):
+        state = state()
+        visibility = sample_view(state.texels, camera, buffers.depth[0], None, projection, buffers.normals[0])
+        trimap = build_trimap(state, visibility)
     samples = sample_colour(state.texels, camera, visibility, generated)
     state.replace(samples, index, trimap.generate)
     state.replace(samples, index, trimap.refine)
