@@ -65,6 +65,29 @@ def test_fill_smooths_texels_on_the_border_of_the_texture() -> None:
     np.testing.assert_array_equal(filled[painted.numpy()], colour.numpy()[painted.numpy()])
 
 
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_smoothing_averages_each_unseen_texel_with_its_valid_neighbours(iterations: int) -> None:
+    """Each step gives every unpainted texel the mean of the valid texels of its 3 x 3 square (itself
+    included) as they were before the step; painted texels never change."""
+    texels = two_cards()
+    rng = np.random.default_rng(4)
+    colour = torch.from_numpy(rng.uniform(0, 1, (texels.count, 3)).astype(np.float32))
+    painted = torch.from_numpy(rng.uniform(size=texels.count) < 0.4)
+    expected = fill_unseen(texels, colour, painted, smooth_iterations=0).numpy().astype(np.float64)
+    size, free = texels.size, ~painted.numpy()
+    for _ in range(iterations):
+        image = np.zeros((size + 2, size + 2, 3))
+        valid = np.zeros((size + 2, size + 2))
+        image[1:-1, 1:-1] = texels.to_image(expected)
+        valid[1:-1, 1:-1] = texels.valid
+        total = sum(image[1 + dy:size + 1 + dy, 1 + dx:size + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        count = sum(valid[1 + dy:size + 1 + dy, 1 + dx:size + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        step = texels.gather(total / np.maximum(count, 1)[..., None])
+        expected[free] = step[free]
+    filled = fill_unseen(texels, colour, painted, smooth_iterations=iterations).numpy()
+    np.testing.assert_allclose(filled, expected, rtol=0, atol=1e-6)
+
+
 def test_voronoi_fill_takes_the_nearest_painted_texel_of_the_island() -> None:
     texels = two_cards()
     rng = np.random.default_rng(1)

@@ -8,9 +8,10 @@ colour outwards so bilinear filtering and mipmaps never reach the background.
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
-import scipy.sparse
 import torch
 from scipy.spatial import cKDTree
 
@@ -54,20 +55,28 @@ def nearest_painted(texels: TexelMap, painted: np.ndarray) -> np.ndarray:
     positions, island = texels.position.numpy(), texels.island.numpy()
     target = np.flatnonzero(~painted)
     frontier = np.flatnonzero(_frontier(texels, painted))
-
-    def lifted(texel: np.ndarray) -> np.ndarray:  # a fourth coordinate keeps islands far apart
-        return np.concatenate([np.take(positions, texel, axis=0), np.take(island, texel)[:, None] * 1e3], axis=1,
-                              dtype=np.float64)
-
-    _, nearest = cKDTree(lifted(frontier)).query(lifted(target), workers=-1)
-    nearest = frontier[nearest]
-    elsewhere = island[nearest] != island[target]  # the island has no painted texel at all
+    # one 3-D search per island (8x faster than one search with the island as a far-apart fourth axis)
+    nearest = np.full(len(target), -1, dtype=np.int64)
+    islands = int(island.max()) + 1
+    for targets, sources in zip(*(_by_island(np.take(island, texel), islands) for texel in (target, frontier))):
+        if len(targets) and len(sources):
+            found = cKDTree(np.take(positions, frontier[sources], axis=0)).query(
+                np.take(positions, target[targets], axis=0), workers=-1)[1]
+            nearest[targets] = frontier[sources[found]]
+    elsewhere = nearest < 0  # the island has no painted texel at all
     if elsewhere.any():
         # an interior texel of another island can be nearest (a lid over a box): search them all
         source = np.flatnonzero(painted)
         tree = cKDTree(np.take(positions, source, axis=0), balanced_tree=False, compact_nodes=False)  # 4x faster
         nearest[elsewhere] = source[tree.query(positions[target[elsewhere]], workers=-1)[1]]
     return nearest
+
+
+def _by_island(labels: np.ndarray, islands: int) -> list[np.ndarray]:
+    """For each island 0 .. islands - 1, the positions (ascending) in ``labels`` (K,) that carry it."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(np.take(labels, order), np.arange(islands + 1))
+    return [order[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
 def _frontier(texels: TexelMap, painted: np.ndarray) -> np.ndarray:
@@ -100,16 +109,27 @@ def _smooth_unpainted(texels: TexelMap, color: np.ndarray, painted: np.ndarray, 
             neighbours.append(np.where(inside, texels.number_of(row * size + col), -1))
     neighbours = np.stack(neighbours, axis=1)  # (T, 9), -1 where invalid or outside the texture
     present = neighbours >= 0
-    weights = (present / present.sum(axis=1, keepdims=True)).astype(color.dtype)
-    # iterate on a compact copy of the texels involved, with the averaging as a sparse (T, L) matrix
-    involved, local = np.unique(np.where(present, neighbours, free[:, None]), return_inverse=True)
-    average = scipy.sparse.csr_matrix((weights.reshape(-1), (np.repeat(np.arange(len(free)), 9), local.reshape(-1))),
-                                      shape=(len(free), len(involved)))
-    values = color[involved]
-    free_local = np.searchsorted(involved, free)
+    share = (1.0 / np.arange(1, 10)).astype(color.dtype)  # 1 / (neighbours present), the texel itself among them
+    weights = present * np.take(share, present.sum(axis=1) - 1)[:, None]
+    # iterate on a compact copy of the L texels involved, with the averaging as a sparse (T, L) matrix of
+    # 9 entries a row (an absent neighbour weighs 0 on the texel itself), numbered in texel order
+    columns = np.where(present, neighbours, free[:, None]).reshape(-1)
+    used = np.zeros(len(color), dtype=bool)
+    used[columns] = True
+    involved = np.flatnonzero(used)
+    local = np.full(len(color), -1, dtype=np.int64)
+    local[involved] = np.arange(len(involved))
+    with warnings.catch_warnings():  # torch calls its CSR tensors beta; their product with a dense matrix is
+        warnings.simplefilter("ignore", UserWarning)  # 3x faster than scipy's on 2 cores, the same sums
+        row_starts = torch.arange(0, 9 * len(free) + 1, 9)
+        average = torch.sparse_csr_tensor(row_starts, torch.from_numpy(np.take(local, columns)),
+                                          torch.from_numpy(weights.reshape(-1)),
+                                          size=(len(free), len(involved)), check_invariants=False)
+    values = torch.from_numpy(np.take(color, involved, axis=0))
+    free_local = torch.from_numpy(np.take(local, free))
     for _ in range(iterations):
-        values[free_local] = average @ values
-    color[free] = values[free_local]
+        values.index_copy_(0, free_local, average @ values)
+    color[free] = values.index_select(0, free_local).numpy()
     return color
 
 

@@ -128,10 +128,16 @@ class TexelMap:
         flat = np.asarray(flat, dtype=np.int64)
         if len(flat) * 16 <= self.size * self.size:
             return _positions(self.index.numpy(), flat)
+        table = self._number_table
+        inside = (flat >= 0) & (flat < len(table))
+        return np.where(inside, np.take(table, np.where(inside, flat, 0)), -1).astype(np.int64)
+
+    @cached_property
+    def _number_table(self) -> np.ndarray:
+        """(N * N,) int32 the valid texel at each flat index, -1 at invalid ones: made once, for many lookups."""
         table = np.full(self.size * self.size, -1, dtype=np.int32)
         table[self.index.numpy()] = np.arange(self.count, dtype=np.int32)
-        inside = (flat >= 0) & (flat < len(table))
-        return np.where(inside, table[np.where(inside, flat, 0)], -1).astype(np.int64)
+        return table
 
     def padding(self, margin: int) -> tuple[np.ndarray, np.ndarray]:
         """:func:`padding_sources` of the valid texels, made once per margin (or awaited, when
