@@ -192,13 +192,18 @@ def test_pad_islands_edge_cases() -> None:
     np.testing.assert_array_equal(pad_islands(image, valid, 1)[:2, :2, 0], [[0, 0], [0, 5]])  # 1.41 > 1
 
 
-def test_frontier_search_finds_the_exact_nearest_on_a_curved_mesh() -> None:
+@pytest.mark.parametrize("search_alone", [1, 10**9])
+def test_frontier_search_finds_the_exact_nearest_on_a_curved_mesh(search_alone: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The search looks at the painted frontier only; on a curved, many-island mesh it still finds
-    the nearest painted texel of the island (by distance: ties may pick another texel)."""
+    the nearest painted texel of the island (by distance: ties may pick another texel), whether
+    each island is searched alone or all together."""
     from pathlib import Path
 
+    import texgen.fill
     from texgen.mesh import load_mesh
 
+    monkeypatch.setattr(texgen.fill, "SEARCH_ALONE", search_alone)
     texels = TexelMap.build(load_mesh(Path(__file__).parents[1] / "assets" / "creature.obj"), 256)
     positions, island = texels.position.numpy(), texels.island.numpy()
     painted = positions[:, 0] > -0.2  # a large painted region with a curved frontier across many islands

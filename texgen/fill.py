@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 from .texels import TexelMap, padding_sources
 
 SMOOTH_ITERATIONS = 16
+SEARCH_ALONE = 4096  # islands with this many unpainted texels get a nearest-texel search of their own
 
 
 def fill_unseen(texels: TexelMap, color: torch.Tensor, painted: torch.Tensor,
@@ -55,14 +56,27 @@ def nearest_painted(texels: TexelMap, painted: np.ndarray) -> np.ndarray:
     positions, island = texels.position.numpy(), texels.island.numpy()
     target = np.flatnonzero(~painted)
     frontier = np.flatnonzero(_frontier(texels, painted))
-    # one 3-D search per island (8x faster than one search with the island as a far-apart fourth axis)
+    # one 3-D search per island with many targets (8x faster than one search with the island as a far-apart
+    # fourth axis); islands with few targets are searched together that way (a tree costs 0.1-0.5 ms to start)
     nearest = np.full(len(target), -1, dtype=np.int64)
-    islands = int(island.max()) + 1
+    islands, few = int(island.max()) + 1, []
     for targets, sources in zip(*(_by_island(np.take(island, texel), islands) for texel in (target, frontier))):
         if len(targets) and len(sources):
+            if len(targets) < SEARCH_ALONE:
+                few.append((targets, sources))
+                continue
             found = cKDTree(np.take(positions, frontier[sources], axis=0)).query(
                 np.take(positions, target[targets], axis=0), workers=-1)[1]
             nearest[targets] = frontier[sources[found]]
+    if few:
+        targets, sources = (np.concatenate(parts) for parts in zip(*few))
+
+        def lifted(texel: np.ndarray) -> np.ndarray:
+            return np.concatenate([np.take(positions, texel, axis=0), np.take(island, texel)[:, None] * 1e3], axis=1,
+                                  dtype=np.float64)
+
+        found = cKDTree(lifted(frontier[sources])).query(lifted(target[targets]), workers=-1)[1]
+        nearest[targets] = frontier[sources[found]]
     elsewhere = nearest < 0  # the island has no painted texel at all
     if elsewhere.any():
         # an interior texel of another island can be nearest (a lid over a box): search them all
