@@ -7,9 +7,9 @@ mode): a render shows the texture's values alone, with no lighting or material f
 Two passes use their own shaders in pyrender's OpenGL context: the depth and normal pass
 (:meth:`Renderer.render`, float images read back at once) and :func:`rasterise_uv`, which
 draws UV triangles into an integer image for the UV-space rasteriser (:mod:`texgen.texels`).
-The depth and normal pass skips back faces when they cannot show: the mesh is closed and wound
-outwards (:attr:`texgen.mesh.Mesh.closed_outward`) and every camera sees it from outside
-(:meth:`texgen.camera.Camera.clears_sphere`).
+On a CPU rasteriser (llvmpipe) the views' passes skip back faces when they cannot show: the mesh is
+closed and wound outwards (:attr:`texgen.mesh.Mesh.closed_outward`) and every camera sees it from
+outside (:meth:`texgen.camera.Camera.clears_sphere`). A GPU draws them at almost no cost.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache, cached_property
 from typing import Sequence
 
 import numpy as np
@@ -80,7 +81,7 @@ class Renderer:
         pyrender = _pyrender()
         # single-sided when back faces may be skipped: per view, unless SKIP_CULL_FACES (see _draw)
         material = pyrender.MetallicRoughnessMaterial(baseColorFactor=np.ones(4),
-                                                      doubleSided=not self.mesh.closed_outward,
+                                                      doubleSided=not self._may_skip_back_faces,
                                                       baseColorTexture=attributes.pop("texture", None))
         return pyrender.Primitive(positions=self._positions, material=material, **attributes)
 
@@ -104,7 +105,13 @@ class Renderer:
     def _back_faces_hidden(self, cameras: Sequence[Camera]) -> bool:
         """True when a closed, outward mesh is seen from outside by every camera: its front faces
         alone show, and skipping the back faces gives the same images for a third less drawing on a CPU."""
-        return self.mesh.closed_outward and all(camera.clears_sphere(UNIT_RADIUS) for camera in cameras)
+        return self._may_skip_back_faces and all(camera.clears_sphere(UNIT_RADIUS) for camera in cameras)
+
+    @cached_property
+    def _may_skip_back_faces(self) -> bool:
+        """Whether skipping back faces pays: on a CPU rasteriser, for a closed, outward mesh. A GPU draws
+        back faces at almost no cost, and the check (:attr:`Mesh.closed_outward`) takes 0.7 s a million faces."""
+        return _software_rasteriser() and self.mesh.closed_outward
 
     def render(self, cameras: Sequence[Camera]) -> ViewBuffers:
         """Depth, camera-space normals and foreground mask of each camera.
@@ -511,6 +518,16 @@ def _read_single_sample(self, scene, flags):
     channels, layout = (4, gl.GL_RGBA) if flags & _pyrender().RenderFlags.RGBA else (3, gl.GL_RGB)
     color = np.frombuffer(gl.glReadPixels(0, 0, width, height, layout, gl.GL_UNSIGNED_BYTE), np.uint8)
     return color.reshape(height, width, channels)[::-1], depth
+
+
+@cache
+def _software_rasteriser() -> bool:
+    """True when OpenGL draws on the CPU (Mesa's llvmpipe or softpipe, SwiftShader), asked once per process."""
+    from OpenGL import GL as gl
+
+    _offscreen()._platform.make_current()
+    renderer = (gl.glGetString(gl.GL_RENDERER) or b"").decode(errors="replace").lower()
+    return any(name in renderer for name in ("llvmpipe", "softpipe", "swiftshader"))
 
 
 def _pyrender():
