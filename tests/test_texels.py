@@ -10,7 +10,8 @@ from texgen import render as render_module
 from texgen import texels as texels_module
 from texgen.errors import MeshError
 from texgen.mesh import Mesh
-from texgen.texels import TexelMap, _altitude, _edge_functions, build_in_background, rasterise_triangles
+from texgen.texels import (TexelMap, _altitude, _edge_functions, build_in_background, rasterise_parallelograms,
+                           rasterise_triangles)
 
 
 def texel_centres(size: int) -> np.ndarray:
@@ -281,3 +282,35 @@ def test_altitude_is_the_smallest_height_of_each_triangle() -> None:
     heights = _altitude(_edge_functions(np.array([right, sliver])))
     # twice the area over the longest side
     np.testing.assert_allclose(heights, [2.4, 2 * 12.5 / np.hypot(100, 0.5)], rtol=1e-12)
+
+
+def test_parallelograms_cover_the_texels_inside_them() -> None:
+    """Against brute force over every texel: inside by both side coordinates, edges included (the seam
+    band's rectangles); shapes of no area and shapes off the texture cover nothing."""
+    rng = np.random.default_rng(8)
+    size = 40
+    corner = rng.uniform(-5, 45, size=(30, 1, 2))
+    sides = rng.uniform(-12, 12, size=(30, 2, 2))
+    shapes = np.concatenate([corner + sides[:, :1], corner, corner + sides[:, 1:2],
+                             corner + sides[:, :1] + sides[:, 1:2]], axis=1)  # (30, 4, 2): corner 1 is the origin
+    shapes[0] = [[4, 4], [4, 8], [8, 8], [8, 4]]  # a square whose edges run through texel centres
+    shapes[1] = 3.0  # no area
+    shapes[2] += 100.0  # off the texture
+    texel, shape = rasterise_parallelograms(shapes, size)
+    found = np.zeros((len(shapes), size * size), bool)
+    found[shape, texel] = True
+    assert len(texel) == found.sum()  # one hit per (texel, shape)
+
+    rows, cols = np.divmod(np.arange(size * size), size)
+    points = np.stack([cols, rows], axis=1).astype(np.float64)
+    for index, quad in enumerate(shapes):
+        basis = np.stack([quad[0] - quad[1], quad[2] - quad[1]], axis=1)
+        if abs(np.linalg.det(basis)) < 1e-9:
+            assert not found[index].any()
+            continue
+        s, t = np.linalg.solve(basis, (points - quad[1]).T)
+        clearly_in = (s > 1e-6) & (s < 1 - 1e-6) & (t > 1e-6) & (t < 1 - 1e-6)
+        clearly_out = (s < -1e-6) | (s > 1 + 1e-6) | (t < -1e-6) | (t > 1 + 1e-6)
+        assert found[index][clearly_in].all() and not found[index][clearly_out].any()
+    assert found[0].reshape(size, size)[4:9, 4:9].all() and found[0].sum() == 25  # edges included
+    assert not found[1].any() and not found[2].any()

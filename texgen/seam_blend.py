@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from .fill import pad_texture
-from .mesh import Mesh, sorted_unique
+from .mesh import Mesh
 from .seams import EdgePairs, edge_pairs, sample_uv
-from .texels import TexelMap, rasterise_triangles
+from .texels import TexelMap, rasterise_parallelograms
 
 BAND_TEXELS = 10.0
 CORE_TEXELS = 2.0
@@ -103,16 +103,13 @@ def seam_band(mesh: Mesh, texels: TexelMap, band_texels: float = BAND_TEXELS, se
     inward = normal * np.array([1.0, -1.0])  # the same direction in UV (v up)
 
     # candidates: texels inside a rectangle on the face's side of each edge, as long as the edge
-    # plus the band at both ends and as deep as the band (two triangles each)
+    # plus the band at both ends and as deep as the band: one row per (texel, side)
     reach = band_texels + 1.0
     a, b = start - unit * reach, end + unit * reach
     near, deep = -normal, normal * reach
-    rectangles = np.stack([np.stack([a + near, b + near, b + deep], axis=1),
-                           np.stack([a + near, b + deep, a + deep], axis=1)], axis=1)
+    rectangles = np.stack([a + near, b + near, b + deep, a + deep], axis=1)
     rectangles[length < 1e-6] = 0.0  # a seam side of zero UV length covers nothing
-    hit, triangle = rasterise_triangles(rectangles.reshape(-1, 3, 2), size)
-    # the two triangles of a rectangle share their diagonal: one row per (texel, side), in texel order
-    hit, side = np.divmod(sorted_unique(hit * len(face) + triangle // 2), len(face))
+    hit, side = rasterise_parallelograms(rectangles, size)
     texel = texels.number_of(hit)
     keep = np.flatnonzero(texel >= 0)  # row selections by index: numpy's take is 3x faster than a mask
     hit, texel, side = np.take(hit, keep), np.take(texel, keep), np.take(side, keep)

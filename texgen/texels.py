@@ -15,6 +15,7 @@ from the top and the bottom triangle GL drew (:func:`_layered_overlap`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -224,27 +225,72 @@ def _wrap_copies(tri: np.ndarray, faces: np.ndarray, size: int) -> tuple[np.ndar
 
 
 def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (texel, triangle) pairs with the texel centre inside the triangle.
+    """All (texel, triangle) pairs with the texel centre inside the triangle (barycentrics >= -EDGE_EPS).
 
-    Triangles are grouped by the size of their bounding box (rounded up a little), so that each
-    group tests its texel candidates as one broadcast (G, rows, cols) array: no per-candidate
-    index arithmetic. The order of the hits is unspecified.
+    The order of the hits is unspecified.
     tri : (F, 3, 2) triangle corners in texel-centre coordinates (x, y)
     returns : texel (H,) flat indices, triangle (H,)
     """
-    low = np.clip(np.ceil(tri.min(axis=1) - 1e-9), 0, size - 1).astype(np.int64)
-    high = np.clip(np.floor(tri.max(axis=1) + 1e-9), -1, size - 1).astype(np.int64)
-    extent = np.maximum(high - low + 1, 0)
     edges = _edge_functions(tri)
     p2, a0, a1 = edges[:, 0:2], edges[:, 2:4], edges[:, 4:6]
-    # zero-area UV triangles cover no texel centre; neither do boxes with no texel centre
-    drawn = np.flatnonzero(np.isfinite(edges).all(axis=1) & (extent > 0).all(axis=1))
+
+    def inside(group: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        dx, dy = x - p2[group, 0], y - p2[group, 1]
+        w0 = a0[group, 0] * dx + a0[group, 1] * dy
+        w1 = a1[group, 0] * dx + a1[group, 1] * dy
+        w2 = 1.0 - w0 - w1
+        return (w0 >= -EDGE_EPS) & (w1 >= -EDGE_EPS) & (w2 >= -EDGE_EPS)
+
+    # zero-area UV triangles cover no texel centre
+    return _rasterise_shapes(tri, size, np.isfinite(edges).all(axis=1), inside)
+
+
+def rasterise_parallelograms(corners: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (texel, parallelogram) pairs with the texel centre inside the parallelogram (edges included).
+
+    The order of the hits is unspecified.
+    corners : (R, 4, 2) corners in texel-centre coordinates (x, y), in order around each shape; the
+        fourth is taken to be corner 0 + corner 2 - corner 1
+    returns : texel (H,) flat indices, parallelogram (H,)
+    """
+    origin, first, second = corners[:, 1], corners[:, 0] - corners[:, 1], corners[:, 2] - corners[:, 1]
+    # a point's coordinates along the two sides, 0 to 1 inside: dot products with the sides' duals
+    det = first[:, 0] * second[:, 1] - first[:, 1] * second[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dual = np.stack([np.stack([second[:, 1], -second[:, 0]], axis=1),
+                         np.stack([-first[:, 1], first[:, 0]], axis=1)], axis=1) / det[:, None, None]  # (R, 2, 2)
+
+    def inside(group: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        dx, dy = x - origin[group, 0], y - origin[group, 1]
+        s = dual[group, 0, 0] * dx + dual[group, 0, 1] * dy
+        t = dual[group, 1, 0] * dx + dual[group, 1, 1] * dy
+        return (s >= -EDGE_EPS) & (s <= 1 + EDGE_EPS) & (t >= -EDGE_EPS) & (t <= 1 + EDGE_EPS)
+
+    # parallelograms of no area cover no texel centre
+    return _rasterise_shapes(corners, size, np.isfinite(dual).all(axis=(1, 2)), inside)
+
+
+def _rasterise_shapes(corners: np.ndarray, size: int, drawable: np.ndarray,
+                      inside: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """All (texel, shape) pairs with the texel centre inside the shape, by ``inside`` (group (G, 1, 1) shape
+    indices, x (G, 1, cols) and y (G, rows, 1) texel coordinates -> (G, rows, cols) bool).
+
+    Shapes are grouped by the size of their bounding box (rounded up a little), so that each group
+    tests its texel candidates as one broadcast (G, rows, cols) array: no per-candidate index arithmetic.
+    corners : (S, K, 2) in texel-centre coordinates; drawable : (S,) bool, the shapes that can cover texels
+    """
+    low = np.clip(np.ceil(corners.min(axis=1) - 1e-9), 0, size - 1).astype(np.int64)
+    high = np.clip(np.floor(corners.max(axis=1) + 1e-9), -1, size - 1).astype(np.int64)
+    extent = np.maximum(high - low + 1, 0)
+    # boxes with no texel centre cover none
+    drawn = np.flatnonzero(drawable & (extent > 0).all(axis=1))
     box = _round_up(extent[drawn])
     order = np.lexsort((box[:, 0], box[:, 1]))
     drawn, box = drawn[order], box[order]
     starts = np.flatnonzero(np.r_[True, (box[1:] != box[:-1]).any(axis=1)]) if len(drawn) else drawn
     corner = low[:, 1] * size + low[:, 0]  # the texel at each box's first row and column
-    texels, triangles = [], []
+    texels, shapes = [], []
     for start, stop in zip(starts, np.r_[starts[1:], len(drawn)]):
         cols, rows = box[start]
         per_chunk = max(1, CHUNK_CANDIDATES // (rows * cols))
@@ -253,20 +299,15 @@ def rasterise_triangles(tri: np.ndarray, size: int) -> tuple[np.ndarray, np.ndar
             group = drawn[first:min(stop, first + per_chunk), None, None]  # (G, 1, 1)
             x = low[group, 0] + np.arange(cols)  # (G, 1, cols)
             y = low[group, 1] + np.arange(rows)[:, None]  # (G, rows, 1)
-            dx, dy = x - p2[group, 0], y - p2[group, 1]
-            w0 = a0[group, 0] * dx + a0[group, 1] * dy
-            w1 = a1[group, 0] * dx + a1[group, 1] * dy
-            w2 = 1.0 - w0 - w1
-            inside = ((w0 >= -EDGE_EPS) & (w1 >= -EDGE_EPS) & (w2 >= -EDGE_EPS)
-                      & (x <= high[group, 0]) & (y <= high[group, 1]))
-            # the hits as (triangle, cell of its box): one flat search and a table of the cells' texel offsets
-            hit, cell = np.divmod(np.flatnonzero(inside), rows * cols)
-            triangle = np.take(group, hit)
-            texels.append(np.take(corner, triangle) + np.take(cell_offset, cell))
-            triangles.append(triangle)
+            hits = inside(group, x, y) & (x <= high[group, 0]) & (y <= high[group, 1])
+            # the hits as (shape, cell of its box): one flat search and a table of the cells' texel offsets
+            hit, cell = np.divmod(np.flatnonzero(hits), rows * cols)
+            shape = np.take(group, hit)
+            texels.append(np.take(corner, shape) + np.take(cell_offset, cell))
+            shapes.append(shape)
     if not texels:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(texels), np.concatenate(triangles)
+    return np.concatenate(texels), np.concatenate(shapes)
 
 
 def _round_up(extent: np.ndarray) -> np.ndarray:
