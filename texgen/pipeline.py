@@ -264,11 +264,15 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
     """
     progress(ProgressEvent("render", view=index, views=budget, message=f"view {index + 1}: {camera.direction_word}"))
     buffers: ViewBuffers = renderer.render([camera])
+
+    def seen_by_the_view(state: TextureState) -> tuple[ViewSamples, Trimap]:
+        visibility = sample_view(state.texels, camera, buffers.depth[0], None, projection, buffers.normals[0])
+        return visibility, build_trimap(state, visibility)
+
     if callable(state):
         first, visibility, trimap = True, None, None
     else:
-        visibility = sample_view(state.texels, camera, buffers.depth[0], None, projection, buffers.normals[0])
-        trimap = build_trimap(state, visibility)
+        visibility, trimap = seen_by_the_view(state)
         first = not bool(state.painted.any())
     if first:
         image = mask = None
@@ -293,8 +297,7 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
     progress(ProgressEvent("project", view=index, views=budget))
     if callable(state):
         state = state()
-        visibility = sample_view(state.texels, camera, buffers.depth[0], None, projection, buffers.normals[0])
-        trimap = build_trimap(state, visibility)
+        visibility, trimap = seen_by_the_view(state)
     samples = sample_colour(state.texels, camera, visibility, generated)
     state.replace(samples, index, trimap.generate)
     state.replace(samples, index, trimap.refine)
