@@ -757,6 +757,8 @@ def test_merged_scene_reads_uvs_in_another_tile_as_a_repeating_sampler_does(tmp_
     scene.export(path)
 
     merged = load_mesh(path)
+    assert ("; the UVs of shifted outside [0, 1] were wrapped into the 0-1 square first (glTF's repeat sampler), "
+            "so several faces share texels") in merged.notes[0]
     part_of_face = np.round(merged.positions[merged.faces].mean(axis=1)[:, 0] / 4).astype(int)
     for index, name in enumerate(["shifted", "plain"]):
         alone = load_mesh(path, object_name=name)
@@ -767,6 +769,21 @@ def test_merged_scene_reads_uvs_in_another_tile_as_a_repeating_sampler_does(tmp_
                                   (ours.mean(axis=1), own.mean(axis=1) % 1)]:  # centres: no face is distorted
             np.testing.assert_array_equal(sample(merged.texture, at_merged), sample(alone.texture, at_own),
                                           err_msg=name)
+
+
+def test_merged_scene_refuses_an_object_whose_face_crosses_a_uv_tile_border(tmp_path: Path) -> None:
+    """As for a single mesh: tiling the objects would otherwise clip the face into its object's square."""
+    across = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]], process=False,
+                             visual=trimesh.visual.TextureVisuals(uv=[[0.5, 0.5], [1.5, 0.5], [0.5, 0.9]]))
+    scene = trimesh.Scene()
+    scene.add_geometry(across, node_name="decal", geom_name="decal")
+    scene.add_geometry(textured_box(offset=(4.0, 0.0, 0.0)), node_name="box", geom_name="box")
+    path = tmp_path / "kit.glb"
+    scene.export(path)
+
+    with pytest.raises(MeshError, match=r"^kit/decal: face 0 has UVs .* that cross a UV tile border"):
+        load_mesh(path)
+    assert len(load_mesh(path, object_name="box").faces) == 12
 
 
 def test_merge_splits_a_uv_that_faces_in_two_tiles_share(tmp_path: Path) -> None:

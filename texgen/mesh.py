@@ -30,13 +30,11 @@ from .errors import MeshError
 from .gltf_json import read_json, stored_as_integers, with_attribute_renamed
 from .material import Material, base_colour_mapping
 from .polygons import corner_rows, triangulate
-from .uvtiles import face_tiles, grid_size, place_in_tile
+from .uvtiles import face_tiles, faces_across_tiles, grid_size, place_in_tile
 
 log = logging.getLogger(__name__)
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
-# UVs may stray this far outside [0, 1] (a few texels past the edge); further means tiles/UDIM.
-UV_TOLERANCE = 0.1
 # a merged scene's reference texture, its objects' textures side by side, is at most this many pixels wide
 MERGED_TEXTURE_SIZE = 8192
 # A merged object's tile keeps a gutter of at least 1/TILE_GUTTER of the tile on each side, filled with its
@@ -155,10 +153,9 @@ class Mesh:
         _check_index_range(self.faces, len(self.positions), f"{name}: face", "vertices")
         if self.uvs is not None:
             self.uv_faces = self._corner_indices(self.uvs, self.uv_faces, UV_TABLE)
-            corners = self.corner_uvs()
-            stray = (corners < -UV_TOLERANCE) | (corners > 1 + UV_TOLERANCE)
-            if stray.any():
-                face = int(np.flatnonzero(stray.any(axis=(1, 2)))[0])
+            across = faces_across_tiles(self.corner_uvs())
+            if across.any():
+                face = int(np.flatnonzero(across)[0])
                 raise MeshError(
                     f"{name}: face {face} has UVs {np.round(self.uvs[self.uv_faces[face]], 3).tolist()} that cross "
                     "a UV tile border. Tiled UDIM layouts are not supported yet: pack the UVs into the 0-1 "
@@ -565,7 +562,10 @@ def _merge(parts: list, name: str) -> tuple[Mesh, Optional[np.ndarray]]:
     Each face is first shifted by whole tiles into its object's 0-1 square, as ``Mesh.corner_uvs`` does,
     so a face in UV tile [1, 2] keeps the texels a repeating sampler reads.
     """
-    meshes = [_from_trimesh(tm, part_name) for part_name, tm in parts]
+    meshes = [_from_trimesh(tm, f"{name}/{part_name}") for part_name, tm in parts]
+    for m in meshes:  # each object alone: tiling would clip a face across a UV tile border into its square unseen
+        if m.has_uvs:
+            m.validate()
     with_uvs = all(m.has_uvs for m in meshes)
     shared = with_uvs and meshes[0].texture is not None and all(
         m.texture is not None and np.array_equal(m.texture, meshes[0].texture) for m in meshes[1:])
@@ -612,6 +612,10 @@ def _merge(parts: list, name: str) -> tuple[Mesh, Optional[np.ndarray]]:
                    if m.texture is not None and m.texture.shape[:2] != (height, width)]
         if resized:
             note += f"; the textures of {', '.join(resized)} were resampled to {width}x{height} to fill a tile each"
+    wrapped = [part[0] for part, m in zip(parts, meshes) if tiled and m.uv_tiles_wrapped]
+    if wrapped:
+        note += (f"; the UVs of {', '.join(wrapped)} outside [0, 1] were wrapped into the 0-1 square first "
+                 "(glTF's repeat sampler), so several faces share texels")
     with_alpha = [part[0] for part, m in zip(parts, meshes) if m.texture_alpha is not None]
     if with_alpha and mesh.texture_alpha is None:
         note += f"; the alpha (cut-outs) of the textures of {', '.join(with_alpha)} is not kept"

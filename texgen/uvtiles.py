@@ -11,9 +11,20 @@ from __future__ import annotations
 import numpy as np
 
 
+TILE_TOLERANCE = 0.1  # a corner this far past the edge of its face's tile still counts as inside it
+
+
 def face_tiles(corners: np.ndarray) -> np.ndarray:
     """(F, 2) float64 whole-tile offset of each face. corners : (F, 3, 2) UVs of the face corners."""
     return np.floor(corners.mean(axis=1))
+
+
+def faces_across_tiles(corners: np.ndarray) -> np.ndarray:
+    """(F,) bool faces that cross a tile border: a corner more than ``TILE_TOLERANCE`` outside the
+    tile of the face (a tiled UDIM layout, or a face a repeating sampler would stretch over the
+    texture's edge). corners : (F, 3, 2) UVs of the face corners."""
+    shifted = corners - face_tiles(corners)[:, None]
+    return ((shifted < -TILE_TOLERANCE) | (shifted > 1 + TILE_TOLERANCE)).any(axis=(1, 2))
 
 
 def wrap_faces(uvs: np.ndarray, uv_faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,4 +62,4 @@ def place_in_tile(uvs: np.ndarray, uv_faces: np.ndarray, index: int, tiles: int,
     return (tile + gutter + np.clip(wrapped, 0.0, 1.0) * (1 - 2 * gutter)) / tiles, wrapped_faces
 
 
-__all__ = ["face_tiles", "grid_size", "place_in_tile", "wrap_faces"]
+__all__ = ["TILE_TOLERANCE", "face_tiles", "faces_across_tiles", "grid_size", "place_in_tile", "wrap_faces"]

@@ -128,7 +128,11 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
         _remove_created_uvs(targets)
         raise TexgenAddonError(str(exc)) from None
     if together and len(arrays) > 1:
-        merged, layout = combine(arrays)
+        try:
+            merged, layout = combine(arrays)
+        except ValueError as exc:
+            _remove_created_uvs(targets)
+            raise TexgenAddonError(str(exc)) from None
         scene_options = options.replace(texture_size=options.texture_size * layout.tiles)
         request = JobRequest("texture", merged, scene_options, tuple(t.name for t in targets))
         return [Plan(request, targets, layout)]

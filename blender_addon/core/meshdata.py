@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..vendor.uvtiles import grid_size, place_in_tile
+from ..vendor.uvtiles import faces_across_tiles, grid_size, place_in_tile
 
 
 @dataclass
@@ -103,7 +103,15 @@ def combine(meshes: Sequence[MeshArrays], name: str = "scene") -> tuple[MeshArra
     clipped, so a mesh never paints into its neighbour's square. Unlike texgen's merge there is no
     gutter between squares: :func:`split_atlas` hands each mesh
     its square at the full atlas resolution, lined up with the mesh's own UVs.
+
+    Raises ValueError naming the mesh when one of its faces crosses a UV tile border (a tiled UDIM
+    layout): clipped into its square, the face would be painted squeezed, as texgen refuses it.
     """
+    for mesh in meshes:
+        across = np.flatnonzero(faces_across_tiles(mesh.uvs[mesh.uv_faces]))
+        if len(across):
+            raise ValueError(f"{mesh.name}: {len(across)} faces have UVs that cross a UV tile border (a tiled UDIM "
+                             "layout?), which texgen does not support yet: pack its UVs into the 0-1 square")
     tiles = grid_size(len(meshes))
     positions, faces, uvs, uv_faces = [], [], [], []
     vertex_offset = uv_offset = 0

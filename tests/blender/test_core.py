@@ -94,6 +94,17 @@ def test_combine_places_faces_in_other_uv_tiles_where_a_repeating_sampler_reads_
     assert (corners[:2, :, 0] <= 0.5).all() and (corners[2, :, 0] >= 0.5).all()
 
 
+def test_combine_refuses_a_face_across_a_uv_tile_border(core):
+    """Clipped into its square, a UDIM face would be painted squeezed: the mesh is named instead."""
+    md = core.meshdata
+    tile = md.MeshArrays("tile", np.zeros((3, 3)), np.array([[0, 1, 2]]), np.array([[0, 0], [1, 0], [0.5, 1]]),
+                         np.array([[0, 1, 2]]))
+    udim = md.MeshArrays("udim", np.zeros((3, 3)), np.array([[0, 1, 2]]),
+                         np.array([[0.5, 0.5], [1.5, 0.5], [0.5, 0.9]]), np.array([[0, 1, 2]]))
+    with pytest.raises(ValueError, match=r"^udim: 1 faces have UVs that cross a UV tile border"):
+        md.combine([tile, udim])
+
+
 def test_pixels_round_trip_flips_rows(core):
     texture = np.random.default_rng(1).integers(0, 256, (4, 6, 3), dtype=np.uint8)
     pixels = core.meshdata.texture_to_pixels(texture)
