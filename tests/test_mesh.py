@@ -12,6 +12,7 @@ import pytest
 
 from texgen.errors import MeshError
 from texgen.export import obj_bytes
+from texgen.gltf_json import read_json, with_attribute_renamed
 from texgen.mesh import Mesh, load_mesh, row_groups, sorted_unique
 
 trimesh = pytest.importorskip("trimesh")
@@ -319,6 +320,34 @@ def test_real_obj_files_keep_every_corner(path: Path) -> None:
     np.testing.assert_array_equal(mesh.positions[mesh.faces], positions[face_v])
     np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], uvs[face_vt])
     assert mesh.texture is not None and mesh.texture.dtype == np.uint8
+
+
+COLOURS_NOTE = ("the file's vertex colours are left out of the outputs: the new texture replaces them (a glTF "
+                "viewer would multiply it by them)")
+
+
+@pytest.mark.parametrize("suffix", [".glb", ".ply", ".obj"])
+def test_vertex_colours_are_named_as_left_out(tmp_path: Path, suffix: str) -> None:
+    box = trimesh.creation.box()
+    colours = np.random.default_rng(4).integers(0, 256, (len(box.vertices), 4), np.uint8)
+    path = tmp_path / f"painted{suffix}"
+    trimesh.Trimesh(box.vertices, box.faces, vertex_colors=colours, process=False).export(path)
+    assert load_mesh(path, unwrap="never").notes == [COLOURS_NOTE]
+    trimesh.Trimesh(box.vertices, box.faces, process=False).export(path)
+    assert load_mesh(path, unwrap="never").notes == []
+
+
+def test_vertex_colours_of_a_textured_glb_are_named_as_left_out(tmp_path: Path) -> None:
+    """trimesh drops COLOR_0 when the mesh is textured: the note comes from the file's JSON."""
+    box = textured_box()
+    box.vertex_attributes["color"] = np.full((len(box.vertices), 4), 200, np.uint8)
+    box.export(tmp_path / "custom.glb")  # trimesh writes a custom attribute as _color
+    path = tmp_path / "painted.glb"
+    path.write_bytes(with_attribute_renamed(tmp_path / "custom.glb", read_json(tmp_path / "custom.glb"), "_color",
+                                            "COLOR_0"))
+    assert "COLOR_0" in read_json(path)["meshes"][0]["primitives"][0]["attributes"]
+    mesh = load_mesh(path)
+    assert mesh.notes == [COLOURS_NOTE] and mesh.texture is not None
 
 
 def test_glb_keeps_what_the_file_stores(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .gltf_json import read_json, stored_as_integers, with_attribute_renamed
+from .gltf_json import primitives, read_json, stored_as_integers, with_attribute_renamed
 from .material import Material, base_colour_mapping
 from .polygons import corner_rows, triangulate
 from .uvtiles import face_tiles, faces_across_tiles, grid_size, place_in_tile
@@ -453,6 +453,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if not parts:
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
     mesh, gutter = _merge(parts, path.stem) if len(parts) > 1 else (_from_trimesh(parts[0][1], path.stem), None)
+    if note := _colours_note(parts, gltf):
+        mesh.notes.append(note)
     if suffix == ".obj":
         tiling = None if gutter is None else _obj_parts(data, lines, line_numbers, parts, gutter)
         if (gutter is not None and tiling is None) or not _obj_own_lists(mesh, lists, corners, sizes, tiling):
@@ -495,6 +497,18 @@ def _gltf_details(mesh: Mesh, gltf: dict) -> None:
         mesh.notes.append("the base colour map has a KHR_texture_transform, which texgen does not apply: the old "
                           "map is read on the plain UVs, and a new map is made for them")
     mesh.material = mesh.material.with_gltf_details(gltf, mesh.notes, uv_sets=1 if mesh.uvs2 is None else 2)
+
+
+def _colours_note(parts: list, gltf: dict) -> str:
+    """A note when the file colours its vertices or faces (glTF COLOR_0; PLY, OBJ or OFF colours), which
+    the outputs leave out; "" otherwise. trimesh drops a glTF file's COLOR_0 when the mesh is textured."""
+    kinds = {getattr(tm.visual, "kind", None) for _, tm in parts} & {"vertex", "face"}
+    if any("COLOR_0" in (primitive.get("attributes") or {}) for primitive in primitives(gltf)):
+        kinds.add("vertex")
+    if not kinds:
+        return ""
+    return (f"the file's {' and '.join(sorted(kinds))} colours are left out of the outputs: the new texture "
+            "replaces them (a glTF viewer would multiply it by them)")
 
 
 def _scene_parts(loaded, filename: str, object_name: str) -> list:
