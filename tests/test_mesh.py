@@ -12,7 +12,7 @@ import pytest
 
 from texgen.errors import MeshError
 from texgen.export import obj_bytes
-from texgen.gltf_json import read_json, with_attribute_renamed
+from texgen.gltf_json import pack_glb, read_json, with_attribute_renamed
 from texgen.mesh import Mesh, load_mesh, row_groups, sorted_unique
 
 trimesh = pytest.importorskip("trimesh")
@@ -348,6 +348,21 @@ def test_vertex_colours_of_a_textured_glb_are_named_as_left_out(tmp_path: Path) 
     assert "COLOR_0" in read_json(path)["meshes"][0]["primitives"][0]["attributes"]
     mesh = load_mesh(path)
     assert mesh.notes == [COLOURS_NOTE] and mesh.texture is not None
+
+
+def test_skin_morph_targets_and_animations_are_named_as_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "box.glb"
+    textured_box().export(path)
+    tree = read_json(path)
+    binary = path.read_bytes()[28 + struct.unpack_from("<I", path.read_bytes(), 12)[0]:]
+    primitive = tree["meshes"][0]["primitives"][0]
+    primitive["targets"] = [{"POSITION": primitive["attributes"]["POSITION"]}]  # a morph target as large as the mesh
+    tree["skins"] = [{"joints": [0]}]
+    tree["animations"] = [{"channels": [], "samplers": []}]
+    path.write_bytes(pack_glb(tree, binary))
+    assert load_mesh(path).notes == [
+        "the file's skin (rig), morph targets, animations are left out of the outputs, which hold the static mesh: "
+        "put the new texture on the original file's material to keep them"]
 
 
 def test_glb_keeps_what_the_file_stores(tmp_path: Path) -> None:

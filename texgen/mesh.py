@@ -479,7 +479,14 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
 def _gltf_details(mesh: Mesh, gltf: dict) -> None:
     """What trimesh does not read from a glTF file's material (see :meth:`Material.with_gltf_details`),
     a base colour map on another UV set than TEXCOORD_0, which then does not map on the UVs kept, and
-    a word on the second UV set."""
+    a word on the second UV set and on the animation data the outputs leave out."""
+    animated = [what for what, present in (
+        ("skin (rig)", bool(gltf.get("skins"))),
+        ("morph targets", any(primitive.get("targets") for primitive in primitives(gltf))),
+        ("animations", bool(gltf.get("animations")))) if present]
+    if animated:
+        mesh.notes.append(f"the file's {', '.join(animated)} are left out of the outputs, which hold the static "
+                          "mesh: put the new texture on the original file's material to keep them")
     if mesh.uvs2 is not None:
         mesh.notes.append("the second UV set (TEXCOORD_1) is kept as it is in the GLB output; an OBJ has room "
                           "for one UV set")
