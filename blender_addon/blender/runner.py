@@ -266,6 +266,7 @@ class Run:
                 _remove_created_uvs(plan.targets)
                 self.reports.append(("ERROR", f"{job.label}: the result could not be applied: {describe(exc)}"))
                 return
+            self.reports += [("INFO", f"{job.label}: {note}") for note in job.notes]
             self.reports.append(("INFO", f"{job.label}: done"))
             _undo_push(f"texgen: {job.request.kind.replace('_', ' ')}")
             return

@@ -71,6 +71,14 @@ class Job:
     def label(self) -> str:
         return ", ".join(self.request.targets)
 
+    @property
+    def notes(self) -> list[str]:
+        """What the server's report says it did to the input (wrapped UVs, skipped faces, a resized
+        texture...), for the user to read beside "done"."""
+        mesh = self.report.get("mesh")
+        notes = [*(mesh.get("notes") or [] if isinstance(mesh, dict) else []), *(self.report.get("notes") or [])]
+        return [note for note in notes if isinstance(note, str)]
+
     def apply(self, event: JobEvent) -> None:
         """Update from a worker event (main thread only)."""
         if self.finished:

@@ -26,8 +26,8 @@ def pattern(size: int) -> np.ndarray:
 class ScriptedRemote:
     """Answers each job like a server would: accepted, progress with previews, then the result."""
 
-    def __init__(self, mods, steps=3, delay=0.0, fail_with=None):
-        self.mods, self.steps, self.delay, self.fail_with = mods, steps, delay, fail_with
+    def __init__(self, mods, steps=3, delay=0.0, fail_with=None, report=None):
+        self.mods, self.steps, self.delay, self.fail_with, self.report = mods, steps, delay, fail_with, report or {}
         self.requests = []
 
     def __call__(self, config):
@@ -48,7 +48,7 @@ class ScriptedRemote:
             emit(JobEvent(ticket.id, "failed", message=self.fail_with))
             return
         size = ticket.request.options.texture_size
-        emit(JobEvent(ticket.id, "result", fraction=1.0, image=pattern(size), report={}))
+        emit(JobEvent(ticket.id, "result", fraction=1.0, image=pattern(size), report=self.report))
 
     def close(self):
         pass
@@ -105,6 +105,20 @@ def test_modal_steps_paint_each_selected_object(scene, mods):
     for obj in (cube, sphere):
         image = mods.materials.material_image(mods.materials.texgen_material(obj))
         assert np.array_equal(mods.materials.read_texture(image), pattern(64))
+
+
+def test_the_reports_notes_are_shown_before_done(scene, mods):
+    """What texgen did to the input (from the report's mesh notes and a seam repair's own notes) reaches
+    the user as INFO reports, which a script's API call does not treat as problems."""
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    _select(cube)
+    remote = ScriptedRemote(mods, report={"mesh": {"notes": ["UVs outside [0, 1] wrap"]}, "notes": ["resized"]})
+    session = mods.operators.start_session(bpy.context, lambda: mods.operators.plan_selected(bpy.context),
+                                           connect=remote)
+    drive(session)
+    assert reports_of(session) == ({"FINISHED"}, [("INFO", f"{cube.name}: UVs outside [0, 1] wrap"),
+                                                  ("INFO", f"{cube.name}: resized"), ("INFO", f"{cube.name}: done")])
 
 
 def test_together_sends_one_scene_and_splits_the_atlas(scene, mods):
