@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from scipy.ndimage import binary_erosion
 
-from texgen.camera import Camera, orbit_camera
-from texgen.mesh import Mesh
+from texgen.camera import Camera, default_views, orbit_camera
+from texgen.mesh import Mesh, load_mesh
 
 trimesh = pytest.importorskip("trimesh")
 pytest.importorskip("pyrender")
 from texgen.render import Renderer, _software_rasteriser, rasterise_uv
 
 SIZE = 96
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +189,7 @@ def test_renderers_share_one_context_and_close_cleanly(sphere: Mesh) -> None:
 
 
 def test_each_render_texture_call_shows_its_own_texture() -> None:
-    """The textured mesh stays uploaded between calls; only its texture is swapped."""
+    """The textured mesh stays uploaded between calls; each call uploads its own texture."""
     camera = orbit_camera(0, 0, 32)
     red, blue = np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8)
     red[..., 0], blue[..., 2] = 255, 255
@@ -195,6 +198,33 @@ def test_each_render_texture_call_shows_its_own_texture() -> None:
         for texture, channel in ((red, 0), (blue, 2), (red, 0)):
             image = renderer.render_texture([camera], texture, smooth=channel == 0)[0]
             assert (image[channel][mask] == 1).all() and (image[2 - channel][mask] == 0).all()
+
+
+def test_render_textures_samples_several_textures_in_one_draw_as_one_at_a_time() -> None:
+    """A paint (trilinear) and its mask (nearest) in one pass give each texture's own render, and every
+    pass draws with one camera transform: an opaque texture covers the depth pass's foreground exactly."""
+    mesh = load_mesh(ASSETS / "creature.obj")
+    rng = np.random.default_rng(5)
+    paint = rng.integers(0, 256, (64, 64, 3), np.uint8)
+    flags = rng.integers(0, 2, (64, 64, 2), np.uint8) * np.uint8(255)
+    opaque = np.dstack([paint, np.full((64, 64), 255, np.uint8)])
+    cameras = default_views(4, 96)
+    with Renderer(mesh) as renderer:
+        together = renderer.render_textures(cameras, [paint, flags, opaque], smooth=[True, False, True])
+        alone = [renderer.render_texture(cameras, paint), renderer.render_texture(cameras, flags, smooth=False)]
+        mask = renderer.render(cameras).mask
+        for texture, image in zip((paint, flags), together):
+            assert image.shape == (4, texture.shape[2], 96, 96)
+        for one, other in zip(together, alone):
+            assert torch.equal(one, other)
+        assert torch.equal(together[2][:, 3] > 0, mask) and mask.any()
+        assert not torch.equal(together[0], together[1][:, :1].expand(-1, 3, -1, -1))  # each its own texture
+        for textures, smooth, message in (([paint] * 5, [True] * 5, "1 to 4 textures"),
+                                          ([paint, flags], [True], "each with its smooth flag")):
+            with pytest.raises(ValueError, match=message):
+                renderer.render_textures(cameras, textures, smooth)
+        with pytest.raises(ValueError, match="cameras of one image size"):
+            renderer.render_textures([cameras[0], orbit_camera(0, 0, 48)], [paint], [True])
 
 
 def test_rasterise_uv_keeps_the_highest_priority_on_top_and_the_lowest_at_the_bottom() -> None:

@@ -130,8 +130,8 @@ def pixel_mask(renderer: Renderer, camera: Camera, foreground: torch.Tensor, sta
     image[:, :3] = texture_bytes(np.float32(UNPAINTED_GREY))
     torch.from_numpy(image).index_copy_(0, texels.index, torch.from_numpy(per_texel))
     padded = pad_texture(texels, image.reshape(texels.size, texels.size, 5), 2)
-    rendered = renderer.render_texture([camera], padded[..., :3])[0]
-    flags = renderer.render_texture([camera], padded[..., 3:], smooth=False)[0]
+    rendered, flags = (image[0] for image in renderer.render_textures([camera], [padded[..., :3], padded[..., 3:]],
+                                                                      smooth=[True, False]))
     unpainted = (flags[0] < 0.5) & foreground
     unpainted = dilate(unpainted.float()[None], GENERATE_DILATE_PX)[0] > 0
     mask = torch.where(unpainted, 1.0, torch.where((flags[1] > 0.5) & foreground, refine_strength, 0.0))

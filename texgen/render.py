@@ -1,12 +1,13 @@
-"""Headless rendering with pyrender (EGL on Mesa CPUs and on NVIDIA GPUs).
+"""Headless rendering in an OpenGL context that pyrender provides (EGL on Mesa CPUs and on NVIDIA GPUs).
 
 The mesh is drawn as a triangle soup (one vertex per face corner) so that per-corner UVs and
-UV seams are drawn exactly as the user made them. Textured passes are unlit (pyrender's FLAT
-mode): a render shows the texture's values alone, with no lighting or material factor.
-
-Two passes use their own shaders in pyrender's OpenGL context: the depth and normal pass
-(:meth:`Renderer.render`, float images read back at once) and :func:`rasterise_uv`, which
-draws UV triangles into an integer image for the UV-space rasteriser (:mod:`texgen.texels`).
+UV seams are drawn exactly as the user made them. Every pass uses this module's own shaders and
+framebuffers (single-sample, pixel centres): the depth and normal pass (:meth:`Renderer.render`,
+float images read back at once), the textured pass (:meth:`Renderer.render_textures`: unlit, a
+render shows the texture's values alone, with no lighting or material factor; a paint and its
+mask sample in one draw) and :func:`rasterise_uv`, which draws UV triangles into an integer image
+for the UV-space rasteriser (:mod:`texgen.texels`). The views' passes share one camera transform,
+so every view's images line up pixel for pixel.
 On a CPU rasteriser (llvmpipe) the views' passes skip back faces when they cannot show: the mesh is
 closed and wound outwards (:attr:`texgen.mesh.Mesh.closed_outward`) and every camera sees it from
 outside (:meth:`texgen.camera.Camera.clears_sphere`). A GPU draws them at almost no cost.
@@ -15,7 +16,6 @@ outside (:meth:`texgen.camera.Camera.clears_sphere`). A GPU draws them at almost
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,42 +65,11 @@ class Renderer:
     """
 
     def __init__(self, mesh: Mesh):
-        pyrender = _pyrender()
         self.mesh = mesh
         faces = mesh.faces[mesh.face_ok]
         self._positions = np.take(mesh.unit_positions, faces, axis=0).reshape(-1, 3)
-        self._uvs = None
-        if mesh.has_uvs:
-            self._uvs = mesh.corner_uvs()[mesh.face_ok].reshape(-1, 2).astype(np.float32)
-        self._scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.ones(3))
-        self._texture_node = None
-        self._camera_node = None
-        self._geometry: _ViewGeometry | None = None
-
-    def _primitive(self, **attributes):
-        pyrender = _pyrender()
-        # single-sided when back faces may be skipped: per view, unless SKIP_CULL_FACES (see _draw)
-        material = pyrender.MetallicRoughnessMaterial(baseColorFactor=np.ones(4),
-                                                      doubleSided=not self._may_skip_back_faces,
-                                                      baseColorTexture=attributes.pop("texture", None))
-        return pyrender.Primitive(positions=self._positions, material=material, **attributes)
-
-    def _offscreen(self, camera: Camera):
-        return _offscreen(camera.width, camera.height)
-
-    def _draw(self, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-        pyrender = _pyrender()
-        if self._camera_node is not None:
-            self._scene.remove_node(self._camera_node)
-        self._camera_node = self._scene.add(_pyrender_camera(camera), pose=camera.pose)
-        flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA
-        if not self._back_faces_hidden([camera]):
-            flags |= pyrender.RenderFlags.SKIP_CULL_FACES
-        color, depth = self._offscreen(camera).render(self._scene, flags=flags)
-        if camera.orthographic:  # pyrender linearises every depth buffer with the perspective formula
-            hit = depth > 0
-            depth = np.where(hit, camera.znear + camera.zfar - camera.znear * camera.zfar / np.where(hit, depth, 1), 0)
-        return color, depth
+        self._geometry: _Geometry | None = None  # positions and normals, for the depth and normal pass
+        self._textured: _Geometry | None = None  # positions and UVs, for the textured pass
 
     def _back_faces_hidden(self, cameras: Sequence[Camera]) -> bool:
         """True when a closed, outward mesh is seen from outside by every camera: its front faces
@@ -127,9 +96,9 @@ class Renderer:
         normals = torch.empty((len(cameras), 3, height, width))
         if cameras:
             if self._geometry is None:
-                self._geometry = _ViewGeometry(self._positions, np.repeat(self.mesh.face_normals[self.mesh.face_ok], 3,
-                                                                          axis=0))
-            self._geometry.draw(cameras, depth.numpy(), normals.numpy(), self._back_faces_hidden(cameras))
+                self._geometry = _Geometry(self._positions, np.repeat(self.mesh.face_normals[self.mesh.face_ok], 3,
+                                                                      axis=0))
+            self._geometry.draw_views(cameras, depth.numpy(), normals.numpy(), self._back_faces_hidden(cameras))
         return ViewBuffers(depth, normals, depth > 0)
 
     def render_texture(self, cameras: Sequence[Camera], texture: np.ndarray,
@@ -140,50 +109,42 @@ class Renderer:
         smooth : bilinear filtering with mipmaps; False samples the nearest texel (for masks)
         returns : (B, C, H, W) float32 in [0, 1]; background pixels are 0
         """
-        pyrender = _pyrender()
+        return self.render_textures(cameras, [texture], [smooth])[0]
+
+    def render_textures(self, cameras: Sequence[Camera], textures: Sequence[np.ndarray],
+                        smooth: Sequence[bool]) -> list[torch.Tensor]:
+        """:meth:`render_texture` of several textures at once: one pass per camera samples them all
+        (each with its own filtering), so a paint and its mask cost one draw.
+
+        returns : one (B, C_i, H, W) float32 per texture
+        """
         self.mesh.require_uvs()
-        texture = np.asarray(texture)
-        if texture.ndim == 2:
-            texture = texture[:, :, None]
-        channels = texture.shape[2]
-        if texture.dtype != np.uint8:
-            texture = texture_bytes(texture)
-        rgba = np.zeros(texture.shape[:2] + (4,), dtype=np.uint8)
-        rgba[:, :, :channels] = texture
-        if channels < 4:  # a fourth channel is data (a mask), not opacity: the material is opaque
-            rgba[:, :, 3] = 255
-        if smooth:
-            sampler = pyrender.Sampler(magFilter=pyrender.constants.GLTF.LINEAR,
-                                       minFilter=pyrender.constants.GLTF.LINEAR_MIPMAP_LINEAR)
-        else:
-            sampler = pyrender.Sampler(magFilter=pyrender.constants.GLTF.NEAREST,
-                                       minFilter=pyrender.constants.GLTF.NEAREST)
-        tex = pyrender.Texture(source=rgba, source_channels="RGBA", sampler=sampler)
-        if self._texture_node is None:
-            self._texture_node = self._scene.add(pyrender.Mesh([self._primitive(texcoord_0=self._uvs, texture=tex)]))
-        else:  # the mesh stays uploaded; pyrender swaps the texture and frees the last one
-            self._texture_node.mesh.primitives[0].material.baseColorTexture = tex
-        images = torch.empty((len(cameras), channels) + ((cameras[0].height, cameras[0].width) if cameras else (0, 0)))
-        for image, camera in zip(images, cameras):
-            color, depth = self._draw(camera)  # rows flipped (a negative stride), which torch cannot view:
-            gl_rows = torch.from_numpy(np.ascontiguousarray(color[::-1]))  # GL's own buffer, not a copy
-            image.copy_(gl_rows.flip(0)[:, :, :channels].permute(2, 0, 1))  # 3x faster than a numpy copy first
-            image.mul_(torch.from_numpy(depth > 0)).div_(255.0)
-        return images
+        if len({(camera.width, camera.height) for camera in cameras}) > 1:
+            raise ValueError("render_textures() takes cameras of one image size")
+        if not 1 <= len(textures) <= MAX_TEXTURES or len(smooth) != len(textures):
+            raise ValueError(f"render_textures() takes 1 to {MAX_TEXTURES} textures, each with its smooth flag")
+        planes = [np.asarray(texture) for texture in textures]
+        planes = [plane[:, :, None] if plane.ndim == 2 else plane for plane in planes]
+        height, width = (cameras[0].height, cameras[0].width) if cameras else (0, 0)
+        images = [np.empty((len(cameras), height, width, 4), np.uint8) for _ in planes]
+        if cameras:
+            if self._textured is None:
+                self._textured = _Geometry(self._positions, self.mesh.corner_uvs()[self.mesh.face_ok].reshape(-1, 2))
+            self._textured.draw_textured(cameras, [_rgba_bytes(plane) for plane in planes], smooth, images,
+                                         [self._back_faces_hidden([camera]) for camera in cameras])
+        results = []
+        for image, plane in zip(images, planes):
+            result = torch.empty((len(cameras), plane.shape[2], height, width))
+            result.copy_(torch.from_numpy(image[..., :plane.shape[2]]).permute(0, 3, 1, 2))
+            results.append(result.div_(255.0))
+        return results
 
     def close(self) -> None:
-        """Free this mesh's GPU buffers (the shared context stays for the next renderer).
-
-        Rendering the emptied scene makes pyrender unbind the meshes it uploaded; a renderer
-        that never drew (no camera yet) has nothing bound.
-        """
-        for node in list(self._scene.mesh_nodes):
-            self._scene.remove_node(node)
-        if self._camera_node is not None:
-            _offscreen(1, 1).render(self._scene, flags=_pyrender().RenderFlags.DEPTH_ONLY)
-        if self._geometry is not None:
-            self._geometry.close()
-            self._geometry = None
+        """Free this mesh's buffers on the GPU (the shared context stays for the next renderer)."""
+        for geometry in (self._geometry, self._textured):
+            if geometry is not None:
+                geometry.close()
+        self._geometry = self._textured = None
 
     def __enter__(self) -> "Renderer":
         return self
@@ -229,56 +190,172 @@ void main() { result = vec4(camera_normal, depth); }
 """
 
 
-class _ViewGeometry:
-    """A triangle soup uploaded once, drawn from many cameras into float depth and normal images.
+class _Geometry:
+    """A triangle soup uploaded once and drawn from many cameras, with this module's own shaders.
 
-    positions, normals : (3 F, 3) one row per face corner; normals are the faces' unit world normals
+    positions : (3 F, 3) one row per face corner, in the unit frame
+    attribute : (3 F, 3) the faces' unit world normals, for :meth:`draw_views`, or (3 F, 2) the
+        corners' UVs (v up), for :meth:`draw_textured`
     """
 
-    def __init__(self, positions: np.ndarray, normals: np.ndarray):
-        _offscreen()._platform.make_current()
+    def __init__(self, positions: np.ndarray, attribute: np.ndarray):
+        _make_current()
         self.count = len(positions)
         self.vertex_array, self.buffers = _vertex_array([np.asarray(positions, np.float32),
-                                                         np.asarray(normals, np.float32)])
+                                                         np.asarray(attribute, np.float32)])
 
-    def draw(self, cameras: Sequence[Camera], depth: np.ndarray, normals: np.ndarray, cull: bool) -> None:
+    def draw_views(self, cameras: Sequence[Camera], depth: np.ndarray, normals: np.ndarray, cull: bool) -> None:
         """Draw each camera (all of one size) into ``depth`` (B, H, W) (linear depth) and ``normals``
         (B, 3, H, W) (camera-space normals), zeros on the background: each channel is read from GL
-        straight into its plane. ``cull`` skips triangles wound clockwise as seen from the camera."""
+        straight into its plane. ``cull`` skips the back faces."""
         from OpenGL import GL as gl
 
         width, height = cameras[0].width, cameras[0].height
-        _offscreen()._platform.make_current()
-        program = _program("depth and normal pass", _VIEW_VERTEX_SHADER, _VIEW_FRAGMENT_SHADER)
-        with _framebuffer(width, height, gl.GL_RGBA32F):
-            gl.glBindVertexArray(self.vertex_array)
-            _use_depth_tested(program, width, height)
-            if cull:  # the projection flips y, so faces counter-clockwise in the world are clockwise on screen
-                gl.glEnable(gl.GL_CULL_FACE)
-                gl.glFrontFace(gl.GL_CW)
-                gl.glCullFace(gl.GL_BACK)
+        program = self._start("depth and normal pass", _VIEW_VERTEX_SHADER, _VIEW_FRAGMENT_SHADER)
+        with _framebuffer(width, height, [gl.GL_RGBA32F]):
             try:
                 for index, camera in enumerate(cameras):
-                    projection = _pyrender_camera(camera).get_projection_matrix(width, height)
-                    projection[1] *= -1.0
-                    for name, matrix in (("view", camera.world_to_camera()), ("projection", projection)):
-                        gl.glUniformMatrix4fv(gl.glGetUniformLocation(program, name), 1, gl.GL_TRUE,
-                                              np.ascontiguousarray(matrix, dtype=np.float32))
-                    gl.glClearBufferfv(gl.GL_COLOR, 0, np.zeros(4, np.float32))
-                    gl.glClearBufferfv(gl.GL_DEPTH, 0, np.ones(1, np.float32))
-                    gl.glDrawArrays(gl.GL_TRIANGLES, 0, self.count)
+                    self._draw(program, camera, cull, 1)
                     for channel, plane in zip((gl.GL_RED, gl.GL_GREEN, gl.GL_BLUE, gl.GL_ALPHA),
                                               (*normals[index], depth[index])):
                         gl.glReadPixels(0, 0, width, height, channel, gl.GL_FLOAT, plane)
             finally:
-                gl.glDisable(gl.GL_CULL_FACE)
-                gl.glFrontFace(gl.GL_CCW)  # pyrender culls with GL's default winding
-                gl.glUseProgram(0)
-                gl.glBindVertexArray(0)
+                self._stop()
+
+    def draw_textured(self, cameras: Sequence[Camera], textures: Sequence[np.ndarray], smooth: Sequence[bool],
+                      images: Sequence[np.ndarray], cull: Sequence[bool]) -> None:
+        """Draw each camera (all of one size) with every texture, unlit, into ``images`` (one (B, H, W, 4)
+        uint8 per texture), zeros on the background. Each texture is (N, M, 4) uint8, sampled through
+        the UVs with trilinear filtering where ``smooth``, else the nearest texel, repeating outside
+        the 0-1 square; ``cull`` skips the back faces, per camera."""
+        from OpenGL import GL as gl
+
+        width, height = cameras[0].width, cameras[0].height
+        count = len(textures)
+        program = self._start(f"textured pass of {count}", _TEXTURED_VERTEX_SHADER,
+                              _textured_fragment_shader(count))
+        names = gl.glGenTextures(count)
+        names = np.atleast_1d(names)
+        try:
+            for unit, (name, texture, filtered) in enumerate(zip(names, textures, smooth)):
+                _upload_texture(unit, int(name), texture, filtered)
+                gl.glUniform1i(gl.glGetUniformLocation(program, f"texture{unit}"), unit)
+            with _framebuffer(width, height, [gl.GL_RGBA8] * count):
+                gl.glDrawBuffers(count, [gl.GL_COLOR_ATTACHMENT0 + unit for unit in range(count)])
+                for index, camera in enumerate(cameras):
+                    self._draw(program, camera, cull[index], count)
+                    for unit, image in enumerate(images):
+                        gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT0 + unit)
+                        gl.glReadPixels(0, 0, width, height, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE, image[index])
+        finally:
+            self._stop()
+            gl.glDeleteTextures(names)
+            gl.glActiveTexture(gl.GL_TEXTURE0)
+
+    def _start(self, name: str, vertex_shader: str, fragment_shader: str) -> int:
+        from OpenGL import GL as gl
+
+        _make_current()
+        program = _program(name, vertex_shader, fragment_shader)
+        gl.glBindVertexArray(self.vertex_array)
+        gl.glUseProgram(program)
+        gl.glDisable(gl.GL_BLEND)
+        gl.glEnable(gl.GL_DEPTH_TEST)
+        gl.glDepthFunc(gl.GL_LESS)
+        return program
+
+    def _draw(self, program: int, camera: Camera, cull: bool, outputs: int) -> None:
+        """Clear the ``outputs`` colour attachments and the depth, and draw the soup from ``camera``."""
+        from OpenGL import GL as gl
+
+        width, height = camera.width, camera.height
+        gl.glViewport(0, 0, width, height)
+        if cull:  # the projection flips y, so faces counter-clockwise in the world are clockwise on screen
+            gl.glEnable(gl.GL_CULL_FACE)
+            gl.glFrontFace(gl.GL_CW)
+            gl.glCullFace(gl.GL_BACK)
+        else:
+            gl.glDisable(gl.GL_CULL_FACE)
+        projection = _pyrender_camera(camera).get_projection_matrix(width, height)
+        projection[1] *= -1.0
+        for name, matrix in (("view", camera.world_to_camera()), ("projection", projection)):
+            gl.glUniformMatrix4fv(gl.glGetUniformLocation(program, name), 1, gl.GL_TRUE,
+                                  np.ascontiguousarray(matrix, dtype=np.float32))
+        for output in range(outputs):
+            gl.glClearBufferfv(gl.GL_COLOR, output, np.zeros(4, np.float32))
+        gl.glClearBufferfv(gl.GL_DEPTH, 0, np.ones(1, np.float32))
+        gl.glDrawArrays(gl.GL_TRIANGLES, 0, self.count)
+
+    @staticmethod
+    def _stop() -> None:
+        from OpenGL import GL as gl
+
+        gl.glDisable(gl.GL_CULL_FACE)
+        gl.glFrontFace(gl.GL_CCW)
+        gl.glUseProgram(0)
+        gl.glBindVertexArray(0)
 
     def close(self) -> None:
-        _offscreen()._platform.make_current()
+        _make_current()
         _delete_vertex_array(self.vertex_array, self.buffers)
+
+
+MAX_TEXTURES = 4  # Renderer.render_textures samples at most this many textures in one pass
+
+_TEXTURED_VERTEX_SHADER = """#version 330 core
+layout(location = 0) in vec3 position;
+layout(location = 1) in vec2 corner_uv;
+uniform mat4 view;  // world -> camera
+uniform mat4 projection;  // with y negated, so that GL's first row is the image's top row
+out vec2 uv;
+void main() {
+    uv = corner_uv;
+    gl_Position = projection * (view * vec4(position, 1.0));
+}
+"""
+
+
+def _textured_fragment_shader(count: int) -> str:
+    """The textured pass's fragment shader for ``count`` textures, each sampled into its own output."""
+    lines = ["#version 330 core", "in vec2 uv;"]
+    lines += [f"uniform sampler2D texture{i};\nlayout(location = {i}) out vec4 color{i};" for i in range(count)]
+    lines += ["void main() {"] + [f"    color{i} = texture(texture{i}, uv);" for i in range(count)] + ["}"]
+    return "\n".join(lines) + "\n"
+
+
+def _rgba_bytes(texture: np.ndarray) -> np.ndarray:
+    """(N, M, 4) uint8 of a (N, M, C) texture, C in 1..4, uint8 or float in [0, 1]. The channels
+    missing are 0, and the fourth is 255 when the texture has fewer than four (a fourth channel
+    is data, a mask, not opacity)."""
+    channels = texture.shape[2]
+    if not 1 <= channels <= 4:
+        raise ValueError(f"a texture has 1 to 4 channels, got {channels}")
+    if texture.dtype != np.uint8:
+        texture = texture_bytes(texture)
+    rgba = np.zeros(texture.shape[:2] + (4,), dtype=np.uint8)
+    rgba[:, :, :channels] = texture
+    if channels < 4:
+        rgba[:, :, 3] = 255
+    return rgba
+
+
+def _upload_texture(unit: int, name: int, texture: np.ndarray, smooth: bool) -> None:
+    """Make ``texture`` (N, M, 4) uint8 the 2D texture ``name`` on texture unit ``unit``: rows bottom
+    first (texture coordinate t is v, which runs up), repeating, with mipmaps where ``smooth``."""
+    from OpenGL import GL as gl
+
+    gl.glActiveTexture(gl.GL_TEXTURE0 + unit)
+    gl.glBindTexture(gl.GL_TEXTURE_2D, name)
+    gl.glPixelStorei(gl.GL_UNPACK_ALIGNMENT, 1)
+    height, width = texture.shape[:2]
+    gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, gl.GL_RGBA8, width, height, 0, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE,
+                    np.ascontiguousarray(texture[::-1]))
+    if smooth:
+        gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
+    filters = (gl.GL_LINEAR_MIPMAP_LINEAR, gl.GL_LINEAR) if smooth else (gl.GL_NEAREST, gl.GL_NEAREST)
+    for parameter, value in ((gl.GL_TEXTURE_MIN_FILTER, filters[0]), (gl.GL_TEXTURE_MAG_FILTER, filters[1]),
+                             (gl.GL_TEXTURE_WRAP_S, gl.GL_REPEAT), (gl.GL_TEXTURE_WRAP_T, gl.GL_REPEAT)):
+        gl.glTexParameteri(gl.GL_TEXTURE_2D, parameter, value)
 
 
 def _vertex_array(attributes: Sequence[np.ndarray]) -> tuple[int, np.ndarray]:
@@ -324,25 +401,27 @@ def _use_depth_tested(program: int, width: int, height: int) -> None:
 
 
 @contextmanager
-def _framebuffer(width: int, height: int, color_format: int):
-    """A bound framebuffer of one colour attachment (``color_format``) and a float depth buffer."""
+def _framebuffer(width: int, height: int, color_formats: Sequence[int]):
+    """A bound framebuffer of one colour attachment per format in ``color_formats`` and a float depth buffer."""
     from OpenGL import GL as gl
 
     framebuffer = gl.glGenFramebuffers(1)
-    color, depth = gl.glGenRenderbuffers(2)
+    renderbuffers = np.atleast_1d(gl.glGenRenderbuffers(len(color_formats) + 1))
+    attachments = [gl.GL_COLOR_ATTACHMENT0 + index for index in range(len(color_formats))] + [gl.GL_DEPTH_ATTACHMENT]
     try:
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, framebuffer)
-        for renderbuffer, storage, attachment in ((color, color_format, gl.GL_COLOR_ATTACHMENT0),
-                                                  (depth, gl.GL_DEPTH_COMPONENT32F, gl.GL_DEPTH_ATTACHMENT)):
+        for renderbuffer, storage, attachment in zip(renderbuffers, [*color_formats, gl.GL_DEPTH_COMPONENT32F],
+                                                     attachments):
             gl.glBindRenderbuffer(gl.GL_RENDERBUFFER, renderbuffer)
             gl.glRenderbufferStorage(gl.GL_RENDERBUFFER, storage, width, height)
             gl.glFramebufferRenderbuffer(gl.GL_FRAMEBUFFER, attachment, gl.GL_RENDERBUFFER, renderbuffer)
         if gl.glCheckFramebufferStatus(gl.GL_FRAMEBUFFER) != gl.GL_FRAMEBUFFER_COMPLETE:
-            raise TexgenError(f"OpenGL cannot make a {width} x {height} framebuffer of format {color_format:#x}")
+            formats = ", ".join(f"{color_format:#x}" for color_format in color_formats)
+            raise TexgenError(f"OpenGL cannot make a {width} x {height} framebuffer of formats {formats}")
         yield framebuffer
     finally:
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
-        gl.glDeleteRenderbuffers(2, [color, depth])
+        gl.glDeleteRenderbuffers(len(renderbuffers), renderbuffers)
         gl.glDeleteFramebuffers(1, [framebuffer])
 
 
@@ -390,14 +469,14 @@ def rasterise_uv(corners: np.ndarray, priority: np.ndarray, size: int) -> tuple[
     rank = np.empty(len(priority), dtype=np.float32)
     rank[np.argsort(priority, kind="stable")] = (np.arange(len(priority)) + 0.5) / len(priority)
     tile = min(size, UV_TILE)
-    _offscreen()._platform.make_current()
+    _make_current()
     program = _program("UV rasteriser", _UV_VERTEX_SHADER, _UV_FRAGMENT_SHADER)
     vertex_array, buffers = _vertex_array([corners.reshape(-1, 2).astype(np.float32),
                                            np.repeat(np.arange(len(corners), dtype=np.uint32), 3),
                                            np.repeat(rank, 3)])
     try:
         gl.glBindVertexArray(vertex_array)
-        with _framebuffer(tile, tile, gl.GL_R32UI):
+        with _framebuffer(tile, tile, [gl.GL_R32UI]):
             _use_depth_tested(program, tile, tile)
             gl.glUniform1f(gl.glGetUniformLocation(program, "tile"), float(tile))
             for row in range(0, size, tile):
@@ -447,77 +526,25 @@ def _program(name: str, vertex_shader: str, fragment_shader: str) -> int:
 _local = threading.local()
 
 
-def _offscreen(width: int | None = None, height: int | None = None):
-    """This thread's OpenGL context, resized to ``width`` x ``height`` (kept as it is when not given).
+def _make_current() -> None:
+    """Make this thread's OpenGL context current, creating it on first use.
 
-    All renderers of a thread share one context: pyrender's EGL platform terminates the
-    display when any context is deleted, which would break every other renderer.
+    pyrender provides the context (EGL, or its other platforms); every pass draws with this
+    module's own shaders into its own framebuffers. All renderers of a thread share the context:
+    pyrender's EGL platform terminates the display when any context is deleted, which would
+    break every other renderer.
     """
-    renderer = getattr(_local, "offscreen", None)
-    if renderer is None:
-        _draw_single_sample()
+    context = getattr(_local, "context", None)
+    if context is None:
         try:
-            renderer = _pyrender().OffscreenRenderer(width or 1, height or 1)
+            context = _pyrender().OffscreenRenderer(1, 1)
         except Exception as exc:
             raise TexgenError(
                 f"cannot start headless OpenGL rendering ({exc}). On Linux install the EGL packages "
                 "(apt install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1) and keep "
                 "PYOPENGL_PLATFORM=egl") from exc
-        _local.offscreen = renderer
-    if width is not None and (renderer.viewport_width, renderer.viewport_height) != (width, height):
-        renderer.viewport_width, renderer.viewport_height = width, height
-    return renderer
-
-
-def _draw_single_sample() -> None:
-    """Make pyrender draw without multisampling and read its buffers back without resolving them.
-
-    pyrender hard-codes a 4x multisample framebuffer. Its depth resolve keeps one of the four
-    samples, which on Mesa lies 0.4 px off the centre, and it costs three times the drawing time
-    on a CPU. Back-projection samples the views at pixel centres, so that is where depth,
-    normals and colours are wanted. A request for 0 samples makes the storage single-sample,
-    and :func:`_read_single_sample` reads it directly.
-    """
-    module = _pyrender().renderer
-    storage = module.glRenderbufferStorageMultisample
-    if getattr(storage, "single_sample", False):
-        return
-
-    def single_sample(target, samples, internal_format, width, height):
-        return storage(target, 0, internal_format, width, height)
-
-    single_sample.single_sample = True
-    module.glRenderbufferStorageMultisample = single_sample
-    if sys.platform != "darwin":  # pyrender resizes its images there
-        module.Renderer._read_main_framebuffer = _read_single_sample
-
-
-def _read_single_sample(self, scene, flags):
-    """pyrender's ``Renderer._read_main_framebuffer`` for a single-sample framebuffer.
-
-    The same results (colour, and depth linearised with the perspective formula, 0 on the
-    background) without the blit to a second framebuffer, and with the depth converted in three
-    array operations instead of boolean-mask indexing: a third of the time of a render on a CPU.
-    """
-    from OpenGL import GL as gl
-
-    width, height = self._main_fb_dims[0], self._main_fb_dims[1]
-    gl.glBindFramebuffer(gl.GL_READ_FRAMEBUFFER, self._main_fb_ms)
-    ndc = np.frombuffer(gl.glReadPixels(0, 0, width, height, gl.GL_DEPTH_COMPONENT, gl.GL_FLOAT), np.float32)
-    ndc = ndc.reshape(height, width)[::-1] * np.float32(2.0) - np.float32(1.0)
-    camera = scene.main_camera_node.camera
-    near, far = camera.znear, camera.zfar
-    with np.errstate(divide="ignore"):
-        if far is None:
-            depth = np.float32(2.0 * near) / (np.float32(1.0) - ndc)
-        else:
-            depth = np.float32(2.0 * near * far) / (np.float32(far + near) - ndc * np.float32(far - near))
-    depth[ndc >= 1.0] = 0.0
-    if flags & _pyrender().RenderFlags.DEPTH_ONLY:
-        return depth
-    channels, layout = (4, gl.GL_RGBA) if flags & _pyrender().RenderFlags.RGBA else (3, gl.GL_RGB)
-    color = np.frombuffer(gl.glReadPixels(0, 0, width, height, layout, gl.GL_UNSIGNED_BYTE), np.uint8)
-    return color.reshape(height, width, channels)[::-1], depth
+        _local.context = context
+    context._platform.make_current()
 
 
 @cache
@@ -525,7 +552,7 @@ def _software_rasteriser() -> bool:
     """True when OpenGL draws on the CPU (Mesa's llvmpipe or softpipe, SwiftShader), asked once per process."""
     from OpenGL import GL as gl
 
-    _offscreen()._platform.make_current()
+    _make_current()
     renderer = (gl.glGetString(gl.GL_RENDERER) or b"").decode(errors="replace").lower()
     return any(name in renderer for name in ("llvmpipe", "softpipe", "swiftshader"))
 

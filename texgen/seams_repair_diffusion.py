@@ -104,8 +104,7 @@ def repaint(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band: SeamBand, h
                       texels.to_image(holes.astype(np.float32))], axis=-1)
     with Renderer(mesh) as renderer:
         buffers = renderer.render(cameras)
-        rendered = renderer.render_texture(cameras, paint)
-        flagged = renderer.render_texture(cameras, flags, smooth=False)
+        rendered, flagged = renderer.render_textures(cameras, [paint, flags], smooth=[True, False])
     foreground = buffers.mask[:, None]
     image = torch.where(foreground, rendered, torch.full_like(rendered, BACKGROUND_GREY))
     mask = torch.maximum(flagged[:, 0] * settings.strength, flagged[:, 1]) * buffers.mask
