@@ -11,7 +11,8 @@ printed beside it.
 Each stage runs ``--repeat`` times after a warm-up (the EGL context, torch's first calls) and the
 best time is kept. The total is the whole stage as texgen runs it (the UV layout rasterises on a
 background thread while the views render), timed as one; the sum of the stages timed alone is
-printed too. Goal: the geometry stage under 1.5 s on 2 CPU cores, within 3x of grid_sample.
+printed too, and so is the whole stage's CPU time: how many cores it kept busy on average. Goal: the
+geometry stage under 1.5 s on 2 CPU cores, within 3x of grid_sample.
 
     PYOPENGL_PLATFORM=egl python bench/bench_geometry.py [--faces 100000] [--views 8]
         [--view-size 768] [--texture-size 2048] [--repeat 3] [--profile STAGE]
@@ -95,14 +96,16 @@ def procedural_texture(size: int) -> np.ndarray:
     return (colour * 255).astype(np.uint8)
 
 
-def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, object]:
-    """The shortest of ``repeat`` runs, and the last run's result."""
-    best, result = math.inf, None
+def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, object, float]:
+    """The shortest of ``repeat`` runs, the last run's result, and the CPU seconds of the shortest run."""
+    best, result, cpu = math.inf, None, 0.0
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        seconds = time.perf_counter() - start
+        if seconds < best:
+            best, cpu = seconds, time.process_time() - start_cpu
+    return best, result, cpu
 
 
 def main() -> None:
@@ -164,7 +167,7 @@ def main() -> None:
               "rasterise": lambda: TexelMap.build(fresh_mesh(), args.texture_size),
               "project": lambda: project(texels, buffers), "fill": lambda: fill(texels, state)}
     times = {name: best_of(args.repeat, run)[0] for name, run in stages.items()}
-    whole, _ = best_of(args.repeat, whole_stage)
+    whole, _, whole_cpu = best_of(args.repeat, whole_stage)
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(stages[args.profile])
@@ -181,7 +184,7 @@ def main() -> None:
                 for i in range(len(cameras))]
 
     plain_grid_sample()
-    reference, _ = best_of(args.repeat, plain_grid_sample)
+    reference, _, _ = best_of(args.repeat, plain_grid_sample)
     threads = torch.get_num_threads()
 
     def split_grid_sample():  # grid_sample runs a thread per batch item: the texels split into one item per thread
@@ -190,7 +193,7 @@ def main() -> None:
 
     grids = [torch.cat([grid[0, 0], grid.new_zeros(-len(grid[0, 0]) % threads, 2)]) for grid in grids]
     split_grid_sample()
-    split_reference, _ = best_of(args.repeat, split_grid_sample)
+    split_reference, _, _ = best_of(args.repeat, split_grid_sample)
 
     total = sum(times.values())
     print(f"texels: {texels.count} valid of {args.texture_size ** 2}, painted by the views "
@@ -201,6 +204,7 @@ def main() -> None:
         print(f"  {labels[name]:<32} {seconds:7.3f} s")
     print(f"  {'sum of the stages alone':<32} {total:7.3f} s")
     print(f"  {'geometry stage total':<32} {whole:7.3f} s   (goal < 1.5 s; rasterisation alongside the render)")
+    print(f"  {'CPU time of the stage':<32} {whole_cpu:7.3f} s   ({whole_cpu / whole:.2f} cores busy on average)")
     print(f"  {'plain grid_sample pass':<32} {reference:7.3f} s   ({texels.count} texels x {len(cameras)} views)")
     print(f"  {'total / grid_sample':<32} {whole / reference:7.1f} x   (goal <= 3 x)")
     print(f"  {'grid_sample on all threads':<32} {split_reference:7.3f} s   (the texels split into {threads} batch "
