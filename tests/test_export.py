@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from texgen.errors import TexgenError
 from texgen.export import (OUTPUT_KINDS, atomic_write, contact_sheet, gltf_vertices, obj_bytes, output_paths,
-                           texture_renders, write_outputs)
+                           texture_renders, view_picture, write_outputs)
 from texgen.mesh import Mesh, load_mesh
 from texgen.result import TextureResult
 
@@ -306,6 +307,15 @@ def test_contact_sheet_layout_and_labels() -> None:
     assert (label_band > 150).any()  # the label is drawn
     with pytest.raises(ValueError):
         contact_sheet([], 2)
+
+
+def test_view_picture_of_images_and_masks() -> None:
+    image = torch.stack([torch.full((4, 6), 0.5), torch.zeros(4, 6), torch.full((4, 6), 2.0)])
+    picture = view_picture(image)
+    assert picture.dtype == np.uint8 and picture.shape == (4, 6, 3) and picture.flags.c_contiguous
+    assert picture[0, 0].tolist() == [127, 0, 255]  # truncated, clipped
+    mask = view_picture(torch.eye(4))
+    assert mask.shape == (4, 4, 3) and mask[1, 1].tolist() == [255] * 3 and mask[0, 1].tolist() == [0] * 3
 
 
 def test_texture_renders() -> None:

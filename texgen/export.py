@@ -19,7 +19,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, Union
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .material import SAMPLER, Material
 from .mesh import Mesh, row_groups
 from .polygons import polygon_faces
 from .result import TextureResult
+
+if TYPE_CHECKING:
+    import torch
 
 PathLike = Union[str, Path]
 TEMP_SUFFIX = ".tmp"
@@ -387,10 +390,18 @@ def _rgb8(image: np.ndarray, what: str) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
         raise TexgenError(f"{what} must be an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
     if image.dtype != np.uint8:
-        image = np.clip(np.round(np.nan_to_num(image.astype(np.float64)) * 255.0), 0, 255).astype(np.uint8)
+        image = np.clip(np.round(np.nan_to_num(image.astype(np.float32)) * np.float32(255)), 0, 255).astype(np.uint8)
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])
+
+
+def view_picture(image: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) uint8 of a view's (C, H, W) or (H, W) float tensor in [0, 1] (C = 1 or 3), for a contact sheet."""
+    import torch
+
+    image = image if image.ndim == 3 else image[None]
+    return image.expand(3, -1, -1).clamp(0, 1).mul_(255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int, tile_size: int | None = None) -> np.ndarray:
@@ -399,9 +410,10 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int, tile_size: 
     tiles : (label, image) pairs; images are (H, W), (H, W, 1|3|4), uint8 or float in [0, 1]
     columns : tiles per row
     tile_size : side of every tile's square cell; default: the largest tile side. Each picture
-        is scaled to fit its cell, keeping its aspect ratio.
+        is scaled to fit its cell, keeping its aspect ratio (averaging pixels when it shrinks).
     returns : (H, W, 3) uint8
     """
+    import cv2
     from PIL import Image, ImageDraw, ImageFont
 
     if not tiles:
@@ -421,11 +433,10 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int, tile_size: 
     for index, ((label, _), image) in enumerate(zip(tiles, images)):
         x = gap + (index % columns) * (cell + gap)
         y = gap + (index // columns) * (cell + label_height + gap)
-        picture = Image.fromarray(image)
-        scale = cell / max(picture.size)
-        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-        picture = picture.resize(size, Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.LANCZOS)
-        sheet.paste(picture, (x + (cell - size[0]) // 2, y + label_height + (cell - size[1]) // 2))
+        scale = cell / max(image.shape[:2])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        picture = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+        sheet.paste(Image.fromarray(picture), (x + (cell - size[0]) // 2, y + label_height + (cell - size[1]) // 2))
         text = label
         while text and draw.textlength(text, font=font) > cell:
             text = text[:-1]
@@ -463,4 +474,4 @@ def texture_renders(mesh: Mesh, texture: np.ndarray, size: int = 256,
 
 __all__ = ["atomic_write", "write_files", "write_outputs", "output_paths", "safe_name", "png_bytes",
            "report_bytes", "obj_bytes", "mtl_bytes", "corner_indices", "gltf_vertices", "glb_bytes", "contact_sheet",
-           "texture_renders", "OUTPUT_KINDS"]
+           "view_picture", "texture_renders", "OUTPUT_KINDS"]

@@ -309,16 +309,13 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
 
 def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.ndarray:
     """Contact sheet: each view's depth, image and mask, the UV texture, renders of the result."""
-    from .export import contact_sheet, texture_renders
-
-    def rgb(image: torch.Tensor) -> np.ndarray:
-        image = image if image.ndim == 3 else image[None].expand(3, -1, -1)
-        return (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    from .export import contact_sheet, texture_renders, view_picture
 
     tiles = []
     for number, record in enumerate(records, 1):
-        tiles += [(f"view {number} depth", rgb(record.depth)), (f"view {number} {record.camera.direction_word}",
-                  rgb(record.image)), (f"view {number} mask", rgb(record.mask))]
+        tiles += [(f"view {number} depth", view_picture(record.depth)),
+                  (f"view {number} {record.camera.direction_word}", view_picture(record.image)),
+                  (f"view {number} mask", view_picture(record.mask))]
     tiles.append(("UV texture", texture))
     tiles += texture_renders(mesh, texture)
     return contact_sheet(tiles, columns=6, tile_size=256)

@@ -21,6 +21,7 @@ import torch
 
 from .camera import Camera, look_at
 from .diffusion.base import SamplerSettings, ViewBatch
+from .export import view_picture
 from .fill import pad_texture
 from .mesh import Mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
@@ -134,14 +135,11 @@ def repaint(mesh: Mesh, texels: TexelMap, color: torch.Tensor, band: SeamBand, h
     color = color + alpha[:, None] * (state.color - color)
     timer.lap("project")
 
-    def rgb(picture: torch.Tensor) -> np.ndarray:
-        picture = picture if picture.ndim == 3 else picture[None].expand(3, -1, -1)
-        return (picture.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-
     tiles = []
     for number in range(len(cameras)):
-        tiles += [(f"view {number + 1} input", rgb(image[number])), (f"view {number + 1} mask", rgb(mask[number])),
-                  (f"view {number + 1} inpainted", rgb(generated[number]))]
+        tiles += [(f"view {number + 1} input", view_picture(image[number])),
+                  (f"view {number + 1} mask", view_picture(mask[number])),
+                  (f"view {number + 1} inpainted", view_picture(generated[number]))]
     return color, records, tiles
 
 
