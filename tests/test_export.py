@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh
+from PIL import Image
 
 from texgen.errors import TexgenError
 from texgen.export import (OUTPUT_KINDS, atomic_write, contact_sheet, gltf_vertices, obj_bytes, output_paths,
                            texture_renders, view_picture, write_outputs)
+from texgen.gltf_json import glb_binary, pack_glb, read_json, with_base_colour_map
 from texgen.mesh import Mesh, load_mesh
 from texgen.result import TextureResult
 
@@ -69,8 +72,6 @@ def test_write_outputs_writes_every_file(tmp_path: Path) -> None:
 
 
 def test_glb_reloads_with_texture_and_same_corners(tmp_path: Path) -> None:
-    import trimesh
-
     mesh = seam_mesh()
     paths = write_outputs(result_of(mesh), tmp_path, name="tetra")
     scene = trimesh.load(paths["glb"], process=False)
@@ -193,8 +194,9 @@ def test_eval_meshes_round_trip(tmp_path: Path, relative: str) -> None:
         np.testing.assert_allclose(from_glb.normals[from_glb.normal_faces], unit[mesh.normal_faces], atol=1e-6)
     if relative.endswith(".obj"):
         assert len(from_obj.positions) == len(mesh.positions)
-    else:  # a GLB re-exports with exactly its own vertices
-        np.testing.assert_array_equal(from_glb.positions, mesh.positions.astype(np.float32))
+    else:  # a GLB painted whole is written back as itself, with the new map: its vertices come back exactly
+        assert mesh.source_glb is not None
+        np.testing.assert_array_equal(from_glb.positions, mesh.positions)
         np.testing.assert_array_equal(from_glb.uv_faces, mesh.uv_faces)
 
 
@@ -331,3 +333,99 @@ def test_texture_renders() -> None:
         assert picture.shape == (64, 64, 3) and picture.dtype == np.uint8
         assert picture[0, 0].tolist() == [128, 128, 128]  # grey background
         assert ((picture[:, :, 0] == 255) & (picture[:, :, 1] == 0)).mean() > 0.01
+
+
+# ---------------------------------------------------------------------- a GLB painted whole is written back
+
+
+def rigged_box(path: Path, old_map: np.ndarray) -> tuple[dict, bytes]:
+    """A textured GLB box with what a GLB built from the mesh would lose: a skin, a morph target, an
+    animation, an empty node, extras and vertex colours. Returns its JSON and its old base colour PNG."""
+    box = trimesh.creation.box()
+    uv = np.random.default_rng(2).uniform(0.05, 0.95, (len(box.vertices), 2))
+    trimesh.Trimesh(box.vertices, box.faces, process=False,
+                    visual=trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(old_map))).export(path)
+    tree, binary = read_json(path), glb_binary(path.read_bytes())
+    primitive = tree["meshes"][0]["primitives"][0]
+    primitive["targets"] = [{"POSITION": primitive["attributes"]["POSITION"]}]
+    primitive["attributes"]["COLOR_0"] = primitive["attributes"]["POSITION"]  # float VEC3 colours
+    tree["nodes"].append({"name": "socket", "translation": [0.0, 1.0, 0.0]})
+    tree["scenes"][0]["nodes"].append(len(tree["nodes"]) - 1)
+    tree["skins"] = [{"joints": [len(tree["nodes"]) - 1]}]
+    tree["animations"] = [{"channels": [], "samplers": []}]
+    tree["extras"] = {"studio": "kept"}
+    path.write_bytes(pack_glb(tree, binary))
+    view = tree["bufferViews"][tree["images"][0]["bufferView"]]
+    return tree, binary[view.get("byteOffset", 0):view.get("byteOffset", 0) + view["byteLength"]]
+
+
+def test_a_glb_painted_whole_is_written_back_with_the_new_map(tmp_path: Path) -> None:
+    """Nodes, skin, morph targets, animations and extras stay; the new map takes the old image's place
+    and bytes; vertex colours, which glTF would multiply with it, go."""
+    rng = np.random.default_rng(4)
+    old_map, new_map = (rng.integers(0, 256, (16, 16, 3), np.uint8) for _ in range(2))
+    tree, old_png = rigged_box(tmp_path / "rigged.glb", old_map)
+    mesh = load_mesh(tmp_path / "rigged.glb")
+    assert mesh.source_glb == (tmp_path / "rigged.glb").read_bytes()
+    assert mesh.notes == ["the file's vertex colours are left out of the outputs: the new texture replaces them (a "
+                          "glTF viewer would multiply it by them)"]  # nothing of the rig is left out
+    paths = write_outputs(TextureResult(mesh, new_map), tmp_path / "out")
+    out = read_json(paths["glb"])
+    for key in ("nodes", "scenes", "skins", "animations", "extras", "accessors"):
+        assert out[key] == tree[key], key
+    primitive = out["meshes"][0]["primitives"][0]
+    assert "COLOR_0" not in primitive["attributes"]
+    assert primitive["targets"] == tree["meshes"][0]["primitives"][0]["targets"]
+    assert len(out["images"]) == len(tree["images"]) and old_png not in paths["glb"].read_bytes()
+    again = load_mesh(paths["glb"])
+    np.testing.assert_array_equal(again.texture, new_map)
+    for field in ("positions", "faces", "uvs", "uv_faces"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(mesh, field))
+
+    named = load_mesh(tmp_path / "rigged.glb", object_name=tree["nodes"][0]["name"])  # one object: built anew
+    assert named.source_glb is None and named.notes[-1].startswith(
+        "the file's skin (rig), morph targets, animations are left out of the outputs")
+
+
+def test_a_shared_base_colour_image_stays_for_its_other_readers(tmp_path: Path) -> None:
+    """The base colour image is also the emissive map: the new map is added beside it. A primitive
+    without a material gets a plain one with the new map."""
+    rng = np.random.default_rng(5)
+    old_map, new_map = (rng.integers(0, 256, (16, 16, 3), np.uint8) for _ in range(2))
+    tree, _ = rigged_box(tmp_path / "shared.glb", old_map)
+    material = tree["materials"][0]
+    material["emissiveTexture"] = {"index": material["pbrMetallicRoughness"]["baseColorTexture"]["index"]}
+    (tmp_path / "shared.glb").write_bytes(pack_glb(tree, glb_binary((tmp_path / "shared.glb").read_bytes())))
+    paths = write_outputs(TextureResult(load_mesh(tmp_path / "shared.glb"), new_map), tmp_path / "out")
+    out = read_json(paths["glb"])
+    assert len(out["images"]) == len(tree["images"]) + 1
+    (geometry,) = trimesh.load(paths["glb"], process=False).geometry.values()
+    np.testing.assert_array_equal(np.asarray(geometry.visual.material.baseColorTexture.convert("RGB")), new_map)
+    np.testing.assert_array_equal(np.asarray(geometry.visual.material.emissiveTexture.convert("RGB")), old_map)
+
+    del tree["meshes"][0]["primitives"][0]["material"]
+    data = pack_glb(tree, glb_binary((tmp_path / "shared.glb").read_bytes()))
+    plain = {"name": "plain", "pbrMetallicRoughness": {"metallicFactor": 0.0}}
+    written = with_base_colour_map(data, b"PNG", {"wrapS": 10497}, plain)
+    out = json.loads(written[20:20 + int.from_bytes(written[12:16], "little")])
+    added = out["materials"][out["meshes"][0]["primitives"][0]["material"]]
+    assert added["name"] == "plain" and added["pbrMetallicRoughness"]["metallicFactor"] == 0.0
+    texture = out["textures"][added["pbrMetallicRoughness"]["baseColorTexture"]["index"]]
+    assert out["samplers"][texture["sampler"]] == {"wrapS": 10497}
+    view = out["bufferViews"][out["images"][texture["source"]]["bufferView"]]
+    assert glb_binary(written)[view["byteOffset"]:view["byteOffset"] + view["byteLength"]] == b"PNG"
+
+
+def test_a_new_base_colour_whitens_the_written_back_materials_tint(tmp_path: Path) -> None:
+    """The new map is the colour: as for a material texgen rebuilds, the tint goes and the opacity stays,
+    while a repaired old map (a result of the mesh as loaded) keeps the file's tint."""
+    from texgen.result import with_new_base_colour
+
+    old_map = np.random.default_rng(6).integers(0, 256, (16, 16, 3), np.uint8)
+    tree, _ = rigged_box(tmp_path / "tinted.glb", old_map)
+    tree["materials"][0].setdefault("pbrMetallicRoughness", {})["baseColorFactor"] = [0.5, 0.25, 1.0, 0.75]
+    (tmp_path / "tinted.glb").write_bytes(pack_glb(tree, glb_binary((tmp_path / "tinted.glb").read_bytes())))
+    mesh = load_mesh(tmp_path / "tinted.glb")
+    for result_mesh, factor in ((with_new_base_colour(mesh), [1.0, 1.0, 1.0, 0.75]), (mesh, [0.5, 0.25, 1.0, 0.75])):
+        paths = write_outputs(TextureResult(result_mesh, old_map), tmp_path / "out", overwrite=True)
+        assert read_json(paths["glb"])["materials"][0]["pbrMetallicRoughness"]["baseColorFactor"] == factor

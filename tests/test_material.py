@@ -81,7 +81,8 @@ def test_the_glb_export_gives_the_material_back(tmp_path: Path) -> None:
         (0.25, 0.75, "MASK", 0.25, False)
     np.testing.assert_allclose(again.emissiveFactor, [1.0, 0.5, 0.0])
     header = glb_json(paths["glb"])
-    assert len(header["images"]) == 4  # occlusion shares the metallic-roughness image, as in the file
+    assert mesh.source_glb is not None  # painted whole: the file itself, its base colour image replaced in place
+    assert len(header["images"]) == len(glb_json(tmp_path / "box.glb")["images"])
     # the OBJ's material carries the tint too
     assert "Kd 0.501961 0.25098 1\n" in paths["mtl"].read_text()
 
@@ -127,7 +128,9 @@ def test_glb_details_trimesh_does_not_read_are_kept_or_named(tmp_path: Path) -> 
         tree["extensionsRequired"] = ["KHR_materials_emissive_strength"]
 
     edit_glb_json(tmp_path / "box.glb", edit)
-    mesh = load_mesh(tmp_path / "box.glb")
+    # one object named: the GLB output is built from the mesh and its material, the path this test is about
+    mesh = load_mesh(tmp_path / "box.glb", object_name=glb_json(tmp_path / "box.glb")["nodes"][0]["name"])
+    assert mesh.source_glb is None
     assert sorted(mesh.material.maps) == ["metallic_roughness", "normal", "occlusion"]
     assert mesh.notes[1:] == [
         "the material's emissive map reads TEXCOORD_2, a UV set texgen does not keep; it is left out of the exports",

@@ -350,7 +350,7 @@ def test_vertex_colours_of_a_textured_glb_are_named_as_left_out(tmp_path: Path) 
     assert mesh.notes == [COLOURS_NOTE] and mesh.texture is not None
 
 
-def test_skin_morph_targets_and_animations_are_named_as_left_out(tmp_path: Path) -> None:
+def test_skin_morph_targets_and_animations_are_kept_whole_or_named_as_left_out(tmp_path: Path) -> None:
     path = tmp_path / "box.glb"
     textured_box().export(path)
     tree = read_json(path)
@@ -360,9 +360,10 @@ def test_skin_morph_targets_and_animations_are_named_as_left_out(tmp_path: Path)
     tree["skins"] = [{"joints": [0]}]
     tree["animations"] = [{"channels": [], "samplers": []}]
     path.write_bytes(pack_glb(tree, binary))
-    assert load_mesh(path).notes == [
+    assert load_mesh(path).notes == []  # painted whole, the file itself is written back, rig and all
+    assert load_mesh(path, unwrap="always").notes[0] == (
         "the file's skin (rig), morph targets, animations are left out of the outputs, which hold the static mesh: "
-        "put the new texture on the original file's material to keep them"]
+        "put the new texture on the original file's material to keep them")
 
 
 def test_glb_keeps_what_the_file_stores(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Union
 import numpy as np
 
 from .errors import TexgenError
-from .gltf_json import FLOAT, pack_glb
+from .gltf_json import FLOAT, pack_glb, with_base_colour_map
 from .material import SAMPLER, Material
 from .mesh import Mesh, row_groups
 from .polygons import polygon_faces
@@ -160,7 +160,8 @@ def write_outputs(result: TextureResult, out_dir: PathLike, name: str | None = N
                   overwrite: bool = False) -> dict[str, Path]:
     """Write a job's files into ``out_dir`` and return them by kind (``OUTPUT_KINDS``).
 
-    ``NAME.glb`` (texture embedded), ``NAME.obj`` + ``NAME.mtl`` + ``NAME_albedo.png`` (with the
+    ``NAME.glb`` (texture embedded; a GLB painted whole, ``Mesh.source_glb``, is that file with the new
+    map, :func:`texgen.gltf_json.with_base_colour_map`), ``NAME.obj`` + ``NAME.mtl`` + ``NAME_albedo.png`` (with the
     input's alpha when its base colour had one, ``Mesh.texture_alpha``),
     ``NAME_report.json`` and ``NAME_preview.png``; NAME defaults to the mesh's name. Every
     file is encoded before anything is written, then all are written as one job
@@ -175,7 +176,9 @@ def write_outputs(result: TextureResult, out_dir: PathLike, name: str | None = N
         [("texture", texture)], 1, tile_size=512)
     albedo = png_bytes(texture if mesh.texture_alpha is None else _with_alpha(texture, mesh.texture_alpha))
     tint = (1.0, 1.0, 1.0) if mesh.material is None else mesh.material.base_color_factor[:3]
-    data = {"glb": glb_bytes(mesh, albedo, name), "obj": obj_bytes(mesh, paths["mtl"].name, name),
+    glb = glb_bytes(mesh, albedo, name) if mesh.source_glb is None else with_base_colour_map(
+        mesh.source_glb, albedo, SAMPLER, _plain_material(name).gltf(0, {}))
+    data = {"glb": glb, "obj": obj_bytes(mesh, paths["mtl"].name, name),
             "mtl": mtl_bytes(name, paths["albedo"].name, tint), "albedo": albedo,
             "report": report_bytes(result.report), "preview": png_bytes(preview)}
     folder = Path(out_dir)
@@ -308,6 +311,11 @@ def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     return corners[first[order]], rank[groups].reshape(-1, 3)
 
 
+def _plain_material(name: str) -> Material:
+    """The material of a mesh that had none: matte (metallic 0, roughness 1), both sides, the texture alone."""
+    return Material(name=name, metallic_factor=0.0, roughness_factor=ROUGHNESS, double_sided=True)
+
+
 def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
     """A binary glTF 2.0 file: one node, one mesh with POSITION, NORMAL, TEXCOORD_0 (and TEXCOORD_1
     when the mesh keeps a second UV set), the PNG
@@ -331,7 +339,7 @@ def glb_bytes(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
         if uvs is not None:  # glTF's v runs down; flipped before rounding, so a glTF file's UVs come back exactly
             attributes[attribute] = (uvs[corners[:, column]] * (1.0, -1.0) + (0.0, 1.0)).astype(np.float32)
     index_type, index_dtype = (5123, np.uint16) if len(corners) < 65535 else (5125, np.uint32)
-    material = mesh.material or Material(name=name, metallic_factor=0.0, roughness_factor=ROUGHNESS, double_sided=True)
+    material = mesh.material or _plain_material(name)
     # one image per distinct map (occlusion often shares the metallic-roughness one), one texture per
     # distinct (image, sampler): the new base colour map repeats with mipmaps, the others keep the file's sampler
     images, samplers, textures, texture_of = [texture_png], [SAMPLER], [{"sampler": 0, "source": 0}], {}

@@ -77,7 +77,140 @@ def with_attribute_renamed(path: Path, tree: dict, old: str, new: str) -> Option
     data = path.read_bytes()
     if data[:4] != b"glTF":
         return json.dumps(tree).encode("utf-8")
+    return pack_glb(tree, glb_binary(data))
+
+
+def glb_binary(data: bytes) -> bytes:
+    """The binary chunk of a GLB file (b"" when it has none)."""
     length = struct.unpack_from("<I", data, 12)[0]
     rest = data[20 + length:]
-    binary = rest[8:8 + struct.unpack_from("<I", rest, 0)[0]] if len(rest) >= 8 and rest[4:8] == b"BIN\0" else b""
+    return rest[8:8 + struct.unpack_from("<I", rest, 0)[0]] if len(rest) >= 8 and rest[4:8] == b"BIN\0" else b""
+
+
+VIEW_ALIGNMENT = 16  # each buffer view of a rewritten binary chunk starts at a multiple of this many bytes
+
+
+def keeps_its_file(tree: dict) -> bool:
+    """Whether :func:`with_base_colour_map` can rewrite this GLB's JSON and binary chunk alone: one
+    buffer, the binary chunk, and no image in a file beside it (which an output elsewhere would lose)."""
+    buffers = tree.get("buffers") or []
+    images = [image for image in tree.get("images") or [] if isinstance(image, dict)]
+    return (len(buffers) == 1 and isinstance(buffers[0], dict) and "uri" not in buffers[0]
+            and all(str(image.get("uri", "data:")).startswith("data:") for image in images))
+
+
+def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict) -> bytes:
+    """The GLB file ``data`` (see :func:`keeps_its_file`) with ``png`` as the base colour map, on
+    TEXCOORD_0 with ``sampler``, of every material its triangle primitives use; primitives with
+    none get ``material`` (a glTF material object, which this adds the map to), and their vertex
+    colours (COLOR_0), which glTF multiplies with the map, are dropped. Everything else (nodes,
+    skins, animations, morph targets, other maps and extensions) stays as it was.
+
+    Where the old base colour image is read by those materials alone, the new one takes its
+    place and its bytes; otherwise the new image is added.
+    """
+    tree, binary = _glb_parts(data)
+    views = tree.setdefault("bufferViews", [])
+    images = tree.setdefault("images", [])
+    textures = tree.setdefault("textures", [])
+    materials = tree.setdefault("materials", [])
+    triangles = _triangle_primitives(tree)
+    painted = _materials_of(triangles)
+    image = _replaceable_image(tree, painted)
+    if image is None:
+        views.append({"buffer": 0, "byteOffset": 0, "byteLength": len(png)})
+        images.append({"bufferView": len(views) - 1, "mimeType": "image/png"})
+        image = len(images) - 1
+    else:
+        images[image] = {key: value for key, value in images[image].items() if key == "name"} | {
+            "bufferView": images[image]["bufferView"], "mimeType": "image/png"}
+    tree.setdefault("samplers", []).append(dict(sampler))
+    textures.append({"sampler": len(tree["samplers"]) - 1, "source": image})
+    new_map = {"index": len(textures) - 1}
+    for primitive in triangles:  # glTF multiplies the base colour by the vertex colours: the new map replaces them
+        (primitive.get("attributes") or {}).pop("COLOR_0", None)
+    if any(not isinstance(primitive.get("material"), int) for primitive in triangles):
+        materials.append(copy.deepcopy(material))
+        for primitive in triangles:
+            primitive.setdefault("material", len(materials) - 1)
+        painted.append(len(materials) - 1)
+    for index in painted:
+        materials[index].setdefault("pbrMetallicRoughness", {})["baseColorTexture"] = dict(new_map)
+    # the binary chunk laid out anew, view by view: the new image's view holds the PNG
+    laid_out = bytearray()
+    for index, view in enumerate(views):
+        start = view.get("byteOffset", 0)
+        chunk = png if images[image]["bufferView"] == index else binary[start:start + view["byteLength"]]
+        laid_out += b"\0" * (-len(laid_out) % VIEW_ALIGNMENT)
+        view["byteOffset"], view["byteLength"] = len(laid_out), len(chunk)
+        laid_out += chunk
+    tree["buffers"][0]["byteLength"] = len(laid_out)
+    return pack_glb(tree, bytes(laid_out))
+
+
+def without_colour_tint(data: bytes) -> bytes:
+    """The GLB file ``data`` with the base colour factor of the materials its triangle primitives use
+    made white, their opacity kept (see :meth:`texgen.material.Material.for_new_base_colour`)."""
+    tree, binary = _glb_parts(data)
+    materials = tree.get("materials") or []
+    for index in _materials_of(_triangle_primitives(tree)):
+        pbr = materials[index].get("pbrMetallicRoughness") or {}
+        alpha = (pbr.get("baseColorFactor") or [1.0] * 4)[3]
+        pbr.pop("baseColorFactor", None)
+        if alpha != 1.0:
+            pbr["baseColorFactor"] = [1.0, 1.0, 1.0, alpha]
     return pack_glb(tree, binary)
+
+
+def _glb_parts(data: bytes) -> tuple[dict, bytes]:
+    """The JSON tree and the binary chunk of a GLB file."""
+    return json.loads(data[20:20 + struct.unpack_from("<I", data, 12)[0]]), glb_binary(data)
+
+
+def _triangle_primitives(tree: dict) -> list[dict]:
+    return [primitive for primitive in primitives(tree) if primitive.get("mode", 4) == 4]
+
+
+def _materials_of(triangles: list[dict]) -> list[int]:
+    """The indices of the materials that ``triangles`` (primitives) use, ascending."""
+    return sorted({primitive["material"] for primitive in triangles if isinstance(primitive.get("material"), int)})
+
+
+def _replaceable_image(tree: dict, painted: list[int]) -> Optional[int]:
+    """The image that the base colour maps of the ``painted`` materials read, when they all read one in
+    the binary chunk and nothing else in the file reads it or its buffer view; None otherwise."""
+    materials, textures, images = tree["materials"], tree["textures"], tree["images"]
+    infos = [(materials[index].get("pbrMetallicRoughness") or {}).get("baseColorTexture") for index in painted]
+    if not painted or not all(isinstance(info, dict) and isinstance(info.get("index"), int)
+                              and 0 <= info["index"] < len(textures) for info in infos):
+        return None
+    sources = {textures[info["index"]].get("source") for info in infos}
+    if len(sources) != 1 or not isinstance(image := sources.pop(), int) or not 0 <= image < len(images):
+        return None
+    view = images[image].get("bufferView")
+    if not isinstance(view, int) or _values(tree, "bufferView").count(view) != 1:
+        return None  # an image in a URI, or a view that an accessor or another image reads too
+    readers = {index for index, texture in enumerate(textures) if image in _values(texture, "source")}
+    uses = [info for material in materials for info in _dicts_with(material, "index") if info["index"] in readers]
+    if len(uses) != len(painted) or any(all(use is not info for info in infos) for use in uses):
+        return None  # another map (emissive, say) or another material reads the image too
+    return image
+
+
+def _dicts_with(tree, key: str) -> list[dict]:
+    """Every dict anywhere in a JSON tree that has ``key`` (an int)."""
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get(key), int):
+                found.append(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _values(tree, key: str) -> list[int]:
+    """The int values of ``key`` anywhere in a JSON tree."""
+    return [node[key] for node in _dicts_with(tree, key)]

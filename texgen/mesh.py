@@ -27,7 +27,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .gltf_json import primitives, read_json, stored_as_integers, with_attribute_renamed
+from .gltf_json import keeps_its_file, primitives, read_json, stored_as_integers, with_attribute_renamed
 from .material import Material, base_colour_mapping
 from .polygons import corner_rows, triangulate
 from .uvtiles import face_tiles, faces_across_tiles, grid_size, place_in_tile
@@ -90,6 +90,10 @@ class Mesh:
     uvs2 : (T2, 2) float64 a glTF file's second UV set (TEXCOORD_1: a lightmap layout, say), which
         the GLB export writes back as it is; None when there is none. texgen paints ``uvs``.
     uv2_faces : (F, 3) int64 indexing ``uvs2`` per face corner
+    source_glb : the GLB file's bytes when the mesh is all of its triangles with the file's own UVs
+        (TEXCOORD_0): the GLB export then writes that file with the new base colour map, keeping
+        its nodes, skins, animations and the rest (:func:`texgen.gltf_json.with_base_colour_map`).
+        None otherwise, and once the UVs are replaced.
     """
 
     positions: np.ndarray
@@ -107,6 +111,7 @@ class Mesh:
     texture_alpha: Optional[np.ndarray] = None
     uvs2: Optional[np.ndarray] = None
     uv2_faces: Optional[np.ndarray] = None
+    source_glb: Optional[bytes] = field(default=None, repr=False)
 
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
@@ -463,8 +468,11 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             unusable = (uv_gap, "give every face a vt index")
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
-    elif suffix in (".glb", ".gltf"):
-        _gltf_details(mesh, gltf)
+    # a GLB that texgen paints all of, on its own UVs, is written back itself with the new map (Mesh.source_glb)
+    whole = (suffix == ".glb" and not object_name and gutter is None and unusable is None and mesh.has_uvs
+             and unwrap != "always" and keeps_its_file(gltf))
+    if suffix in (".glb", ".gltf"):
+        _gltf_details(mesh, gltf, whole)
     if unusable is not None:
         reason, remedy = unusable
         if unwrap != "always":
@@ -473,20 +481,18 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         mesh.uvs = mesh.uv_faces = None
         mesh.notes.append(f"{reason}; the file's UVs are ignored anyway (--unwrap always)")
     mesh.validate()
+    if whole:
+        mesh.source_glb = path.read_bytes()
+    elif note := _animation_note(gltf):
+        mesh.notes.append(note)
     return apply_unwrap(mesh, unwrap)
 
 
-def _gltf_details(mesh: Mesh, gltf: dict) -> None:
+def _gltf_details(mesh: Mesh, gltf: dict, whole: bool) -> None:
     """What trimesh does not read from a glTF file's material (see :meth:`Material.with_gltf_details`),
     a base colour map on another UV set than TEXCOORD_0, which then does not map on the UVs kept, and
-    a word on the second UV set and on the animation data the outputs leave out."""
-    animated = [what for what, present in (
-        ("skin (rig)", bool(gltf.get("skins"))),
-        ("morph targets", any(primitive.get("targets") for primitive in primitives(gltf))),
-        ("animations", bool(gltf.get("animations")))) if present]
-    if animated:
-        mesh.notes.append(f"the file's {', '.join(animated)} are left out of the outputs, which hold the static "
-                          "mesh: put the new texture on the original file's material to keep them")
+    a word on the second UV set. ``whole``: the GLB output is the file itself (``Mesh.source_glb``),
+    which keeps what a GLB built from the mesh would leave out, so that is not noted."""
     if mesh.uvs2 is not None:
         mesh.notes.append("the second UV set (TEXCOORD_1) is kept as it is in the GLB output; an OBJ has room "
                           "for one UV set")
@@ -503,7 +509,21 @@ def _gltf_details(mesh: Mesh, gltf: dict) -> None:
     elif transformed and mesh.texture is not None:
         mesh.notes.append("the base colour map has a KHR_texture_transform, which texgen does not apply: the old "
                           "map is read on the plain UVs, and a new map is made for them")
-    mesh.material = mesh.material.with_gltf_details(gltf, mesh.notes, uv_sets=1 if mesh.uvs2 is None else 2)
+    mesh.material = mesh.material.with_gltf_details(gltf, [] if whole else mesh.notes,
+                                                    uv_sets=1 if mesh.uvs2 is None else 2)
+
+
+def _animation_note(gltf: dict) -> str:
+    """A note when a glTF file has a skin, morph targets or animations, which a GLB output rebuilt
+    from the mesh leaves out; "" otherwise."""
+    animated = [what for what, present in (
+        ("skin (rig)", bool(gltf.get("skins"))),
+        ("morph targets", any(primitive.get("targets") for primitive in primitives(gltf))),
+        ("animations", bool(gltf.get("animations")))) if present]
+    if not animated:
+        return ""
+    return (f"the file's {', '.join(animated)} are left out of the outputs, which hold the static mesh: put the "
+            "new texture on the original file's material to keep them")
 
 
 def _colours_note(parts: list, gltf: dict) -> str:
@@ -1115,6 +1135,9 @@ def apply_unwrap(mesh: Mesh, unwrap: str = "auto") -> Mesh:
         gone = [name for name in mesh.material.maps if name not in kept.maps]
         note += f"; the material's {', '.join(gone)} maps followed the old UVs and are dropped"
         mesh.material = kept
+    if mesh.source_glb is not None:  # the file's own UVs are gone: it cannot take the new map
+        mesh.source_glb = None
+        note += "; the GLB output is built from the mesh alone, without the rest of the file (nodes, skin, animations)"
     mesh.notes.append(note)
     log.info("%s: %s", mesh.name, note)
     return mesh

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .gltf_json import without_colour_tint
 from .mesh import Mesh
 
 
@@ -26,8 +27,9 @@ class TextureResult:
 
 
 def with_new_base_colour(mesh: Mesh) -> Mesh:
-    """``mesh`` for a newly made base colour map: its glTF material loses its colour tint (the new
-    map is the colour) and keeps the rest."""
-    if mesh.material is None:
-        return mesh
-    return dataclasses.replace(mesh, material=mesh.material.for_new_base_colour())
+    """``mesh`` for a newly made base colour map: its glTF material, and those of the GLB file it is
+    written back into (``Mesh.source_glb``), lose their colour tint (the new map is the colour) and
+    keep the rest."""
+    return dataclasses.replace(
+        mesh, material=None if mesh.material is None else mesh.material.for_new_base_colour(),
+        source_glb=None if mesh.source_glb is None else without_colour_tint(mesh.source_glb))
