@@ -29,6 +29,12 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
 fi
 echo "== installing texgen"
 .venv/bin/python -m pip install -q -e ".[test,ray]"
+# the GLB tests check every written file with the Khronos glTF validator when npm can fetch it (else they skip)
+if command -v npm >/dev/null 2>&1 && [ ! -f .gltf-validator/node_modules/gltf-validator/index.js ]; then
+  echo "== installing the Khronos glTF validator (npm) for the GLB tests"
+  npm install --silent --no-fund --no-audit --prefix .gltf-validator gltf-validator@2.0.0-dev.3.10 >/dev/null \
+    || echo "   npm could not install it: the GLB validation tests will skip"
+fi
 
 if [ "${1:-}" = "--blender" ]; then
   # Blender runs the add-on in its own Python with only the add-on's bundled wheels: the tests do too.

@@ -345,16 +345,39 @@ def rigged_box(path: Path, old_map: np.ndarray) -> tuple[dict, bytes]:
     uv = np.random.default_rng(2).uniform(0.05, 0.95, (len(box.vertices), 2))
     trimesh.Trimesh(box.vertices, box.faces, process=False,
                     visual=trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(old_map))).export(path)
-    tree, binary = read_json(path), glb_binary(path.read_bytes())
+    tree, binary = read_json(path), bytearray(glb_binary(path.read_bytes()))
     primitive = tree["meshes"][0]["primitives"][0]
-    primitive["targets"] = [{"POSITION": primitive["attributes"]["POSITION"]}]
-    primitive["attributes"]["COLOR_0"] = primitive["attributes"]["POSITION"]  # float VEC3 colours
+    count = tree["accessors"][primitive["attributes"]["POSITION"]]["count"]
+
+    def accessor(values: np.ndarray, kind: str, **extra) -> int:  # values appended to the binary chunk
+        binary.extend(b"\0" * (-len(binary) % 4))
+        tree["bufferViews"].append({"buffer": 0, "byteOffset": len(binary), "byteLength": values.nbytes})
+        binary.extend(values.tobytes())
+        component = {np.dtype(np.uint8): 5121, np.dtype(np.float32): 5126}[values.dtype]
+        tree["accessors"].append({"bufferView": len(tree["bufferViews"]) - 1, "componentType": component,
+                                  "count": len(values), "type": kind, **extra})
+        return len(tree["accessors"]) - 1
+
+    weights = np.zeros((count, 4), np.float32)
+    weights[:, 0] = 1.0
+    primitive["attributes"] |= {"JOINTS_0": accessor(np.zeros((count, 4), np.uint8), "VEC4"),
+                                "WEIGHTS_0": accessor(weights, "VEC4"),
+                                "COLOR_0": accessor(np.full((count, 3), 0.5, np.float32), "VEC3")}
+    primitive["targets"] = [{"POSITION": accessor(np.zeros((count, 3), np.float32), "VEC3", min=[0.0] * 3,
+                                                  max=[0.0] * 3)}]
     tree["nodes"].append({"name": "socket", "translation": [0.0, 1.0, 0.0]})
-    tree["scenes"][0]["nodes"].append(len(tree["nodes"]) - 1)
-    tree["skins"] = [{"joints": [len(tree["nodes"]) - 1]}]
-    tree["animations"] = [{"channels": [], "samplers": []}]
+    socket = len(tree["nodes"]) - 1
+    tree["scenes"][0]["nodes"].append(socket)
+    mesh_node = next(index for index, node in enumerate(tree["nodes"]) if "mesh" in node)
+    tree["nodes"][mesh_node]["skin"] = 0
+    tree["skins"] = [{"joints": [socket]}]
+    times = accessor(np.array([0.0, 1.0], np.float32), "SCALAR", min=[0.0], max=[1.0])
+    moves = accessor(np.array([[0.0, 1.0, 0.0], [0.0, 2.0, 0.0]], np.float32), "VEC3")
+    tree["animations"] = [{"channels": [{"sampler": 0, "target": {"node": socket, "path": "translation"}}],
+                           "samplers": [{"input": times, "output": moves}]}]
     tree["extras"] = {"studio": "kept"}
-    path.write_bytes(pack_glb(tree, binary))
+    tree["buffers"][0]["byteLength"] = len(binary)
+    path.write_bytes(pack_glb(tree, bytes(binary)))
     view = tree["bufferViews"][tree["images"][0]["bufferView"]]
     return tree, binary[view.get("byteOffset", 0):view.get("byteOffset", 0) + view["byteLength"]]
 
@@ -429,3 +452,46 @@ def test_a_new_base_colour_whitens_the_written_back_materials_tint(tmp_path: Pat
     for result_mesh, factor in ((with_new_base_colour(mesh), [1.0, 1.0, 1.0, 0.75]), (mesh, [0.5, 0.25, 1.0, 0.75])):
         paths = write_outputs(TextureResult(result_mesh, old_map), tmp_path / "out", overwrite=True)
         assert read_json(paths["glb"])["materials"][0]["pbrMetallicRoughness"]["baseColorFactor"] == factor
+
+
+# ---------------------------------------------------------------------- the Khronos glTF validator on every GLB path
+
+ROOT = Path(__file__).resolve().parents[1]
+VALIDATOR = ROOT / ".gltf-validator" / "node_modules" / "gltf-validator" / "index.js"
+
+
+def gltf_validation(paths: list[Path]) -> dict[str, dict]:
+    """The Khronos glTF validator's verdict on each file (scripts/setup.sh installs it with npm)."""
+    import shutil
+
+    if shutil.which("node") is None or not VALIDATOR.is_file():
+        pytest.skip("no Khronos glTF validator: scripts/setup.sh installs it where npm is available")
+    run = subprocess.run(["node", str(Path(__file__).with_name("gltf_validate.js")), *map(str, paths)],
+                         env={**os.environ, "GLTF_VALIDATOR": str(VALIDATOR)}, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    return {Path(report["file"]).name: report for report in map(json.loads, run.stdout.splitlines())}
+
+
+def test_every_glb_written_passes_the_khronos_validator(tmp_path: Path) -> None:
+    """Written back whole (a sample asset, a rigged file, a shared image) or built from the mesh (an OBJ, one
+    object of a GLB, an eval mesh), every GLB is valid glTF 2.0 without a warning."""
+    from texgen.result import with_new_base_colour
+
+    rng = np.random.default_rng(7)
+    old_map, new_map = (rng.integers(0, 256, (16, 16, 3), np.uint8) for _ in range(2))
+    rigged_box(tmp_path / "rigged.glb", old_map)
+    inputs = {"vase": (ROOT / "assets" / "vase.glb", {}), "rigged": (tmp_path / "rigged.glb", {}),
+              "crate": (ROOT / "assets" / "crate.obj", {}),
+              "one-object": (tmp_path / "rigged.glb",
+                             {"object_name": read_json(tmp_path / "rigged.glb")["nodes"][0]["name"]})}
+    inputs |= {path.parent.name: (path, {}) for path in sorted(EVAL_MESHES.glob("*/*.glb"))}
+    written = []
+    for name, (path, options) in inputs.items():
+        mesh = load_mesh(path, **options)
+        texture = rng.integers(0, 256, (64, 64, 3), np.uint8)
+        written.append(write_outputs(TextureResult(with_new_base_colour(mesh), texture), tmp_path / "out",
+                                     name=name)["glb"])
+        assert (mesh.source_glb is not None) == (name not in ("crate", "one-object")), name
+    for name, report in gltf_validation(written).items():
+        assert report["errors"] == 0 and report["warnings"] == 0, (name, report["messages"])
