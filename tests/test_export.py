@@ -389,7 +389,7 @@ def test_a_glb_painted_whole_is_written_back_with_the_new_map(tmp_path: Path) ->
     old_map, new_map = (rng.integers(0, 256, (16, 16, 3), np.uint8) for _ in range(2))
     tree, old_png = rigged_box(tmp_path / "rigged.glb", old_map)
     mesh = load_mesh(tmp_path / "rigged.glb")
-    assert mesh.source_glb == (tmp_path / "rigged.glb").read_bytes()
+    assert mesh.source_glb is not None
     assert mesh.notes == ["the file's vertex colours are left out of the outputs: the new texture replaces them (a "
                           "glTF viewer would multiply it by them)"]  # nothing of the rig is left out
     paths = write_outputs(TextureResult(mesh, new_map), tmp_path / "out")
@@ -408,6 +408,39 @@ def test_a_glb_painted_whole_is_written_back_with_the_new_map(tmp_path: Path) ->
     named = load_mesh(tmp_path / "rigged.glb", object_name=tree["nodes"][0]["name"])  # one object: built anew
     assert named.source_glb is None and named.notes[-1].startswith(
         "the file's skin (rig), morph targets, animations are left out of the outputs")
+
+
+def separate_gltf(folder: Path, old_map: np.ndarray) -> Path:
+    """A textured box as a .gltf with its buffers in .bin files and its image in a .png beside it."""
+    box = trimesh.creation.box()
+    uv = np.random.default_rng(3).uniform(0.05, 0.95, (len(box.vertices), 2))
+    files = trimesh.Trimesh(box.vertices, box.faces, process=False, visual=trimesh.visual.TextureVisuals(
+        uv=uv, image=Image.fromarray(old_map))).export(file_type="gltf")
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    Image.fromarray(old_map).save(folder / "old_map.png")
+    tree = json.loads(files["model.gltf"])
+    tree["images"] = [{"uri": "old_map.png"}]  # the image in a file beside it
+    (folder / "model.gltf").write_text(json.dumps(tree))
+    return folder / "model.gltf"
+
+
+def test_a_gltf_with_files_beside_it_is_written_back_as_one_glb(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    old_map, new_map = (rng.integers(0, 256, (16, 16, 3), np.uint8) for _ in range(2))
+    mesh = load_mesh(separate_gltf(tmp_path / "separate", old_map))
+    np.testing.assert_array_equal(mesh.texture, old_map)
+    assert mesh.source_glb is not None and mesh.notes == []
+    out = write_outputs(TextureResult(mesh, new_map), tmp_path / "out")["glb"]
+    tree = read_json(out)
+    assert len(tree["buffers"]) == 1 and all("uri" not in image for image in tree["images"])
+    again = load_mesh(out)
+    np.testing.assert_array_equal(again.texture, new_map)
+    for field in ("positions", "faces", "uvs", "uv_faces"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(mesh, field))
+    (tmp_path / "separate" / "old_map.png").unlink()  # a file it names is missing: the GLB is built anew
+    assert load_mesh(tmp_path / "separate" / "model.gltf").source_glb is None
 
 
 def test_a_shared_base_colour_image_stays_for_its_other_readers(tmp_path: Path) -> None:
@@ -485,6 +518,7 @@ def test_every_glb_written_passes_the_khronos_validator(tmp_path: Path) -> None:
               "crate": (ROOT / "assets" / "crate.obj", {}),
               "one-object": (tmp_path / "rigged.glb",
                              {"object_name": read_json(tmp_path / "rigged.glb")["nodes"][0]["name"]})}
+    inputs["separate"] = (separate_gltf(tmp_path / "separate", old_map), {})
     inputs |= {path.parent.name: (path, {}) for path in sorted(EVAL_MESHES.glob("*/*.glb"))}
     written = []
     for name, (path, options) in inputs.items():

@@ -7,11 +7,13 @@ normal scale, texture transforms and extensions: :mod:`texgen.material`; the sec
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import struct
 from pathlib import Path
 from typing import Optional
+from urllib.parse import unquote, urlparse
 
 FLOAT = 5126  # glTF's componentType of 32-bit floats
 
@@ -90,21 +92,75 @@ def glb_binary(data: bytes) -> bytes:
 VIEW_ALIGNMENT = 16  # each buffer view of a rewritten binary chunk starts at a multiple of this many bytes
 
 
-def keeps_its_file(tree: dict) -> bool:
-    """Whether :func:`with_base_colour_map` can rewrite this GLB's JSON and binary chunk alone: one
-    buffer, the binary chunk, and no image in a file beside it (which an output elsewhere would lose)."""
-    buffers = tree.get("buffers") or []
-    images = [image for image in tree.get("images") or [] if isinstance(image, dict)]
-    return (len(buffers) == 1 and isinstance(buffers[0], dict) and "uri" not in buffers[0]
-            and all(str(image.get("uri", "data:")).startswith("data:") for image in images))
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+               ".ktx2": "image/ktx2"}
+
+
+def self_contained_glb(path: Path, tree: dict) -> Optional[bytes]:
+    """The glTF or GLB file at ``path`` (its JSON ``tree``) as one GLB that holds all its data, for
+    :func:`with_base_colour_map`: its buffers (a GLB's binary chunk, ``data:`` URIs, files beside
+    it) joined into one binary chunk, and the images in files beside it embedded. None when a URI
+    cannot be read here (a web address, a missing file) or the file is not glTF 2.0 as texgen reads it.
+    """
+    tree = copy.deepcopy(tree)
+    data = path.read_bytes()
+    joined, starts = bytearray(), []
+    for index, buffer in enumerate(tree.get("buffers") or []):
+        if not isinstance(buffer, dict):
+            return None
+        blob = glb_binary(data) if "uri" not in buffer and index == 0 and data[:4] == b"glTF" else \
+            _read_uri(path.parent, buffer.get("uri"))
+        if blob is None:
+            return None
+        joined += b"\0" * (-len(joined) % VIEW_ALIGNMENT)
+        starts.append(len(joined))
+        joined += blob
+    views = tree.setdefault("bufferViews", [])
+    for view in views:
+        if not isinstance(view, dict) or not isinstance(view.get("buffer"), int) or view["buffer"] >= len(starts):
+            return None
+        view["byteOffset"] = starts[view["buffer"]] + view.get("byteOffset", 0)
+        view["buffer"] = 0
+    for image in tree.get("images") or []:
+        uri = image.get("uri") if isinstance(image, dict) else None
+        if not isinstance(uri, str) or uri.startswith("data:"):
+            continue  # in a buffer view already, or self-contained
+        blob = _read_uri(path.parent, uri)
+        if blob is None:
+            return None
+        joined += b"\0" * (-len(joined) % VIEW_ALIGNMENT)
+        views.append({"buffer": 0, "byteOffset": len(joined), "byteLength": len(blob)})
+        joined += blob
+        del image["uri"]
+        image["bufferView"] = len(views) - 1
+        image.setdefault("mimeType", IMAGE_TYPES.get(Path(unquote(uri)).suffix.lower(), "image/png"))
+    tree["buffers"] = [{"byteLength": len(joined)}]
+    return pack_glb(tree, bytes(joined))
+
+
+def _read_uri(folder: Path, uri) -> Optional[bytes]:
+    """The bytes a glTF URI names: a base64 ``data:`` URI, or a file relative to ``folder``; None otherwise."""
+    if not isinstance(uri, str):
+        return None
+    if uri.startswith("data:"):
+        head, _, payload = uri.partition(",")
+        try:
+            return base64.b64decode(payload, validate=False) if head.endswith(";base64") else unquote(payload).encode()
+        except ValueError:
+            return None
+    if urlparse(uri).scheme:  # a web address, or another scheme texgen does not fetch
+        return None
+    file = folder / unquote(uri)
+    return file.read_bytes() if file.is_file() else None
 
 
 def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict) -> bytes:
-    """The GLB file ``data`` (see :func:`keeps_its_file`) with ``png`` as the base colour map, on
-    TEXCOORD_0 with ``sampler``, of every material its triangle primitives use; primitives with
-    none get ``material`` (a glTF material object, which this adds the map to), and their vertex
-    colours (COLOR_0), which glTF multiplies with the map, are dropped. Everything else (nodes,
-    skins, animations, morph targets, other maps and extensions) stays as it was.
+    """The GLB file ``data`` (one buffer, its binary chunk: :func:`self_contained_glb`) with ``png``
+    as the base colour map, on TEXCOORD_0 with ``sampler``, of every material its triangle
+    primitives use; primitives with none get ``material`` (a glTF material object, which this adds
+    the map to), and their vertex colours (COLOR_0), which glTF multiplies with the map, are
+    dropped. Everything else (nodes, skins, animations, morph targets, other maps and extensions)
+    stays as it was.
 
     Where the old base colour image is read by those materials alone, the new one takes its
     place and its bytes; otherwise the new image is added.

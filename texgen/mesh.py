@@ -27,7 +27,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .gltf_json import keeps_its_file, primitives, read_json, stored_as_integers, with_attribute_renamed
+from .gltf_json import primitives, read_json, self_contained_glb, stored_as_integers, with_attribute_renamed
 from .material import Material, base_colour_mapping
 from .polygons import corner_rows, triangulate
 from .uvtiles import face_tiles, faces_across_tiles, grid_size, place_in_tile
@@ -90,10 +90,10 @@ class Mesh:
     uvs2 : (T2, 2) float64 a glTF file's second UV set (TEXCOORD_1: a lightmap layout, say), which
         the GLB export writes back as it is; None when there is none. texgen paints ``uvs``.
     uv2_faces : (F, 3) int64 indexing ``uvs2`` per face corner
-    source_glb : the GLB file's bytes when the mesh is all of its triangles with the file's own UVs
-        (TEXCOORD_0): the GLB export then writes that file with the new base colour map, keeping
-        its nodes, skins, animations and the rest (:func:`texgen.gltf_json.with_base_colour_map`).
-        None otherwise, and once the UVs are replaced.
+    source_glb : the glTF file as one GLB (:func:`texgen.gltf_json.self_contained_glb`) when the mesh is
+        all of its triangles with the file's own UVs (TEXCOORD_0): the GLB export then writes that
+        file with the new base colour map, keeping its nodes, skins, animations and the rest
+        (:func:`texgen.gltf_json.with_base_colour_map`). None otherwise, and once the UVs are replaced.
     """
 
     positions: np.ndarray
@@ -468,9 +468,10 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             unusable = (uv_gap, "give every face a vt index")
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
-    # a GLB that texgen paints all of, on its own UVs, is written back itself with the new map (Mesh.source_glb)
-    whole = (suffix == ".glb" and not object_name and gutter is None and unusable is None and mesh.has_uvs
-             and unwrap != "always" and keeps_its_file(gltf))
+    # a glTF file that texgen paints all of, on its own UVs, is written back itself with the new map (Mesh.source_glb)
+    source = self_contained_glb(path, gltf) if (suffix in (".glb", ".gltf") and not object_name and gutter is None
+                                                and unusable is None and mesh.has_uvs and unwrap != "always") else None
+    whole = source is not None
     if suffix in (".glb", ".gltf"):
         _gltf_details(mesh, gltf, whole)
     if unusable is not None:
@@ -482,7 +483,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         mesh.notes.append(f"{reason}; the file's UVs are ignored anyway (--unwrap always)")
     mesh.validate()
     if whole:
-        mesh.source_glb = path.read_bytes()
+        mesh.source_glb = source
     elif note := _animation_note(gltf):
         mesh.notes.append(note)
     return apply_unwrap(mesh, unwrap)
