@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+import cv2
 import numpy as np
 import torch
 
@@ -120,18 +121,18 @@ def pixel_mask(renderer: Renderer, camera: Camera, foreground: torch.Tensor, sta
         refines, 0 where it keeps
     """
     texels = state.texels
-    # the paint (grey where unpainted) and the records as the 8-bit texels render_texture would make:
-    # converted per valid texel and padded as bytes, not as a float image 4x the size
-    paint = torch.where(state.painted[:, None], state.color, UNPAINTED_GREY).clamp_(0, 1)
-    per_texel = np.concatenate([texture_bytes(paint.numpy()),
-                                np.stack([state.painted.numpy(), trimap.refine.numpy()], axis=1) * np.uint8(255)],
-                               axis=1)
-    image = np.zeros((texels.size * texels.size, 5), np.uint8)
-    image[:, :3] = texture_bytes(np.float32(UNPAINTED_GREY))
-    torch.from_numpy(image).index_copy_(0, texels.index, torch.from_numpy(per_texel))
-    padded = pad_texture(texels, image.reshape(texels.size, texels.size, 5), 2)
-    rendered, flags = (image[0] for image in renderer.render_textures([camera], [padded[..., :3], padded[..., 3:]],
-                                                                      smooth=[True, False]))
+    # the paint (grey where unpainted) and the records as the 8-bit texels render_texture would make (rounded
+    # half to even, as texture_bytes does): per valid texel in torch and padded as bytes, not as a float image
+    # 4x the size, nor with numpy's strided copies (twice as slow)
+    paint = torch.where(state.painted[:, None], state.color, UNPAINTED_GREY).clamp_(0, 1).mul_(255).round_()
+    records = torch.stack([state.painted, trimap.refine], dim=1).to(torch.uint8).mul_(255)
+    per_texel = torch.cat([paint.to(torch.uint8), records], dim=1)
+    image = torch.zeros((texels.size * texels.size, 5), dtype=torch.uint8)
+    image[:, :3] = int(texture_bytes(np.float32(UNPAINTED_GREY)))
+    image.index_copy_(0, texels.index, per_texel)
+    planes = cv2.split(pad_texture(texels, image.numpy().reshape(texels.size, texels.size, 5), 2))  # contiguous each
+    rendered, flags = (image[0] for image in renderer.render_textures(
+        [camera], [cv2.merge(planes[:3]), cv2.merge(planes[3:])], smooth=[True, False]))
     unpainted = (flags[0] < 0.5) & foreground
     unpainted = dilate(unpainted.float()[None], GENERATE_DILATE_PX)[0] > 0
     mask = torch.where(unpainted, 1.0, torch.where((flags[1] > 0.5) & foreground, refine_strength, 0.0))

@@ -225,9 +225,9 @@ class _Geometry:
     def draw_textured(self, cameras: Sequence[Camera], textures: Sequence[np.ndarray], smooth: Sequence[bool],
                       images: Sequence[np.ndarray], cull: Sequence[bool]) -> None:
         """Draw each camera (all of one size) with every texture, unlit, into ``images`` (one (B, H, W, 4)
-        uint8 per texture), zeros on the background. Each texture is (N, M, 4) uint8, sampled through
-        the UVs with trilinear filtering where ``smooth``, else the nearest texel, repeating outside
-        the 0-1 square; ``cull`` skips the back faces, per camera."""
+        uint8 per texture), zeros on the background. Each texture is (N, M, 4) uint8, rows bottom first
+        (:func:`_rgba_bytes`), sampled through the UVs with trilinear filtering where ``smooth``, else
+        the nearest texel, repeating outside the 0-1 square; ``cull`` skips the back faces, per camera."""
         from OpenGL import GL as gl
 
         width, height = cameras[0].width, cameras[0].height
@@ -324,32 +324,37 @@ def _textured_fragment_shader(count: int) -> str:
 
 
 def _rgba_bytes(texture: np.ndarray) -> np.ndarray:
-    """(N, M, 4) uint8 of a (N, M, C) texture, C in 1..4, uint8 or float in [0, 1]. The channels
-    missing are 0, and the fourth is 255 when the texture has fewer than four (a fourth channel
-    is data, a mask, not opacity)."""
+    """(N, M, 4) uint8 of a (N, M, C) texture, C in 1..4, uint8 or float in [0, 1], rows bottom first
+    (texture coordinate t is v, which runs up). The channels missing are 0, and the fourth is 255
+    when the texture has fewer than four (a fourth channel is data, a mask, not opacity). OpenCV
+    interleaves the channels: numpy's strided copies take 40x longer."""
+    import cv2
+
     channels = texture.shape[2]
     if not 1 <= channels <= 4:
         raise ValueError(f"a texture has 1 to 4 channels, got {channels}")
     if texture.dtype != np.uint8:
         texture = texture_bytes(texture)
-    rgba = np.zeros(texture.shape[:2] + (4,), dtype=np.uint8)
-    rgba[:, :, :channels] = texture
-    if channels < 4:
-        rgba[:, :, 3] = 255
-    return rgba
+    texture = np.ascontiguousarray(texture)
+    if channels == 3:
+        rgba = cv2.cvtColor(texture, cv2.COLOR_RGB2RGBA)
+    else:
+        planes = list(cv2.split(texture)) if channels > 1 else [texture[:, :, 0]]
+        planes += [np.zeros_like(planes[0])] * (3 - len(planes))
+        rgba = cv2.merge(planes if channels == 4 else planes[:3] + [np.full_like(planes[0], 255)])
+    return cv2.flip(rgba, 0)
 
 
 def _upload_texture(unit: int, name: int, texture: np.ndarray, smooth: bool) -> None:
-    """Make ``texture`` (N, M, 4) uint8 the 2D texture ``name`` on texture unit ``unit``: rows bottom
-    first (texture coordinate t is v, which runs up), repeating, with mipmaps where ``smooth``."""
+    """Make ``texture`` (N, M, 4) uint8, rows bottom first (:func:`_rgba_bytes`), the 2D texture ``name``
+    on texture unit ``unit``: repeating, with mipmaps where ``smooth``."""
     from OpenGL import GL as gl
 
     gl.glActiveTexture(gl.GL_TEXTURE0 + unit)
     gl.glBindTexture(gl.GL_TEXTURE_2D, name)
     gl.glPixelStorei(gl.GL_UNPACK_ALIGNMENT, 1)
     height, width = texture.shape[:2]
-    gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, gl.GL_RGBA8, width, height, 0, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE,
-                    np.ascontiguousarray(texture[::-1]))
+    gl.glTexImage2D(gl.GL_TEXTURE_2D, 0, gl.GL_RGBA8, width, height, 0, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE, texture)
     if smooth:
         gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
     filters = (gl.GL_LINEAR_MIPMAP_LINEAR, gl.GL_LINEAR) if smooth else (gl.GL_NEAREST, gl.GL_NEAREST)
