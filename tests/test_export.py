@@ -472,6 +472,19 @@ def test_a_shared_base_colour_image_stays_for_its_other_readers(tmp_path: Path) 
     assert glb_binary(written)[view["byteOffset"]:view["byteOffset"] + view["byteLength"]] == b"PNG"
 
 
+def test_a_glb_that_cannot_take_the_map_falls_back_to_one_built_from_the_mesh(tmp_path: Path, caplog) -> None:
+    old_map = np.random.default_rng(9).integers(0, 256, (16, 16, 3), np.uint8)
+    tree, _ = rigged_box(tmp_path / "odd.glb", old_map)
+    mesh = load_mesh(tmp_path / "odd.glb")
+    del tree["bufferViews"][0]["byteLength"]  # as a file that texgen misread would be
+    mesh.source_glb = pack_glb(tree, glb_binary(mesh.source_glb))
+    with caplog.at_level("WARNING", logger="texgen.export"):
+        paths = write_outputs(TextureResult(mesh, old_map), tmp_path / "out")
+    assert "the glTF file cannot take the new map (KeyError" in caplog.text
+    assert read_json(paths["glb"])["asset"]["generator"] == "texgen"  # built from the mesh
+    np.testing.assert_array_equal(load_mesh(paths["glb"]).texture, old_map)
+
+
 def test_a_new_base_colour_whitens_the_written_back_materials_tint(tmp_path: Path) -> None:
     """The new map is the colour: as for a material texgen rebuilds, the tint goes and the opacity stays,
     while a repaired old map (a result of the mesh as loaded) keeps the file's tint."""

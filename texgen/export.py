@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -32,6 +33,8 @@ from .result import TextureResult
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 TEMP_SUFFIX = ".tmp"
@@ -176,9 +179,7 @@ def write_outputs(result: TextureResult, out_dir: PathLike, name: str | None = N
         [("texture", texture)], 1, tile_size=512)
     albedo = png_bytes(texture if mesh.texture_alpha is None else _with_alpha(texture, mesh.texture_alpha))
     tint = (1.0, 1.0, 1.0) if mesh.material is None else mesh.material.base_color_factor[:3]
-    glb = glb_bytes(mesh, albedo, name) if mesh.source_glb is None else with_base_colour_map(
-        mesh.source_glb, albedo, SAMPLER, _plain_material(name).gltf(0, {}))
-    data = {"glb": glb, "obj": obj_bytes(mesh, paths["mtl"].name, name),
+    data = {"glb": _glb(mesh, albedo, name), "obj": obj_bytes(mesh, paths["mtl"].name, name),
             "mtl": mtl_bytes(name, paths["albedo"].name, tint), "albedo": albedo,
             "report": report_bytes(result.report), "preview": png_bytes(preview)}
     folder = Path(out_dir)
@@ -309,6 +310,19 @@ def gltf_vertices(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return corners[first[order]], rank[groups].reshape(-1, 3)
+
+
+def _glb(mesh: Mesh, texture_png: bytes, name: str) -> bytes:
+    """The GLB output: the mesh's own glTF file with the new map when it has one (``Mesh.source_glb``),
+    else one built from the mesh. A file that cannot take the map (glTF that texgen misreads) falls
+    back to the built one, with a warning: the painting is never lost to it."""
+    if mesh.source_glb is not None:
+        try:
+            return with_base_colour_map(mesh.source_glb, texture_png, SAMPLER, _plain_material(name).gltf(0, {}))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            log.warning("%s: the glTF file cannot take the new map (%s: %s); the GLB is built from the mesh",
+                        name, type(exc).__name__, exc)
+    return glb_bytes(mesh, texture_png, name)
 
 
 def _plain_material(name: str) -> Material:
