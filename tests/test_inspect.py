@@ -27,6 +27,7 @@ def test_the_crate_and_its_uv_layout(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (facts["vertices"], facts["faces"], facts["triangles"]) == (866, 1728, 1728)
     assert facts["uvs"]["islands"] == 6 and facts["uvs"]["overlap"] == 0 and 0.5 < facts["uvs"]["coverage"] < 0.8
     assert facts["texture"] == {"width": 512, "height": 512, "alpha": False} and facts["notes"] == []
+    assert facts["glb_output"] == "built from the mesh"  # an OBJ
     layout = np.asarray(Image.open(tmp_path / "uv.png"))
     assert layout.shape == (256, 256, 3) and (layout == 255).all(axis=2).any()  # the UV edges, in white
 
@@ -45,3 +46,4 @@ def test_the_ducks_mirrored_uvs_show_as_overlap(capsys: pytest.CaptureFixture) -
     facts = inspect_json(capsys, str(DUCK), "--texture-size", "256")
     assert facts["uvs"]["overlap"] > 0.9 and facts["normals"] == "file"
     assert facts["material"]["maps"] == [] and facts["material"]["alpha_mode"] == "OPAQUE"
+    assert facts["glb_output"] == "the file itself, with the new base colour map"

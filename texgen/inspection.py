@@ -2,7 +2,8 @@
 
 :func:`inspect_mesh` gathers the facts a pipeline checks an asset for (topology, UV islands,
 how much of the texture the UVs use and where they overlap, the file's normals, texture and
-material, and what loading changed); :func:`uv_layout` draws the UV layout over the texture.
+material, whether the GLB output is the file itself (:attr:`texgen.mesh.Mesh.source_glb`), and
+what loading changed); :func:`uv_layout` draws the UV layout over the texture.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def inspect_mesh(mesh: Mesh, texels: TexelMap | None = None) -> dict[str, Any]:
         "texture": None if mesh.texture is None else {
             "width": mesh.texture.shape[1], "height": mesh.texture.shape[0], "alpha": mesh.texture_alpha is not None},
         "material": None,
+        "glb_output": "the file itself, with the new base colour map" if mesh.source_glb is not None else
+                      "built from the mesh",
         "notes": list(mesh.notes),
     }
     if mesh.has_uvs:

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inspect", help="what texgen reads in a mesh: topology, UVs, normals, texture, material",
         description="Load MESH as texgen texture would and print what it holds: faces and polygons, UV islands, "
                     "how much of the texture the UVs cover and where they overlap, the file's normals, texture "
-                    "and material, and what loading changed.")
+                    "and material, whether the GLB output is the file itself with the new map, and what loading "
+                    "changed.")
     parser.add_argument("mesh", type=Path)
     parser.add_argument("--object", default="", help="one object of a multi-object file (default: merge all)")
     parser.add_argument("--unwrap", default="auto", choices=["auto", "always", "never"],
