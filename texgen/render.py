@@ -211,7 +211,7 @@ class _Geometry:
         from OpenGL import GL as gl
 
         width, height = cameras[0].width, cameras[0].height
-        program = self._start("depth and normal pass", _VIEW_VERTEX_SHADER, _VIEW_FRAGMENT_SHADER)
+        program = self._start("depth and normal pass", _VIEW_VERTEX_SHADER, _VIEW_FRAGMENT_SHADER, width, height)
         with _framebuffer(width, height, [gl.GL_RGBA32F]):
             try:
                 for index, camera in enumerate(cameras):
@@ -233,9 +233,8 @@ class _Geometry:
         width, height = cameras[0].width, cameras[0].height
         count = len(textures)
         program = self._start(f"textured pass of {count}", _TEXTURED_VERTEX_SHADER,
-                              _textured_fragment_shader(count))
-        names = gl.glGenTextures(count)
-        names = np.atleast_1d(names)
+                              _textured_fragment_shader(count), width, height)
+        names = np.atleast_1d(gl.glGenTextures(count))
         try:
             for unit, (name, texture, filtered) in enumerate(zip(names, textures, smooth)):
                 _upload_texture(unit, int(name), texture, filtered)
@@ -252,16 +251,14 @@ class _Geometry:
             gl.glDeleteTextures(names)
             gl.glActiveTexture(gl.GL_TEXTURE0)
 
-    def _start(self, name: str, vertex_shader: str, fragment_shader: str) -> int:
+    def _start(self, name: str, vertex_shader: str, fragment_shader: str, width: int, height: int) -> int:
+        """Bind the soup and this thread's program ``name`` for cameras of ``width`` x ``height``."""
         from OpenGL import GL as gl
 
         _make_current()
         program = _program(name, vertex_shader, fragment_shader)
         gl.glBindVertexArray(self.vertex_array)
-        gl.glUseProgram(program)
-        gl.glDisable(gl.GL_BLEND)
-        gl.glEnable(gl.GL_DEPTH_TEST)
-        gl.glDepthFunc(gl.GL_LESS)
+        _use_depth_tested(program, width, height)
         return program
 
     def _draw(self, program: int, camera: Camera, cull: bool, outputs: int) -> None:
@@ -269,7 +266,6 @@ class _Geometry:
         from OpenGL import GL as gl
 
         width, height = camera.width, camera.height
-        gl.glViewport(0, 0, width, height)
         if cull:  # the projection flips y, so faces counter-clockwise in the world are clockwise on screen
             gl.glEnable(gl.GL_CULL_FACE)
             gl.glFrontFace(gl.GL_CW)
@@ -394,7 +390,7 @@ def _delete_vertex_array(vertex_array: int, buffers: np.ndarray) -> None:
 
 def _use_depth_tested(program: int, width: int, height: int) -> None:
     """Draw with ``program`` over a ``width`` x ``height`` viewport, both sides of every triangle, the
-    nearest fragment kept (the state both of this module's own passes use)."""
+    nearest fragment kept (the state every pass of this module starts from)."""
     from OpenGL import GL as gl
 
     gl.glUseProgram(program)
