@@ -112,9 +112,7 @@ def self_contained_glb(path: Path, tree: dict) -> Optional[bytes]:
             _read_uri(path.parent, buffer.get("uri"))
         if blob is None:
             return None
-        joined += b"\0" * (-len(joined) % VIEW_ALIGNMENT)
-        starts.append(len(joined))
-        joined += blob
+        starts.append(_append_aligned(joined, blob))
     views = tree.setdefault("bufferViews", [])
     for view in views:
         if not isinstance(view, dict) or not isinstance(view.get("buffer"), int) or view["buffer"] >= len(starts):
@@ -128,14 +126,20 @@ def self_contained_glb(path: Path, tree: dict) -> Optional[bytes]:
         blob = _read_uri(path.parent, uri)
         if blob is None:
             return None
-        joined += b"\0" * (-len(joined) % VIEW_ALIGNMENT)
-        views.append({"buffer": 0, "byteOffset": len(joined), "byteLength": len(blob)})
-        joined += blob
+        views.append({"buffer": 0, "byteOffset": _append_aligned(joined, blob), "byteLength": len(blob)})
         del image["uri"]
         image["bufferView"] = len(views) - 1
         image.setdefault("mimeType", IMAGE_TYPES.get(Path(unquote(uri)).suffix.lower(), "image/png"))
     tree["buffers"] = [{"byteLength": len(joined)}]
     return pack_glb(tree, bytes(joined))
+
+
+def _append_aligned(binary: bytearray, blob: bytes) -> int:
+    """Append ``blob`` to ``binary`` at the next multiple of ``VIEW_ALIGNMENT``; returns where it starts."""
+    binary += b"\0" * (-len(binary) % VIEW_ALIGNMENT)
+    start = len(binary)
+    binary += blob
+    return start
 
 
 def _read_uri(folder: Path, uri) -> Optional[bytes]:
@@ -197,9 +201,7 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
     for index, view in enumerate(views):
         start = view.get("byteOffset", 0)
         chunk = png if images[image]["bufferView"] == index else binary[start:start + view["byteLength"]]
-        laid_out += b"\0" * (-len(laid_out) % VIEW_ALIGNMENT)
-        view["byteOffset"], view["byteLength"] = len(laid_out), len(chunk)
-        laid_out += chunk
+        view["byteOffset"], view["byteLength"] = _append_aligned(laid_out, chunk), len(chunk)
     tree["buffers"][0]["byteLength"] = len(laid_out)
     return pack_glb(tree, bytes(laid_out))
 
