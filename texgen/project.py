@@ -285,7 +285,7 @@ class TextureState:
         # only the changed texels are touched: the others keep their values bit for bit, whatever the view holds
         changed, added, color, cos = samples.texel, samples.weight, samples.color, samples.cos
         if allow is not None:
-            keep = torch.nonzero(allow.index_select(0, changed)).squeeze(1)
+            keep = where_true(allow.index_select(0, changed))
             changed, added, color, cos = (x.index_select(0, keep) for x in (changed, added, color, cos))
         # a view's texels are distinct: each is read once and written back once (index_copy_, no masks)
         before = self.weight.index_select(0, changed)
