@@ -532,6 +532,12 @@ def test_every_glb_written_passes_the_khronos_validator(tmp_path: Path) -> None:
               "one-object": (tmp_path / "rigged.glb",
                              {"object_name": read_json(tmp_path / "rigged.glb")["nodes"][0]["name"]})}
     inputs["separate"] = (separate_gltf(tmp_path / "separate", old_map), {})
+    tree, _ = rigged_box(tmp_path / "transformed.glb", old_map)  # its base colour map read through a transform
+    tree["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["extensions"] = {
+        "KHR_texture_transform": {"offset": [0.25, 0.0], "scale": [0.5, 0.5]}}
+    tree["extensionsUsed"] = ["KHR_texture_transform"]
+    (tmp_path / "transformed.glb").write_bytes(pack_glb(tree, glb_binary((tmp_path / "transformed.glb").read_bytes())))
+    inputs["transformed"] = (tmp_path / "transformed.glb", {})
     inputs |= {path.parent.name: (path, {}) for path in sorted(EVAL_MESHES.glob("*/*.glb"))}
     written = []
     for name, (path, options) in inputs.items():

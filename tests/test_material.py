@@ -20,6 +20,8 @@ from texgen.errors import MeshError
 from texgen.export import write_outputs
 from texgen.gltf_json import pack_glb
 from texgen.inspection import inspect_mesh
+from texgen.material import (CLAMP_TO_EDGE, MIRRORED_REPEAT, REPEAT, ColourMapping, base_colour_mapping,
+                             on_plain_uvs)
 from texgen.mesh import load_mesh
 from texgen.pipeline import texture_mesh
 from texgen.result import TextureResult
@@ -228,6 +230,62 @@ def test_a_base_colour_map_on_another_uv_set_is_not_read_on_the_kept_uvs(tmp_pat
     assert mesh.texture is None and mesh.notes[0] == ("the base colour map reads TEXCOORD_1, not the UVs texgen "
                                                       "paints (TEXCOORD_0), so it is not used")
     assert "normal" in mesh.material.maps  # the other maps are on TEXCOORD_0
+
+
+@pytest.mark.parametrize("wrap", [REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE])
+def test_a_texture_transform_is_resampled_onto_the_plain_uvs(wrap: int) -> None:
+    image = plane(7)  # 8 x 8; glTF UVs run from its top-left corner
+    # a quarter of the map: the top right one
+    np.testing.assert_array_equal(on_plain_uvs(image, {"offset": [0.5, 0.0], "scale": [0.5, 0.5]}, (wrap, wrap)),
+                                  image[:4, 4:])
+    # a quarter turn: u' = v, v' = 1 - u
+    turned = on_plain_uvs(image, {"offset": [0.0, 1.0], "rotation": np.pi / 2}, (wrap, wrap))
+    np.testing.assert_allclose(turned, image[::-1].transpose(1, 0, 2), atol=1)
+    # twice across in u: the map, then what the wrap mode puts past its right edge, at twice the width
+    twice = on_plain_uvs(image, {"scale": [2.0, 1.0]}, (wrap, CLAMP_TO_EDGE))
+    beyond = {REPEAT: image, MIRRORED_REPEAT: image[:, ::-1], CLAMP_TO_EDGE: np.repeat(image[:, 7:], 8, axis=1)}[wrap]
+    assert twice.shape == (8, 16, 3)
+    np.testing.assert_array_equal(twice, np.concatenate([image, beyond], axis=1))
+
+
+def test_a_glb_base_colour_map_with_a_texture_transform_is_read_on_the_plain_uvs(tmp_path: Path) -> None:
+    maps = pbr_box(tmp_path / "box.glb")
+    transform = {"offset": [0.5, 0.0], "scale": [0.5, 0.5]}
+
+    def add_transform(tree: dict) -> None:
+        tree["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["extensions"] = {
+            "KHR_texture_transform": transform}
+        tree["extensionsUsed"] = sorted(set(tree.get("extensionsUsed", [])) | {"KHR_texture_transform"})
+
+    edit_glb_json(tmp_path / "box.glb", add_transform)
+    mesh = load_mesh(tmp_path / "box.glb")
+    np.testing.assert_array_equal(mesh.texture, maps["base"][:4, 4:])
+    assert mesh.notes == ["the base colour map's KHR_texture_transform is applied: the 8 x 8 map is read as the "
+                          "4 x 4 one it makes on the plain UVs, which the new map uses too"]
+    written = glb_json(write_outputs(TextureResult(mesh, plane(5)), tmp_path / "out")["glb"])
+    assert mesh.source_glb is not None  # written back whole: the new map, on the plain UVs, has no transform
+    assert "extensions" not in written["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]
+    assert "KHR_texture_transform" not in written.get("extensionsUsed", [])
+
+
+def test_a_malformed_texture_transform_is_named(tmp_path: Path) -> None:
+    pbr_box(tmp_path / "box.glb")
+    edit_glb_json(tmp_path / "box.glb", lambda tree: tree["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]
+                  .update(extensions={"KHR_texture_transform": {"scale": [2.0]}}))
+    with pytest.raises(MeshError, match=r"box.glb: the base colour map's malformed KHR_texture_transform "
+                                        r"\{'scale': \[2.0\]\} \(offset and scale take two numbers"):
+        load_mesh(tmp_path / "box.glb")
+
+
+def test_materials_that_map_the_base_colour_differently_are_named() -> None:
+    tree = {"materials": [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}},
+                          {"pbrMetallicRoughness": {"baseColorTexture": {"index": 0, "extensions": {
+                              "KHR_texture_transform": {"scale": [2.0, 2.0]}}}}}],
+            "meshes": [{"primitives": [{"material": 0}, {"material": 1}]}], "textures": [{"source": 0}]}
+    assert base_colour_mapping(tree, "").transform is None
+    del tree["materials"][1]["pbrMetallicRoughness"]["baseColorTexture"]["extensions"]
+    tree["samplers"], tree["textures"] = [{"wrapS": MIRRORED_REPEAT}], [{"source": 0, "sampler": 0}]
+    assert base_colour_mapping(tree, "") == ColourMapping(0, {}, (MIRRORED_REPEAT, REPEAT))
 
 
 def test_a_generated_base_colour_drops_the_old_tint_and_keeps_the_rest(tmp_path: Path) -> None:

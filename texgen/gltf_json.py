@@ -16,6 +16,7 @@ from typing import Optional
 from urllib.parse import unquote, urlparse
 
 FLOAT = 5126  # glTF's componentType of 32-bit floats
+TEXTURE_TRANSFORM = "KHR_texture_transform"
 
 
 def read_json(path: Path) -> dict:
@@ -196,6 +197,12 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
         painted.append(len(materials) - 1)
     for index in painted:
         materials[index].setdefault("pbrMetallicRoughness", {})["baseColorTexture"] = dict(new_map)
+    if not any(TEXTURE_TRANSFORM in node["extensions"] for node in _dicts_with(tree, "extensions", dict)):
+        for key in ("extensionsUsed", "extensionsRequired"):  # the old map's transform was the last one
+            if TEXTURE_TRANSFORM in tree.get(key, []):
+                tree[key].remove(TEXTURE_TRANSFORM)
+                if not tree[key]:
+                    del tree[key]
     # the binary chunk laid out anew, view by view: the new image's view holds the PNG
     laid_out = bytearray()
     for index, view in enumerate(views):
@@ -255,13 +262,13 @@ def _replaceable_image(tree: dict, painted: list[int]) -> Optional[int]:
     return image
 
 
-def _dicts_with(tree, key: str) -> list[dict]:
-    """Every dict anywhere in a JSON tree that has ``key`` (an int)."""
+def _dicts_with(tree, key: str, kind: type = int) -> list[dict]:
+    """Every dict anywhere in a JSON tree that has ``key`` (a value of ``kind``)."""
     found, stack = [], [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if isinstance(node.get(key), int):
+            if isinstance(node.get(key), kind):
                 found.append(node)
             stack.extend(node.values())
         elif isinstance(node, list):

@@ -15,17 +15,19 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
+import cv2
 import numpy as np
 
-from .gltf_json import primitives
+from .gltf_json import TEXTURE_TRANSFORM, primitives
 
 MAPS = ("metallic_roughness", "normal", "occlusion", "emissive")
 # where each map's textureInfo sits in a glTF material: (parent key or None, key)
 GLTF_MAP_KEYS = {"metallic_roughness": ("pbrMetallicRoughness", "metallicRoughnessTexture"),
                  "normal": (None, "normalTexture"), "occlusion": (None, "occlusionTexture"),
                  "emissive": (None, "emissiveTexture")}
-TEXTURE_TRANSFORM = "KHR_texture_transform"
-SAMPLER = {"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}  # linear, mipmapped, repeating
+REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE = 10497, 33648, 33071  # glTF's wrap modes
+SAMPLER = {"magFilter": 9729, "minFilter": 9987, "wrapS": REPEAT, "wrapT": REPEAT}  # linear, mipmapped, repeating
+MAX_PLAIN_SIZE = 8192  # the largest side of a base colour map resampled onto the plain UVs (on_plain_uvs)
 
 
 @dataclass
@@ -191,13 +193,80 @@ class Material:
         return material
 
 
-def base_colour_mapping(gltf: dict, name: str) -> tuple[int, bool]:
+@dataclass(frozen=True)
+class ColourMapping:
+    """How a glTF material's base colour map lies on the mesh's UVs.
+
+    uv_set : the TEXCOORD_n it reads
+    transform : its ``KHR_texture_transform`` as the file gives it, {} without one; None where the file's
+        materials map it in different ways
+    wrap : its sampler's (wrapS, wrapT), glTF's codes (REPEAT where it names none)
+    """
+
+    uv_set: int = 0
+    transform: Optional[dict] = dataclasses.field(default_factory=dict)
+    wrap: tuple[int, int] = (REPEAT, REPEAT)
+
+
+def base_colour_mapping(gltf: dict, name: str) -> ColourMapping:
     """How the base colour map of the glTF material named ``name`` (see :meth:`Material.with_gltf_details`)
-    is mapped: the TEXCOORD_n it reads, and whether it has a texture transform."""
+    is mapped: the UV set it reads, its texture transform and its sampler's wrap modes."""
     infos = [(source.get("pbrMetallicRoughness") or {}).get("baseColorTexture") for source in _sources(gltf, name)]
     infos = [info for info in infos if isinstance(info, dict)]
-    return (max((_uv_set(info) for info in infos), default=0),
-            any(TEXTURE_TRANSFORM in (info.get("extensions") or {}) for info in infos))
+    if not infos:
+        return ColourMapping()
+    uv_set = max(_uv_set(info) for info in infos)
+    transforms = [(info.get("extensions") or {}).get(TEXTURE_TRANSFORM) or {} for info in infos]
+    wraps = [_wrap_modes(gltf, info) for info in infos]
+    # the wrap modes matter where a transform takes the UVs past the map's edges
+    if any(transform != transforms[0] for transform in transforms) or (transforms[0] and len(set(wraps)) > 1):
+        return ColourMapping(uv_set, None, wraps[0])
+    return ColourMapping(uv_set, transforms[0], wraps[0])
+
+
+def on_plain_uvs(image: np.ndarray, transform: dict, wrap: tuple[int, int]) -> np.ndarray:
+    """``image`` (H, W) or (H, W, C), a map read through a ``KHR_texture_transform`` with the sampler's
+    ``wrap`` modes (glTF's codes), resampled (bilinear) so that it reads on the plain UVs. A malformed
+    transform raises ValueError.
+
+    The result has as many texels along u and v as the map has pixels along the lines they map to, so
+    that a map tiled several times across the square keeps its detail (at most MAX_PLAIN_SIZE a side).
+    glTF UVs run from the image's top-left corner.
+    """
+    try:
+        offset, scale = (np.asarray(transform.get(key, default), dtype=np.float64).reshape(2)
+                         for key, default in (("offset", [0.0, 0.0]), ("scale", [1.0, 1.0])))
+        rotation = float(transform.get("rotation", 0.0))
+    except (TypeError, ValueError):
+        raise ValueError(f"malformed KHR_texture_transform {transform} (offset and scale take two numbers, "
+                         "rotation one)") from None
+    if not (np.isfinite(offset).all() and np.isfinite(scale).all() and np.isfinite(rotation)):
+        raise ValueError(f"KHR_texture_transform {transform} is not finite")
+    turn = np.array([[np.cos(rotation), np.sin(rotation)], [-np.sin(rotation), np.cos(rotation)]])
+    linear = turn @ np.diag(scale)  # uv' = linear @ uv + offset (the spec's T R S)
+    height, width = image.shape[:2]
+    # a step along u or v crosses this many of the map's pixels per unit: as many texels keep its detail
+    pixels = np.hypot(linear[0] * width, linear[1] * height)
+    out_width, out_height = (max(1, min(MAX_PLAIN_SIZE, round(float(count)))) for count in pixels)
+    u, v = np.meshgrid((np.arange(out_width) + 0.5) / out_width, (np.arange(out_height) + 0.5) / out_height)
+    source_u = linear[0, 0] * u + linear[0, 1] * v + offset[0]
+    source_v = linear[1, 0] * u + linear[1, 1] * v + offset[1]
+    (x, border), (y, _) = _wrapped(source_u * width, width, wrap[0]), _wrapped(source_v * height, height, wrap[1])
+    if wrap[0] != wrap[1]:  # OpenCV takes one border mode: the coordinates are already wrapped into the image
+        border = cv2.BORDER_REPLICATE
+    return cv2.remap(image, x, y, cv2.INTER_LINEAR, borderMode=border)
+
+
+def _wrapped(position: np.ndarray, size: int, mode: int) -> tuple[np.ndarray, int]:
+    """Continuous image coordinates (texel edges at whole numbers) wrapped by a glTF wrap mode, as the
+    float32 pixel coordinates ``cv2.remap`` reads (pixel centres at whole numbers), and the border mode
+    that interpolates across the image's edge as the wrap mode does."""
+    if mode == CLAMP_TO_EDGE:
+        return (position - 0.5).astype(np.float32), cv2.BORDER_REPLICATE
+    if mode == MIRRORED_REPEAT:
+        folded = np.mod(position, 2 * size)
+        return (np.where(folded > size, 2 * size - folded, folded) - 0.5).astype(np.float32), cv2.BORDER_REFLECT
+    return (np.mod(position, size) - 0.5).astype(np.float32), cv2.BORDER_WRAP
 
 
 def _sources(gltf: dict, name: str) -> list[dict]:
@@ -224,6 +293,13 @@ def _uv_set(info: Optional[dict]) -> int:
     transform = (info.get("extensions") or {}).get(TEXTURE_TRANSFORM) or {}
     uv_set = transform.get("texCoord", info.get("texCoord", 0))
     return uv_set if isinstance(uv_set, int) else 0
+
+
+def _wrap_modes(gltf: dict, info: dict) -> tuple[int, int]:
+    """(wrapS, wrapT) of the sampler of the texture a textureInfo names; REPEAT where it names none."""
+    sampler = _sampler(gltf, info) or SAMPLER
+    return tuple(mode if mode in (REPEAT, MIRRORED_REPEAT, CLAMP_TO_EDGE) else REPEAT
+                 for mode in (sampler.get("wrapS", REPEAT), sampler.get("wrapT", REPEAT)))
 
 
 def _sampler(gltf: dict, info: Optional[dict]) -> Optional[dict]:

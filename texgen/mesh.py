@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import MeshError
 from .gltf_json import primitives, read_json, self_contained_glb, stored_as_integers, with_attribute_renamed
-from .material import Material, base_colour_mapping
+from .material import Material, base_colour_mapping, on_plain_uvs
 from .polygons import corner_rows, triangulate
 from .uvtiles import face_tiles, faces_across_tiles, grid_size, place_in_tile
 
@@ -473,7 +473,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
                                                 and unusable is None and mesh.has_uvs and unwrap != "always") else None
     whole = source is not None
     if suffix in (".glb", ".gltf"):
-        _gltf_details(mesh, gltf, whole)
+        _gltf_details(mesh, gltf, whole, path.name)
     if unusable is not None:
         reason, remedy = unusable
         if unwrap != "always":
@@ -489,7 +489,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     return apply_unwrap(mesh, unwrap)
 
 
-def _gltf_details(mesh: Mesh, gltf: dict, whole: bool) -> None:
+def _gltf_details(mesh: Mesh, gltf: dict, whole: bool, filename: str) -> None:
     """What trimesh does not read from a glTF file's material (see :meth:`Material.with_gltf_details`),
     a base colour map on another UV set than TEXCOORD_0, which then does not map on the UVs kept, and
     a word on the second UV set. ``whole``: the GLB output is the file itself (``Mesh.source_glb``),
@@ -502,14 +502,26 @@ def _gltf_details(mesh: Mesh, gltf: dict, whole: bool) -> None:
                           "read yet; it is left out of the exports")
     if mesh.material is None:
         return
-    uv_set, transformed = base_colour_mapping(gltf, mesh.material.name)
-    if uv_set and mesh.texture is not None:
+    mapping = base_colour_mapping(gltf, mesh.material.name)
+    if mapping.uv_set and mesh.texture is not None:
         mesh.texture = mesh.texture_alpha = None
-        mesh.notes.append(f"the base colour map reads TEXCOORD_{uv_set}, not the UVs texgen paints (TEXCOORD_0), "
-                          "so it is not used")
-    elif transformed and mesh.texture is not None:
-        mesh.notes.append("the base colour map has a KHR_texture_transform, which texgen does not apply: the old "
-                          "map is read on the plain UVs, and a new map is made for them")
+        mesh.notes.append(f"the base colour map reads TEXCOORD_{mapping.uv_set}, not the UVs texgen paints "
+                          "(TEXCOORD_0), so it is not used")
+    elif mapping.transform is None and mesh.texture is not None:
+        mesh.notes.append("the materials map the base colour map with different texture transforms or samplers, "
+                          "which texgen does not apply: the old map is read on the plain UVs, and a new map is "
+                          "made for them")
+    elif mapping.transform and mesh.texture is not None:
+        height, width = mesh.texture.shape[:2]
+        try:
+            mesh.texture = on_plain_uvs(mesh.texture, mapping.transform, mapping.wrap)
+        except ValueError as exc:
+            raise MeshError(f"{filename}: the base colour map's {exc}") from None
+        if mesh.texture_alpha is not None:
+            mesh.texture_alpha = on_plain_uvs(mesh.texture_alpha, mapping.transform, mapping.wrap)
+        mesh.notes.append(f"the base colour map's KHR_texture_transform is applied: the {width} x {height} map is "
+                          f"read as the {mesh.texture.shape[1]} x {mesh.texture.shape[0]} one it makes on the "
+                          "plain UVs, which the new map uses too")
     mesh.material = mesh.material.with_gltf_details(gltf, [] if whole else mesh.notes,
                                                     uv_sets=1 if mesh.uvs2 is None else 2)
 
