@@ -248,25 +248,27 @@ def on_plain_uvs(image: np.ndarray, transform: dict, wrap: tuple[int, int]) -> n
     # a step along u or v crosses this many of the map's pixels per unit: as many texels keep its detail
     pixels = np.hypot(linear[0] * width, linear[1] * height)
     out_width, out_height = (max(1, min(MAX_PLAIN_SIZE, round(float(count)))) for count in pixels)
-    u, v = np.meshgrid((np.arange(out_width) + 0.5) / out_width, (np.arange(out_height) + 0.5) / out_height)
-    source_u = linear[0, 0] * u + linear[0, 1] * v + offset[0]
-    source_v = linear[1, 0] * u + linear[1, 1] * v + offset[1]
-    (x, border), (y, _) = _wrapped(source_u * width, width, wrap[0]), _wrapped(source_v * height, height, wrap[1])
+    # the map's continuous pixel coordinates at every texel centre, in float32 (an 8192^2 map's are 256 MiB each)
+    u = ((np.arange(out_width) + 0.5) / out_width).astype(np.float32)[None, :]
+    v = ((np.arange(out_height) + 0.5) / out_height).astype(np.float32)[:, None]
+    x, y = (float(linear[row, 0] * side) * u + float(linear[row, 1] * side) * v + float(offset[row] * side)
+            for row, side in ((0, width), (1, height)))
+    (x, border), (y, _) = _wrapped(x, width, wrap[0]), _wrapped(y, height, wrap[1])
     if wrap[0] != wrap[1]:  # OpenCV takes one border mode: the coordinates are already wrapped into the image
         border = cv2.BORDER_REPLICATE
     return cv2.remap(image, x, y, cv2.INTER_LINEAR, borderMode=border)
 
 
 def _wrapped(position: np.ndarray, size: int, mode: int) -> tuple[np.ndarray, int]:
-    """Continuous image coordinates (texel edges at whole numbers) wrapped by a glTF wrap mode, as the
-    float32 pixel coordinates ``cv2.remap`` reads (pixel centres at whole numbers), and the border mode
+    """Continuous image coordinates (float32, texel edges at whole numbers) wrapped by a glTF wrap mode,
+    as the pixel coordinates ``cv2.remap`` reads (pixel centres at whole numbers), and the border mode
     that interpolates across the image's edge as the wrap mode does."""
     if mode == CLAMP_TO_EDGE:
-        return (position - 0.5).astype(np.float32), cv2.BORDER_REPLICATE
+        return position - 0.5, cv2.BORDER_REPLICATE
     if mode == MIRRORED_REPEAT:
         folded = np.mod(position, 2 * size)
-        return (np.where(folded > size, 2 * size - folded, folded) - 0.5).astype(np.float32), cv2.BORDER_REFLECT
-    return (np.mod(position, size) - 0.5).astype(np.float32), cv2.BORDER_WRAP
+        return np.where(folded > size, 2 * size - folded, folded) - 0.5, cv2.BORDER_REFLECT
+    return np.mod(position, size) - 0.5, cv2.BORDER_WRAP
 
 
 def _sources(gltf: dict, name: str) -> list[dict]:
