@@ -650,6 +650,19 @@ def test_degenerate_faces_are_kept_with_a_warning(tmp_path: Path, caplog: pytest
     np.testing.assert_array_equal(mesh.face_ok, [True, False, False, True])  # repeated index; collinear
 
 
+def test_a_merged_scene_warns_of_its_degenerate_faces_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scene = trimesh.Scene()
+    for name, faces in (("flat", [[0, 1, 2], [0, 0, 1]]), ("whole", [[0, 1, 2]])):
+        part = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], faces, process=False)
+        part.visual = trimesh.visual.TextureVisuals(uv=[[0.1, 0.1], [0.9, 0.1], [0.1, 0.9]])
+        scene.add_geometry(part, node_name=name, geom_name=name)
+    scene.export(tmp_path / "scene.glb")
+    with caplog.at_level(logging.WARNING, logger="texgen.mesh"):
+        mesh = load_mesh(tmp_path / "scene.glb")
+    assert caplog.text.count("degenerate faces") == 1
+    assert sum("1 degenerate faces" in note for note in mesh.notes) == 1
+
+
 def test_uvs_in_one_other_tile_wrap_with_a_note(tmp_path: Path) -> None:
     mesh = load_mesh(write(tmp_path / "wrap.obj", TRIANGLE + "vt 1.2 0.5\nvt 1.5 0.5\nvt 1.2 0.9\nf 1/1 2/2 3/3\n"))
     assert mesh.notes == [("UVs outside [0, 1] wrap into the 0-1 square (glTF's repeat sampler), so several faces "

@@ -139,8 +139,9 @@ class Mesh:
         return mesh
 
     # ------------------------------------------------------------------ validation
-    def validate(self) -> None:
-        """Raise MeshError naming the first problem; normalise dtypes in place."""
+    def validate(self, warn_degenerate: bool = True) -> None:
+        """Raise MeshError naming the first problem; normalise dtypes in place. Degenerate faces are
+        kept, with a note and, where ``warn_degenerate``, a logged warning."""
         name = self.name
         if self.positions.ndim != 2 or self.positions.shape[1] != 3:
             raise MeshError(f"{name}: positions must be (V, 3), got {self.positions.shape}")
@@ -183,7 +184,8 @@ class Mesh:
         if degenerate:
             note = (f"{degenerate} degenerate faces (repeated vertices or zero area) are skipped in "
                     "rendering and baking and kept in the export")
-            log.warning("%s: %s", name, note)
+            if warn_degenerate:
+                log.warning("%s: %s", name, note)
             if note not in self.notes:
                 self.notes.append(note)
 
@@ -619,7 +621,7 @@ def _merge(parts: list, name: str) -> tuple[Mesh, Optional[np.ndarray]]:
     meshes = [_from_trimesh(tm, f"{name}/{part_name}") for part_name, tm in parts]
     for m in meshes:  # each object alone: tiling would clip a face across a UV tile border into its square unseen
         if m.has_uvs:
-            m.validate()
+            m.validate(warn_degenerate=False)  # the merged mesh warns of them once
     with_uvs = all(m.has_uvs for m in meshes)
     shared = with_uvs and meshes[0].texture is not None and all(
         m.texture is not None and np.array_equal(m.texture, meshes[0].texture) for m in meshes[1:])
