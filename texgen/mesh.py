@@ -30,7 +30,7 @@ from .errors import MeshError
 from .gltf_json import primitives, read_json, self_contained_glb, stored_as_integers, with_attribute_renamed
 from .material import Material, base_colour_mapping, on_plain_uvs
 from .polygons import corner_rows, triangulate
-from .uvtiles import face_tiles, faces_across_tiles, grid_size, place_in_tile
+from .uvtiles import across_tiles_message, face_tiles, faces_across_tiles, grid_size, place_in_tile
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,8 @@ class Mesh:
             self.uv_faces = self._corner_indices(self.uvs, self.uv_faces, UV_TABLE)
             across = faces_across_tiles(self.corner_uvs())
             if across.any():
-                face = int(np.flatnonzero(across)[0])
-                raise MeshError(
-                    f"{name}: face {face} has UVs {np.round(self.uvs[self.uv_faces[face]], 3).tolist()} that cross "
-                    "a UV tile border. Tiled UDIM layouts are not supported yet: pack the UVs into the 0-1 "
-                    "square, or use --unwrap always to make a new layout")
+                raise MeshError(across_tiles_message(name, across, self.uvs[self.uv_faces], "pack the UVs into the "
+                                                     "0-1 square, or use --unwrap always to make a new layout"))
             if self.uv_tiles_wrapped:
                 note = ("UVs outside [0, 1] wrap into the 0-1 square (glTF's repeat sampler), so several "
                         "faces share texels; the exported UVs are unchanged")

@@ -27,6 +27,16 @@ def faces_across_tiles(corners: np.ndarray) -> np.ndarray:
     return ((shifted < -TILE_TOLERANCE) | (shifted > 1 + TILE_TOLERANCE)).any(axis=(1, 2))
 
 
+def across_tiles_message(name: str, across: np.ndarray, face_uvs: np.ndarray, remedy: str) -> str:
+    """The refusal of a mesh with faces across tile borders, worded alike by texgen and the add-on: how
+    many, the first one and its UVs, and ``remedy``. across : (F,) bool :func:`faces_across_tiles`;
+    face_uvs : (F, 3, 2) the UVs the mesh stores at the face corners."""
+    faces = np.flatnonzero(across)
+    count = f"{len(faces)} face has UVs" if len(faces) == 1 else f"{len(faces)} faces have UVs"
+    return (f"{name}: {count} that cross a UV tile border (the first: face {int(faces[0])}, UVs "
+            f"{np.round(face_uvs[faces[0]], 3).tolist()}). Tiled UDIM layouts are not supported yet: {remedy}")
+
+
 def wrap_faces(uvs: np.ndarray, uv_faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Shift every face by whole tiles into the 0-1 square.
 

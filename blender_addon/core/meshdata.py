@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..vendor.uvtiles import faces_across_tiles, grid_size, place_in_tile
+from ..vendor.uvtiles import across_tiles_message, faces_across_tiles, grid_size, place_in_tile
 
 
 @dataclass
@@ -108,10 +108,10 @@ def combine(meshes: Sequence[MeshArrays], name: str = "scene") -> tuple[MeshArra
     layout): clipped into its square, the face would be painted squeezed, as texgen refuses it.
     """
     for mesh in meshes:
-        across = np.flatnonzero(faces_across_tiles(mesh.uvs[mesh.uv_faces]))
-        if len(across):
-            raise ValueError(f"{mesh.name}: {len(across)} faces have UVs that cross a UV tile border (a tiled UDIM "
-                             "layout?), which texgen does not support yet: pack its UVs into the 0-1 square")
+        across = faces_across_tiles(mesh.uvs[mesh.uv_faces])
+        if across.any():
+            raise ValueError(across_tiles_message(mesh.name, across, mesh.uvs[mesh.uv_faces],
+                                                  "pack its UVs into the 0-1 square"))
     tiles = grid_size(len(meshes))
     positions, faces, uvs, uv_faces = [], [], [], []
     vertex_offset = uv_offset = 0

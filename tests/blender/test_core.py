@@ -101,7 +101,9 @@ def test_combine_refuses_a_face_across_a_uv_tile_border(core):
                          np.array([[0, 1, 2]]))
     udim = md.MeshArrays("udim", np.zeros((3, 3)), np.array([[0, 1, 2]]),
                          np.array([[0.5, 0.5], [1.5, 0.5], [0.5, 0.9]]), np.array([[0, 1, 2]]))
-    with pytest.raises(ValueError, match=r"^udim: 1 faces have UVs that cross a UV tile border"):
+    with pytest.raises(ValueError, match=r"^udim: 1 face has UVs that cross a UV tile border \(the first: face 0, "
+                                         r"UVs \[\[0.5, 0.5\], \[1.5, 0.5\], \[0.5, 0.9\]\]\)\. Tiled UDIM layouts are "
+                                         "not supported yet: pack its UVs into the 0-1 square"):
         md.combine([tile, udim])
 
 
