@@ -490,9 +490,11 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
 
 def _gltf_details(mesh: Mesh, gltf: dict, whole: bool, filename: str) -> None:
     """What trimesh does not read from a glTF file's material (see :meth:`Material.with_gltf_details`),
-    a base colour map on another UV set than TEXCOORD_0, which then does not map on the UVs kept, and
+    a base colour map on another UV set than TEXCOORD_0, which then does not map on the UVs kept, a
+    base colour map's texture transform, which is applied (:func:`texgen.material.on_plain_uvs`), and
     a word on the second UV set. ``whole``: the GLB output is the file itself (``Mesh.source_glb``),
-    which keeps what a GLB built from the mesh would leave out, so that is not noted."""
+    which keeps what a GLB built from the mesh would leave out, so that is not noted. ``filename``
+    names the file in errors."""
     if mesh.uvs2 is not None:
         mesh.notes.append("the second UV set (TEXCOORD_1) is kept as it is in the GLB output; an OBJ has room "
                           "for one UV set")
