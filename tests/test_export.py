@@ -394,10 +394,18 @@ def test_a_glb_painted_whole_is_written_back_with_the_new_map(tmp_path: Path) ->
                           "glTF viewer would multiply it by them)"]  # nothing of the rig is left out
     paths = write_outputs(TextureResult(mesh, new_map), tmp_path / "out")
     out = read_json(paths["glb"])
-    for key in ("nodes", "scenes", "skins", "animations", "extras", "accessors"):
+    for key in ("nodes", "scenes", "skins", "animations", "extras"):
         assert out[key] == tree[key], key
     primitive = out["meshes"][0]["primitives"][0]
     assert "COLOR_0" not in primitive["attributes"]
+    # the colours' data goes with them: their accessor reads zeros, their view is gone, the others' data stays
+    colours = tree["meshes"][0]["primitives"][0]["attributes"]["COLOR_0"]
+    assert out["accessors"][colours] == {key: value for key, value in tree["accessors"][colours].items()
+                                         if key not in ("bufferView", "byteOffset")}
+    assert len(out["bufferViews"]) == len(tree["bufferViews"]) - 1
+    assert [accessor for index, accessor in enumerate(out["accessors"]) if index != colours] == [
+        accessor | {"bufferView": accessor["bufferView"] - (accessor["bufferView"] > tree["accessors"][colours][
+            "bufferView"])} for index, accessor in enumerate(tree["accessors"]) if index != colours]
     assert primitive["targets"] == tree["meshes"][0]["primitives"][0]["targets"]
     assert len(out["images"]) == len(tree["images"]) and old_png not in paths["glb"].read_bytes()
     again = load_mesh(paths["glb"])
@@ -408,6 +416,26 @@ def test_a_glb_painted_whole_is_written_back_with_the_new_map(tmp_path: Path) ->
     named = load_mesh(tmp_path / "rigged.glb", object_name=tree["nodes"][0]["name"])  # one object: built anew
     assert named.source_glb is None and named.notes[-1].startswith(
         "the file's skin (rig), morph targets, animations are left out of the outputs")
+
+
+def test_vertex_colours_that_something_else_reads_keep_their_data(tmp_path: Path) -> None:
+    """A points primitive (not painted) reads the triangles' COLOR_0 too: it keeps it, and its data stays."""
+    rng = np.random.default_rng(5)
+    tree, _ = rigged_box(tmp_path / "points.glb", rng.integers(0, 256, (16, 16, 3), np.uint8))
+    triangles = tree["meshes"][0]["primitives"][0]
+    triangles_colours = triangles["attributes"]["COLOR_0"]
+    tree["meshes"][0]["primitives"].append({"attributes": {"POSITION": triangles["attributes"]["POSITION"],
+                                                           "COLOR_0": triangles_colours},
+                                            "targets": triangles["targets"], "mode": 0})
+    (tmp_path / "points.glb").write_bytes(pack_glb(tree, glb_binary((tmp_path / "points.glb").read_bytes())))
+    mesh = load_mesh(tmp_path / "points.glb")
+    out = read_json(write_outputs(TextureResult(mesh, rng.integers(0, 256, (16, 16, 3), np.uint8)),
+                                  tmp_path / "out")["glb"])
+    points = out["meshes"][0]["primitives"][1]
+    assert "COLOR_0" not in out["meshes"][0]["primitives"][0]["attributes"] and points["attributes"]["COLOR_0"] == \
+        triangles_colours
+    assert out["accessors"] == tree["accessors"] and len(out["bufferViews"]) == len(tree["bufferViews"])
+    assert gltf_validation([tmp_path / "out" / "points.glb"])["points.glb"]["errors"] == 0
 
 
 def separate_gltf(folder: Path, old_map: np.ndarray) -> Path:

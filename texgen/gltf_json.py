@@ -17,6 +17,9 @@ from urllib.parse import unquote, urlparse
 
 FLOAT = 5126  # glTF's componentType of 32-bit floats
 TEXTURE_TRANSFORM = "KHR_texture_transform"
+# extensions that hold no accessor index: a file that uses only these has its accessors' readers all in view
+ACCESSOR_FREE_EXTENSIONS = ("KHR_materials_", "KHR_texture_", "EXT_texture_", "KHR_lights_punctual",
+                            "KHR_mesh_quantization", "KHR_draco_mesh_compression")
 
 
 def read_json(path: Path) -> dict:
@@ -164,7 +167,8 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
     as the base colour map, on TEXCOORD_0 with ``sampler``, of every material its triangle
     primitives use; primitives with none get ``material`` (a glTF material object, which this adds
     the map to), and their vertex colours (COLOR_0), which glTF multiplies with the map, are
-    dropped. Everything else (nodes, skins, animations, morph targets, other maps and extensions)
+    dropped, with their data where nothing else reads it (:func:`_free_accessors`). Everything else
+    (nodes, skins, animations, morph targets, other maps and extensions)
     stays as it was.
 
     Where the old base colour image is read by those materials alone, the new one takes its
@@ -188,8 +192,9 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
     tree.setdefault("samplers", []).append(dict(sampler))
     textures.append({"sampler": len(tree["samplers"]) - 1, "source": image})
     new_map = {"index": len(textures) - 1}
-    for primitive in triangles:  # glTF multiplies the base colour by the vertex colours: the new map replaces them
-        (primitive.get("attributes") or {}).pop("COLOR_0", None)
+    # glTF multiplies the base colour by the vertex colours: the new map replaces them, and their data goes
+    colours = {(primitive.get("attributes") or {}).pop("COLOR_0", None) for primitive in triangles}
+    freed = _free_accessors(tree, {index for index in colours if isinstance(index, int)})
     if any(not isinstance(primitive.get("material"), int) for primitive in triangles):
         materials.append(copy.deepcopy(material))
         for primitive in triangles:
@@ -203,6 +208,10 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
                 tree[key].remove(TEXTURE_TRANSFORM)
                 if not tree[key]:
                     del tree[key]
+    for view in sorted(freed, reverse=True):  # the views only those accessors read go, the later ones move up
+        del views[view]
+        for node in _dicts_with(tree, "bufferView"):
+            node["bufferView"] -= node["bufferView"] > view
     # the binary chunk laid out anew, view by view: the new image's view holds the PNG
     laid_out = bytearray()
     for index, view in enumerate(views):
@@ -225,6 +234,31 @@ def without_colour_tint(data: bytes) -> bytes:
         if alpha != 1.0:
             pbr["baseColorFactor"] = [1.0, 1.0, 1.0, alpha]
     return pack_glb(tree, binary)
+
+
+def _free_accessors(tree: dict, unread: set[int]) -> set[int]:
+    """Make the accessors ``unread`` that nothing in the file reads any more accessors of zeros, with no
+    data, and return the buffer views that only they read. Nothing is freed where the file uses an
+    extension that may read accessors which texgen does not look for."""
+    if not unread or any(not name.startswith(ACCESSOR_FREE_EXTENSIONS) for name in tree.get("extensionsUsed", [])):
+        return set()
+    read = set()
+    for primitive in primitives(tree):
+        read |= set((primitive.get("attributes") or {}).values()) | {primitive.get("indices")}
+        for target in primitive.get("targets") or []:
+            read |= set(target.values())
+    read |= {skin.get("inverseBindMatrices") for skin in tree.get("skins") or []}
+    read |= {sampler.get(key) for animation in tree.get("animations") or [] for sampler in animation.get("samplers")
+             or [] for key in ("input", "output")}
+    accessors = tree.get("accessors") or []
+    views = set()
+    for index in unread - read:
+        if isinstance(index, int) and 0 <= index < len(accessors) and isinstance(accessors[index], dict):
+            view = accessors[index].pop("bufferView", None)
+            accessors[index].pop("byteOffset", None)
+            if isinstance(view, int):
+                views.add(view)
+    return views - set(_values(tree, "bufferView"))
 
 
 def _glb_parts(data: bytes) -> tuple[dict, bytes]:
