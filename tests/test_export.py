@@ -438,6 +438,17 @@ def test_vertex_colours_that_something_else_reads_keep_their_data(tmp_path: Path
     assert gltf_validation([tmp_path / "out" / "points.glb"])["points.glb"]["errors"] == 0
 
 
+def test_vertex_colours_keep_their_data_where_an_extension_may_read_accessors(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    tree, _ = rigged_box(tmp_path / "instanced.glb", rng.integers(0, 256, (16, 16, 3), np.uint8))
+    tree["extensionsUsed"] = ["EXT_mesh_gpu_instancing"]  # its nodes name accessors texgen does not look for
+    (tmp_path / "instanced.glb").write_bytes(pack_glb(tree, glb_binary((tmp_path / "instanced.glb").read_bytes())))
+    out = read_json(write_outputs(TextureResult(load_mesh(tmp_path / "instanced.glb"),
+                                                rng.integers(0, 256, (16, 16, 3), np.uint8)), tmp_path / "out")["glb"])
+    assert "COLOR_0" not in out["meshes"][0]["primitives"][0]["attributes"]
+    assert out["accessors"] == tree["accessors"] and len(out["bufferViews"]) == len(tree["bufferViews"])
+
+
 def separate_gltf(folder: Path, old_map: np.ndarray) -> Path:
     """A textured box as a .gltf with its buffers in .bin files and its image in a .png beside it."""
     box = trimesh.creation.box()
