@@ -19,6 +19,7 @@ from texgen.errors import TexgenError
 from texgen.export import (OUTPUT_KINDS, atomic_write, contact_sheet, gltf_vertices, obj_bytes, output_paths,
                            texture_renders, view_picture, write_outputs)
 from texgen.gltf_json import glb_binary, pack_glb, read_json, with_base_colour_map
+from texgen.material import SAMPLER
 from texgen.mesh import Mesh, load_mesh
 from texgen.result import TextureResult
 
@@ -408,6 +409,10 @@ def test_a_glb_painted_whole_is_written_back_with_the_new_map(tmp_path: Path) ->
             "bufferView"])} for index, accessor in enumerate(tree["accessors"]) if index != colours]
     assert primitive["targets"] == tree["meshes"][0]["primitives"][0]["targets"]
     assert len(out["images"]) == len(tree["images"]) and old_png not in paths["glb"].read_bytes()
+    # and the texture object that read it, with its sampler: no unused texture is left behind
+    assert len(out["textures"]) == len(tree["textures"]) and len(out["samplers"]) == len(tree.get("samplers", [1]))
+    texture = out["textures"][out["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"]]
+    assert out["samplers"][texture["sampler"]] == SAMPLER
     again = load_mesh(paths["glb"])
     np.testing.assert_array_equal(again.texture, new_map)
     for field in ("positions", "faces", "uvs", "uv_faces"):

@@ -172,7 +172,8 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
     stays as it was.
 
     Where the old base colour image is read by those materials alone, the new one takes its
-    place and its bytes; otherwise the new image is added.
+    place and its bytes, and the texture object that read it (its sampler too, unless shared);
+    otherwise the new image and texture are added.
     """
     tree, binary = _glb_parts(data)
     views = tree.setdefault("bufferViews", [])
@@ -181,17 +182,31 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
     materials = tree.setdefault("materials", [])
     triangles = _triangle_primitives(tree)
     painted = _materials_of(triangles)
-    image = _replaceable_image(tree, painted)
-    if image is None:
+    samplers = tree.setdefault("samplers", [])
+    replaceable = _replaceable_image(tree, painted)
+    texture = None  # the texture object the new map takes over, if any
+    if replaceable is None:
         views.append({"buffer": 0, "byteOffset": 0, "byteLength": len(png)})
         images.append({"bufferView": len(views) - 1, "mimeType": "image/png"})
         image = len(images) - 1
     else:
+        image, readers = replaceable
         images[image] = {key: value for key, value in images[image].items() if key == "name"} | {
             "bufferView": images[image]["bufferView"], "mimeType": "image/png"}
-    tree.setdefault("samplers", []).append(dict(sampler))
-    textures.append({"sampler": len(tree["samplers"]) - 1, "source": image})
-    new_map = {"index": len(textures) - 1}
+        if len(readers) == 1 and "extensions" not in textures[readers[0]]:  # no other source (WebP, KTX2) to keep
+            texture = readers[0]
+    if texture is None:
+        samplers.append(dict(sampler))
+        textures.append({"sampler": len(samplers) - 1, "source": image})
+        texture = len(textures) - 1
+    else:
+        old = textures[texture].get("sampler")
+        if isinstance(old, int) and 0 <= old < len(samplers) and _values(textures, "sampler").count(old) == 1:
+            samplers[old] = dict(sampler)
+        else:
+            samplers.append(dict(sampler))
+            textures[texture]["sampler"] = len(samplers) - 1
+    new_map = {"index": texture}
     # glTF multiplies the base colour by the vertex colours: the new map replaces them, and their data goes
     colours = {(primitive.get("attributes") or {}).pop("COLOR_0", None) for primitive in triangles}
     freed = _free_accessors(tree, {index for index in colours if isinstance(index, int)})
@@ -275,9 +290,10 @@ def _materials_of(triangles: list[dict]) -> list[int]:
     return sorted({primitive["material"] for primitive in triangles if isinstance(primitive.get("material"), int)})
 
 
-def _replaceable_image(tree: dict, painted: list[int]) -> Optional[int]:
+def _replaceable_image(tree: dict, painted: list[int]) -> Optional[tuple[int, list[int]]]:
     """The image that the base colour maps of the ``painted`` materials read, when they all read one in
-    the binary chunk and nothing else in the file reads it or its buffer view; None otherwise."""
+    the binary chunk and nothing else in the file reads it or its buffer view, and the textures that
+    read it; None otherwise."""
     materials, textures, images = tree["materials"], tree["textures"], tree["images"]
     infos = [(materials[index].get("pbrMetallicRoughness") or {}).get("baseColorTexture") for index in painted]
     if not painted or not all(isinstance(info, dict) and isinstance(info.get("index"), int)
@@ -293,7 +309,7 @@ def _replaceable_image(tree: dict, painted: list[int]) -> Optional[int]:
     uses = [info for material in materials for info in _dicts_with(material, "index") if info["index"] in readers]
     if len(uses) != len(painted) or any(all(use is not info for info in infos) for use in uses):
         return None  # another map (emissive, say) or another material reads the image too
-    return image
+    return image, sorted(readers)
 
 
 def _dicts_with(tree, key: str, kind: type = int) -> list[dict]:
