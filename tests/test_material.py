@@ -275,6 +275,10 @@ def test_a_malformed_texture_transform_is_named(tmp_path: Path) -> None:
     with pytest.raises(MeshError, match=r"box.glb: the base colour map's malformed KHR_texture_transform "
                                         r"\{'scale': \[2.0\]\} \(offset and scale take two numbers"):
         load_mesh(tmp_path / "box.glb")
+    edit_glb_json(tmp_path / "box.glb", lambda tree: tree["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]
+                  .update(extensions={"KHR_texture_transform": [0.5, 0.5]}))
+    with pytest.raises(MeshError, match=r"box.glb: the base colour map's malformed KHR_texture_transform \[0.5, 0.5\]"):
+        load_mesh(tmp_path / "box.glb")
 
 
 def test_materials_that_map_the_base_colour_differently_are_named() -> None:
@@ -286,6 +290,10 @@ def test_materials_that_map_the_base_colour_differently_are_named() -> None:
     del tree["materials"][1]["pbrMetallicRoughness"]["baseColorTexture"]["extensions"]
     tree["samplers"], tree["textures"] = [{"wrapS": MIRRORED_REPEAT}], [{"source": 0, "sampler": 0}]
     assert base_colour_mapping(tree, "") == ColourMapping(0, {}, (MIRRORED_REPEAT, REPEAT))
+    # a transform that moves nothing is none; a texCoord in it names the UV set, not a move
+    info = tree["materials"][1]["pbrMetallicRoughness"]["baseColorTexture"]
+    info["extensions"] = {"KHR_texture_transform": {"offset": [0, 0], "scale": [1, 1], "texCoord": 0}}
+    assert base_colour_mapping(tree, "").transform == {}
 
 
 def test_a_generated_base_colour_drops_the_old_tint_and_keeps_the_rest(tmp_path: Path) -> None:

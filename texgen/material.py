@@ -216,12 +216,23 @@ def base_colour_mapping(gltf: dict, name: str) -> ColourMapping:
     if not infos:
         return ColourMapping()
     uv_set = max(_uv_set(info) for info in infos)
-    transforms = [(info.get("extensions") or {}).get(TEXTURE_TRANSFORM) or {} for info in infos]
+    transforms = [_base_transform(info) for info in infos]
     wraps = [_wrap_modes(gltf, info) for info in infos]
     # the wrap modes matter where a transform takes the UVs past the map's edges
     if any(transform != transforms[0] for transform in transforms) or (transforms[0] and len(set(wraps)) > 1):
         return ColourMapping(uv_set, None, wraps[0])
     return ColourMapping(uv_set, transforms[0], wraps[0])
+
+
+def _base_transform(info: dict):
+    """A textureInfo's ``KHR_texture_transform`` less its texCoord (the UV set is told apart), {} where
+    it moves nothing; a malformed one as it is, for :func:`on_plain_uvs` to name."""
+    transform = (info.get("extensions") or {}).get(TEXTURE_TRANSFORM) or {}
+    if not isinstance(transform, dict):
+        return transform
+    transform = {key: value for key, value in transform.items() if key != "texCoord"}
+    identity = {"offset": [0.0, 0.0], "rotation": 0.0, "scale": [1.0, 1.0]}
+    return {} if all(transform.get(key, value) == value for key, value in identity.items()) else transform
 
 
 def on_plain_uvs(image: np.ndarray, transform: dict, wrap: tuple[int, int]) -> np.ndarray:
@@ -234,6 +245,8 @@ def on_plain_uvs(image: np.ndarray, transform: dict, wrap: tuple[int, int]) -> n
     glTF UVs run from the image's top-left corner.
     """
     try:
+        if not isinstance(transform, dict):
+            raise TypeError
         offset, scale = (np.asarray(transform.get(key, default), dtype=np.float64).reshape(2)
                          for key, default in (("offset", [0.0, 0.0]), ("scale", [1.0, 1.0])))
         rotation = float(transform.get("rotation", 0.0))
@@ -292,8 +305,8 @@ def _uv_set(info: Optional[dict]) -> int:
     """The TEXCOORD_n a textureInfo reads (a texture transform may name another than its texCoord)."""
     if info is None:
         return 0
-    transform = (info.get("extensions") or {}).get(TEXTURE_TRANSFORM) or {}
-    uv_set = transform.get("texCoord", info.get("texCoord", 0))
+    transform = (info.get("extensions") or {}).get(TEXTURE_TRANSFORM)
+    uv_set = (transform if isinstance(transform, dict) else {}).get("texCoord", info.get("texCoord", 0))
     return uv_set if isinstance(uv_set, int) else 0
 
 
