@@ -246,18 +246,23 @@ def test_a_sliver_thinner_than_gl_sub_pixel_grid_keeps_its_texels() -> None:
     np.testing.assert_array_equal(texels.valid.reshape(-1), inside)
 
 
-def test_gl_coverage_agrees_with_the_exact_test_on_a_dense_mesh() -> None:
-    """Many small triangles sharing edges (a grid of quads): no hole, no texel outside its triangle."""
-    size = 128
-    n = 23  # quad corners off the texel grid, so that GL's snapping matters
+def jittered_grid(n: int) -> Mesh:
+    """A flat grid of (n - 1)^2 quads, two triangles each, their corners jittered off any texel grid."""
     grid = np.stack(np.meshgrid(np.linspace(0.013, 0.987, n), np.linspace(0.021, 0.979, n)), axis=-1).reshape(-1, 2)
     jitter = np.random.default_rng(1).uniform(-0.3, 0.3, grid.shape) / n
     jitter[(grid == grid.min(axis=0)) | (grid == grid.max(axis=0))] = 0
     uv = grid + jitter
     index = np.arange(n * n).reshape(n, n)
-    a, b, c, d = index[:-1, :-1].reshape(-1), index[:-1, 1:].reshape(-1), index[1:, 1:].reshape(-1), index[1:, :-1].reshape(-1)
+    a, b, c, d = (corner.reshape(-1) for corner in (index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]))
     faces = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
-    mesh = Mesh.from_arrays(np.c_[uv, np.zeros(len(uv))], faces, uv, faces)
+    return Mesh.from_arrays(np.c_[uv, np.zeros(len(uv))], faces, uv, faces)
+
+
+def test_gl_coverage_agrees_with_the_exact_test_on_a_dense_mesh() -> None:
+    """Many small triangles sharing edges (a grid of quads): no hole, no texel outside its triangle."""
+    size = 128
+    mesh = jittered_grid(23)  # quad corners off the texel grid, so that GL's snapping matters
+    uv, faces = mesh.uvs, mesh.faces
     texels = TexelMap.build(mesh, size)
     centres = texel_centres(size)
     low, high = uv.min(axis=0), uv.max(axis=0)
@@ -266,6 +271,37 @@ def test_gl_coverage_agrees_with_the_exact_test_on_a_dense_mesh() -> None:
     # each texel's barycentrics reproduce its centre in its own face's UV triangle
     np.testing.assert_allclose(np.einsum("mk,mkd->md", texels.bary.numpy().astype(np.float64),
                                          uv[faces[texels.face.numpy()]]), centres[texels.index.numpy()], atol=1e-6)
+
+
+def mirrored_soup() -> Mesh:
+    """Two triangles sharing one UV triangle (overlap) and a third alone."""
+    shared, alone = np.array([[0.1, 0.1], [0.45, 0.1], [0.1, 0.45]]), np.array([[0.6, 0.6], [0.9, 0.6], [0.6, 0.9]])
+    return soup(np.stack([shared, shared, alone]))
+
+
+@pytest.mark.parametrize("mesh, size", [(jittered_grid(23), 128), (jittered_grid(40), 32), (mirrored_soup(), 32),
+                                        (soup(np.random.default_rng(0).uniform(0, 1, size=(30, 3, 2))), 40)],
+                         ids=["dense grid", "grid of slivers", "mirrored", "soup"])
+def test_the_exact_rasteriser_alone_gives_the_map_gl_gives(monkeypatch: pytest.MonkeyPatch, mesh: Mesh,
+                                                            size: int) -> None:
+    """Where GL would settle nearly every texel, TexelMap.build tests every texel of every box instead:
+    the same texels, faces and overlaps, barycentrics within rounding."""
+    monkeypatch.setattr(texels_module, "_exact_is_cheaper", lambda *args: False)
+    drawn = TexelMap.build(mesh, size)
+    monkeypatch.setattr(texels_module, "_exact_is_cheaper", lambda *args: True)
+    exact = TexelMap.build(mesh, size)
+    for name in ("index", "face", "overlap", "island"):
+        np.testing.assert_array_equal(getattr(exact, name).numpy(), getattr(drawn, name).numpy(), err_msg=name)
+    np.testing.assert_allclose(exact.bary.numpy(), drawn.bary.numpy(), atol=1e-6)
+    assert (exact.bary.numpy() >= 0).all() and np.allclose(exact.bary.numpy().sum(axis=1), 1)
+
+
+def test_the_exact_rasteriser_is_chosen_where_most_triangles_are_slivers() -> None:
+    mesh = jittered_grid(40)  # 3042 triangles
+    for size, exact in ((16, True), (32, True), (1024, False)):
+        corners = mesh.corner_uvs()
+        tri = np.stack([corners[..., 0] * size - 0.5, (1.0 - corners[..., 1]) * size - 0.5], axis=-1)
+        assert texels_module._exact_is_cheaper(tri, _edge_functions(tri), size) == exact, size
 
 
 def test_a_face_running_past_the_edge_continues_on_the_other_side() -> None:
