@@ -24,7 +24,7 @@ from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer
 from .project import ProjectionSettings, TextureState, sample_views
 from .render import Renderer, texture_bytes
 from .seam_blend import band_for_size, smooth_seams
-from .seams import seam_stats
+from .seams import edge_pairs, seam_stats
 from .texels import TexelMap, build_in_background
 
 
@@ -139,7 +139,9 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
     timer.lap("project")
     texels.prepare_padding(pad)
     filled = fill_unseen(texels, state.color, state.painted)
-    filled = smooth_seams(mesh, texels, filled, *band_for_size(texels.size), confidence=state.painted.float())
+    pairs = edge_pairs(mesh)  # once, for the smoothing and both seam ratios
+    filled = smooth_seams(mesh, texels, filled, *band_for_size(texels.size), confidence=state.painted.float(),
+                          pairs=pairs)
     texture = pad_texture(texels, texels.to_image(filled), pad)
     timer.lap("fill")
     renderer.close()
@@ -149,8 +151,8 @@ def roundtrip(mesh: Mesh, views: int = 8, view_size: int = 1024, texture_size: i
     painted = state.painted.numpy()
     baked = state.image()
     texture8 = texture_bytes(texture)
-    reference_seams = seam_stats(mesh, reference)
-    baked_seams = seam_stats(mesh, texture8)
+    reference_seams = seam_stats(mesh, reference, pairs=pairs)
+    baked_seams = seam_stats(mesh, texture8, pairs=pairs)
     timer.lap("metrics")
     metrics = {
         "mesh": mesh.name,

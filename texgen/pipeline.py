@@ -39,7 +39,7 @@ from .project import ProjectionSettings, TextureState, ViewSamples, dilate, samp
 from .render import Renderer, ViewBuffers, texture_bytes
 from .result import TextureResult, with_new_base_colour
 from .seam_blend import band_for_size, smooth_seams
-from .seams import seam_stats
+from .seams import edge_pairs, seam_stats
 from .settings import TextureSettings, settings_from_mapping
 from .texels import TexelMap, build_in_background
 
@@ -236,13 +236,14 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         texels.prepare_padding(settings.pad)
         color = fill_unseen(texels, state.color, painted)
         progress(ProgressEvent("fill", message="smoothing seams"))
-        color = smooth_seams(mesh, texels, color, *band_for_size(texels.size), confidence=painted.float())
+        pairs = edge_pairs(mesh)  # once, for the smoothing and the report's seam ratio
+        color = smooth_seams(mesh, texels, color, *band_for_size(texels.size), confidence=painted.float(), pairs=pairs)
         texture = pad_texture(texels, texels.to_image(color.clamp(0, 1)), settings.pad)
         texture8 = texture_bytes(texture)
         timer.lap("fill")
 
         # 6. report and preview
-        seams = seam_stats(mesh, texture8)
+        seams = seam_stats(mesh, texture8, pairs=pairs)
         timer.lap("metrics")
         preview = _preview(records, texture8, mesh)
         timer.lap("preview")

@@ -42,30 +42,30 @@ class EdgePairs:
 
 def edge_pairs(mesh: Mesh) -> EdgePairs:
     """Find every manifold edge and whether it is a UV seam (vectorised)."""
-    faces = mesh.welded_faces
-    corners = mesh.corner_uvs()
+    faces = mesh.welded_faces.reshape(-1)
+    corners = mesh.corner_uvs().reshape(-1, 2)  # corner c of face f is row 3 f + c of both
     ok = np.flatnonzero(mesh.face_ok)
     local = np.array([[0, 1, 2], [1, 2, 0], [2, 0, 1]])  # (start, end, opposite) corners
     face = np.repeat(ok, 3)
-    start, end, opposite = (np.tile(local[:, k], len(ok)) for k in range(3))
-    a, b = faces[face, start], faces[face, end]
+    start, end, opposite = (3 * face + np.tile(local[:, k], len(ok)) for k in range(3))
+    a, b = np.take(faces, start), np.take(faces, end)  # take: 3x faster than fancy indexing
     flip = a > b
     key = np.where(flip, b, a).astype(np.int64) * (int(faces.max()) + 1) + np.where(flip, a, b)
     order = np.argsort(key, kind="stable")
-    key = key[order]
+    key = np.take(key, order)
     # keep edges that appear exactly twice
     first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     counts = np.diff(np.r_[first, len(key)])
     pair = first[counts == 2]
-    i, j = order[pair], order[pair + 1]
+    i, j = np.take(order, pair), np.take(order, pair + 1)
 
     def endpoints(k: np.ndarray) -> np.ndarray:  # (E, 2, 2), ordered by welded vertex index
-        uv = np.stack([corners[face[k], start[k]], corners[face[k], end[k]]], axis=1)
+        uv = np.stack([np.take(corners, start[k], axis=0), np.take(corners, end[k], axis=0)], axis=1)
         return np.where(flip[k][:, None, None], uv[:, ::-1], uv)
 
     uv_a, uv_b = endpoints(i), endpoints(j)
     seam = np.abs(uv_a - uv_b).max(axis=(1, 2)) > UV_MATCH
-    return EdgePairs(uv_a, uv_b, corners[face[i], opposite[i]], corners[face[j], opposite[j]],
+    return EdgePairs(uv_a, uv_b, np.take(corners, opposite[i], axis=0), np.take(corners, opposite[j], axis=0),
                      face[i], face[j], seam)
 
 
