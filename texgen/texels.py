@@ -409,17 +409,9 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
                      for image in (top, bottom) for dr in reach for dc in reach]
     hit_texel = np.concatenate([np.repeat(suspects, len(neighbourhood)), sliver_texel])
     hit_triangle = np.concatenate([np.stack(neighbourhood, axis=1).reshape(-1), sliver])
-    pairs = sorted_unique(hit_texel[hit_triangle >= 0] * len(edges) + hit_triangle[hit_triangle >= 0])
-    hit_texel, hit_triangle = np.divmod(pairs, len(edges))
-    hit_bary = _barycentric(edges, hit_triangle, hit_texel, size)
-    inside = hit_bary.min(axis=1) >= -EDGE_EPS
-    hit_texel, hit_triangle, hit_bary = hit_texel[inside], hit_triangle[inside], hit_bary[inside]
-    settled, pick, settled_overlap = _resolve_hits(mesh, hit_texel, faces[hit_triangle], hit_bary)
-    settled_triangle = hit_triangle[pick]
-    # the float64 test decides; the barycentrics are computed as for every other texel, then clamped
-    # into the triangle (GL's other texels are at least DOUBT inside it)
-    settled_bary = _barycentric_f32(edges, settled_triangle, *np.divmod(settled, size)).clamp_(0.0, 1.0)
-    settled_bary /= settled_bary.sum(dim=1, keepdim=True)
+    drawn_here = hit_triangle >= 0
+    settled, settled_triangle, settled_bary, settled_overlap = _settle(mesh, edges, faces, hit_texel[drawn_here],
+                                                                       hit_triangle[drawn_here], size)
 
     overlap = _layered_overlap(mesh, edges, faces, triangle, bary, np.take(bottom, texel), rows, cols)
     # merge: settled texels GL covered are updated in place; the others GL covered and re-decided are
@@ -447,21 +439,35 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
 def _exact_coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
                     size: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
     """:func:`_coverage`'s result from :func:`rasterise_triangles` alone, without OpenGL: every texel of
-    every triangle's box is tested. Where triangles are a few texels across, nearly every texel is near
-    an edge or in a sliver, and this is far faster than settling GL's coverage texel by texel.
-    As everywhere, the hit of the highest face wins and texels under several triangles are judged by
-    :func:`_resolve_hits`; barycentrics that fall outside [0, 1] by rounding are clamped into the triangle.
+    every triangle's box is tested, and the hits are settled as GL's doubtful texels are (:func:`_settle`).
+    Where triangles are a few texels across, nearly every texel is near an edge or in a sliver, and
+    this is far faster than settling GL's coverage texel by texel.
     """
-    hit_texel, hit_triangle = rasterise_triangles(tri, size)
+    return _settle(mesh, edges, faces, *rasterise_triangles(tri, size), size)
+
+
+def _settle(mesh: Mesh, edges: np.ndarray, faces: np.ndarray, hit_texel: np.ndarray, hit_triangle: np.ndarray,
+            size: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
+    """One triangle per texel from candidate (texel, triangle) pairs (H,), (H,), repeats allowed.
+
+    The float64 test decides which candidates cover their texel (barycentrics >= -EDGE_EPS); as
+    everywhere, the hit of the highest face wins and :func:`_resolve_hits` judges the overlaps. The
+    barycentrics are then computed as for every other texel (float32), and clamped into the triangle
+    where rounding put them outside it.
+    returns : texel (K,) sorted flat indices, triangle (K,), barycentrics (K, 3) float32, overlap (K,) bool
+    """
     pairs = sorted_unique(hit_texel * len(edges) + hit_triangle)
     hit_texel, hit_triangle = np.divmod(pairs, len(edges))
     hit_bary = _barycentric(edges, hit_triangle, hit_texel, size)
+    inside = hit_bary.min(axis=1) >= -EDGE_EPS
+    hit_texel, hit_triangle, hit_bary = hit_texel[inside], hit_triangle[inside], hit_bary[inside]
     texel, pick, overlap = _resolve_hits(mesh, hit_texel, faces[hit_triangle], hit_bary)
     triangle = hit_triangle[pick]
     bary = _barycentric_f32(edges, triangle, *np.divmod(texel, size))
-    outside = torch.from_numpy(np.flatnonzero((bary.amin(dim=1) < 0).numpy()))
-    clamped = bary.index_select(0, outside).clamp_(0.0, 1.0)
-    bary.index_copy_(0, outside, clamped / clamped.sum(dim=1, keepdim=True))
+    outside = bary.amin(dim=1) < 0
+    if outside.any():
+        clamped = bary[outside].clamp_(0.0, 1.0)
+        bary[outside] = clamped / clamped.sum(dim=1, keepdim=True)
     return texel, triangle, bary, overlap
 
 
