@@ -8,6 +8,7 @@ normal scale, texture transforms and extensions: :mod:`texgen.material`; the sec
 from __future__ import annotations
 
 import base64
+import bisect
 import copy
 import json
 import struct
@@ -223,10 +224,11 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
                 tree[key].remove(TEXTURE_TRANSFORM)
                 if not tree[key]:
                     del tree[key]
-    for view in sorted(freed, reverse=True):  # the views only those accessors read go, the later ones move up
-        del views[view]
+    if freed:  # the views only those accessors read go; each later one moves up past those before it
+        gone = sorted(freed)
+        views[:] = [view for index, view in enumerate(views) if index not in freed]
         for node in _dicts_with(tree, "bufferView"):
-            node["bufferView"] -= node["bufferView"] > view
+            node["bufferView"] -= bisect.bisect_left(gone, node["bufferView"])
     # the binary chunk laid out anew, view by view: the new image's view holds the PNG
     laid_out = bytearray()
     for index, view in enumerate(views):
