@@ -87,11 +87,12 @@ class TexelMap:
         edges = _edge_functions(tri)
         drawn = np.flatnonzero(np.isfinite(edges).all(axis=1))  # zero-area UV triangles cover no texel centre
         tri, faces, edges = tri[drawn], faces[drawn], edges[drawn]
-        if _exact_is_cheaper(tri, edges, size):
+        sliver = _altitude(edges) < SLIVER  # less than SLIVER texels high: GL may draw only some of their texels
+        if _exact_is_cheaper(tri, sliver, size):
             texel, copy, bary, overlap = _exact_coverage(mesh, tri, edges, faces, size)
         else:
             top, bottom = rasterise_uv(tri, faces, size)
-            texel, copy, bary, overlap = _coverage(mesh, tri, edges, faces, top, bottom)
+            texel, copy, bary, overlap = _coverage(mesh, tri, edges, faces, sliver, top, bottom)
         face = faces[copy]
         # position = p2 + b0 (p0 - p2) + b1 (p1 - p2) from per-face rows
         p = np.take(mesh.unit_positions, mesh.faces, axis=0)
@@ -375,8 +376,8 @@ def _chunks(count: int) -> list[slice]:
     return [slice(start, start + TEXEL_CHUNK) for start in range(0, count, TEXEL_CHUNK)]
 
 
-def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray, top: np.ndarray,
-              bottom: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
+def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray, sliver: np.ndarray,
+              top: np.ndarray, bottom: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
     """Exact coverage from GL's: one triangle per covered texel, its barycentrics, and the overlaps.
 
     A texel centre is covered when its barycentrics in a triangle are all >= -EDGE_EPS. GL's answer
@@ -385,7 +386,7 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     and the uncovered texels around GL's coverage; and slivers (less than SLIVER texels high, which
     GL may draw in only some of their texels) with :func:`rasterise_triangles`. As
     everywhere, the hit of the highest face wins. Overlaps elsewhere: :func:`_layered_overlap`.
-    edges : (T, 6) see :func:`_edge_functions`; faces : (T,) the face of each triangle
+    edges : (T, 6) see :func:`_edge_functions`; faces : (T,) the face of each triangle; sliver : (T,) bool
     top, bottom : (N, N) :func:`texgen.render.rasterise_uv`'s images
     returns : texel (M,) sorted flat indices, triangle (M,), barycentrics (M, 3) float32 in [0, 1] summing
         to 1, overlap (M,) bool
@@ -399,16 +400,16 @@ def _coverage(mesh: Mesh, tri: np.ndarray, edges: np.ndarray, faces: np.ndarray,
     drawn = (top >= 0).astype(np.uint8)
     ring = np.flatnonzero((cv2.dilate(drawn, np.ones((3, 3), np.uint8)) > drawn).reshape(-1))
     # slivers, which GL may draw in only some of their texels, are tested over their whole box
-    slivers = np.flatnonzero(_altitude(edges) < SLIVER)
-    sliver_texel, sliver = rasterise_triangles(tri[slivers], size)
-    sliver = slivers[sliver]
+    slivers = np.flatnonzero(sliver)
+    sliver_texel, sliver_hit = rasterise_triangles(tri[slivers], size)
+    sliver_triangle = slivers[sliver_hit]
     suspects = sorted_unique(np.concatenate([near_edge, ring, sliver_texel]))
     suspect_rows, suspect_cols = np.divmod(suspects, size)
     reach = range(-SETTLE_REACH, SETTLE_REACH + 1)
     neighbourhood = [_pixels(image, suspect_rows + dr, suspect_cols + dc)
                      for image in (top, bottom) for dr in reach for dc in reach]
     hit_texel = np.concatenate([np.repeat(suspects, len(neighbourhood)), sliver_texel])
-    hit_triangle = np.concatenate([np.stack(neighbourhood, axis=1).reshape(-1), sliver])
+    hit_triangle = np.concatenate([np.stack(neighbourhood, axis=1).reshape(-1), sliver_triangle])
     drawn_here = hit_triangle >= 0
     settled, settled_triangle, settled_bary, settled_overlap = _settle(mesh, edges, faces, hit_texel[drawn_here],
                                                                        hit_triangle[drawn_here], size)
@@ -499,17 +500,17 @@ def _pixels(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     return np.where(inside, image[np.clip(rows, 0, size - 1), np.clip(cols, 0, size - 1)], -1)
 
 
-def _exact_is_cheaper(tri: np.ndarray, edges: np.ndarray, size: int) -> bool:
+def _exact_is_cheaper(tri: np.ndarray, sliver: np.ndarray, size: int) -> bool:
     """Whether :func:`_exact_coverage` is expected to be faster than drawing the triangles with GL and
     settling its coverage (:func:`_coverage`). The first tests every texel of every triangle's box; the
     second draws the N x N grid, then tests each texel of a sliver against the triangles around it
     (50 lookups a texel). Costs in texel-grid units, the weights measured on a 2-core CPU (a 1M-face
     sphere at 2048^2, all slivers: 2.5 s against 32 s; 100k faces: 1.2 s against 0.6 s).
-    tri : (T, 3, 2) texel-centre coordinates; edges : (T, 6) their :func:`_edge_functions`
+    tri : (T, 3, 2) texel-centre coordinates; sliver : (T,) bool, the triangles less than SLIVER texels high
     """
     extent = np.maximum(np.floor(tri.max(axis=1)) - np.ceil(tri.min(axis=1)) + 1, 0)
     box = np.prod(extent, axis=1)
-    sliver_box = float(box[_altitude(edges) < SLIVER].sum())
+    sliver_box = float(box[sliver].sum())
     return EXACT_COST * float(box.sum()) < size * size + SLIVER_COST * sliver_box
 
 
