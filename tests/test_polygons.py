@@ -23,7 +23,9 @@ def test_convex_polygons_are_fans_and_triangles_stay() -> None:
 def test_a_dart_is_cut_along_its_inner_diagonal() -> None:
     # corner 1 is reflex: the fan's diagonal 0-2 runs outside the dart, 1-3 inside it
     dart = np.array([[0, 0, 0], [1, 0.5, 0], [2, 0, 0], [1, 2, 0]], float)
-    local = triangulate(dart, np.array([4]))
+    local = triangulate(np.concatenate([dart[:3], dart]), np.array([3, 4]))  # after a triangle, which stays
+    assert local[0].tolist() == [0, 1, 2]
+    local = local[1:]
     assert sorted(map(sorted, local.tolist())) == [[0, 1, 3], [1, 2, 3]]
     assert (area(dart, local) > 0).all() and area(dart, local).sum() == 1.5
 
@@ -49,9 +51,15 @@ def test_repeated_corners_keep_a_zero_area_triangle_each() -> None:
     assert (area(ell, local) == 0).sum() == 1
 
 
-def test_polygons_without_a_plane_fall_back_to_a_fan() -> None:
+def test_polygons_without_a_plane_fall_back_to_a_fan(caplog: pytest.LogCaptureFixture) -> None:
     bow_tie = np.array([[0, 0, 0], [2, 2, 0], [2, 0, 0], [0, 2, 0]], float)
-    assert triangulate(bow_tie, np.array([4])).tolist() == [[0, 1, 2], [0, 2, 3]]
+    triangle = bow_tie[:3]
+    with caplog.at_level("WARNING", logger="texgen.polygons"):
+        local = triangulate(np.concatenate([bow_tie, triangle, bow_tie]), np.array([4, 3, 4]))
+    assert local.tolist() == [[0, 1, 2], [0, 2, 3], [0, 1, 2], [0, 1, 2], [0, 2, 3]]
+    # one warning for the file, however many polygons fail
+    assert [r.getMessage() for r in caplog.records] == [
+        "earcut cannot cut 2 concave polygons of 4 corners (do they cross themselves?); they are triangulated as fans"]
 
 
 def test_polygons_come_back_where_their_triangles_agree() -> None:

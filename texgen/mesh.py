@@ -987,9 +987,11 @@ def _obj_numbers(data: bytes, keyword: bytes, count: int, name: str, required: i
     something that is not a number; ``name`` names the mesh.
     """
     required = count if required is None else required
+    lines = sum(data.count(b"\n" + keyword + blank) + data.startswith(keyword + blank) for blank in (b" ", b"\t"))
+    if not lines:  # no search of the whole text for what it lacks (a scan without normals, say)
+        return np.zeros((0, count))
     numbers = [rb"[ \t]+(\S+)"] * required + [rb"(?:[ \t]+(\S+))?"] * (count - required)
     found = re.findall(rb"^" + keyword + b"".join(numbers), data, flags=re.MULTILINE)
-    lines = sum(data.count(b"\n" + keyword + blank) + data.startswith(keyword + blank) for blank in (b" ", b"\t"))
     kind = keyword.decode()
     if len(found) != lines:
         raise MeshError(f"{name}: {lines - len(found)} of the file's {lines} {kind} lines have fewer than "

@@ -30,13 +30,17 @@ def triangulate(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     starts = np.cumsum(sizes) - sizes
     k = np.arange(int(triangles.sum())) - np.repeat(first, triangles)
     local = np.stack([np.zeros_like(k), k + 1, k + 2], axis=1)
+    uncut = []  # the sizes of the concave polygons earcut cannot cut: one warning names them all
     for polygon in np.flatnonzero(_concave(points, sizes)):
         cut = _ear_clip(points[starts[polygon]:starts[polygon] + sizes[polygon]])
         if cut is None:
-            log.warning("earcut cannot cut a concave polygon of %d corners (does it cross itself?); "
-                        "it is triangulated as a fan", sizes[polygon])
+            uncut.append(int(sizes[polygon]))
             continue
         local[first[polygon]:first[polygon] + triangles[polygon]] = cut
+    if uncut:
+        log.warning("earcut cannot cut %d concave polygon%s of %s corners (do they cross themselves?); "
+                    "they are triangulated as fans", len(uncut), "s" * (len(uncut) != 1),
+                    "/".join(str(size) for size in sorted(set(uncut))))
     return local
 
 
@@ -80,7 +84,19 @@ def polygon_faces(triangle_values: np.ndarray, local: np.ndarray, sizes: np.ndar
 
 
 def _concave(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """(P,) bool polygons with a corner that turns against the polygon's (Newell) normal."""
+    """(P,) bool polygons with a corner that turns against the polygon's (Newell) normal.
+
+    Triangles never do: only the corners of larger polygons are tested (a scan of triangles tests none).
+    """
+    concave = np.zeros(len(sizes), dtype=bool)
+    larger = sizes > 3
+    if larger.any():
+        concave[larger] = _turns_against(points[np.repeat(larger, sizes)], sizes[larger])
+    return concave
+
+
+def _turns_against(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(P,) bool: :func:`_concave` of polygons of more than 3 corners."""
     count = len(points)
     starts = np.cumsum(sizes) - sizes
     following = np.arange(1, count + 1)
@@ -93,7 +109,7 @@ def _concave(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     turn = np.einsum("ij,ij->i", np.cross(before, after), normal[owner])
     scale = np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1) * np.linalg.norm(normal, axis=1)[owner]
     # a repeated corner (an edge of length 0) hides the turn at it: clip those polygons too
-    against = ((turn < -CONCAVE * scale) | (scale == 0)) & (sizes[owner] > 3)
+    against = (turn < -CONCAVE * scale) | (scale == 0)
     return np.logical_or.reduceat(against, starts)
 
 
