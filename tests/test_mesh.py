@@ -479,6 +479,16 @@ def test_ply_quads_with_per_corner_texcoords(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], mesh.positions[mesh.faces][:, :, :2] / 4)
 
 
+def test_obj_numbers_are_read_whatever_follows_or_separates_them(tmp_path: Path) -> None:
+    """Tabs, runs of blanks, CRLF line ends, vertex colours (MeshLab, ZBrush), a w after the UV."""
+    text = ("v 0 0 0 0.2 0.4 0.6\r\nv 1  0\t0 1 1 1\r\nv 0 1 0 0 0 0\r\n"
+            "vt 0 0 0\r\nvt 1 0 1\r\nvt 0 1 0\r\nvn 0 0 1\r\nf 1/1/1 2/2/1 3/3/1\r\n")
+    mesh = load_mesh(write(tmp_path / "extras.obj", text))
+    np.testing.assert_array_equal(mesh.positions, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(mesh.uvs, [[0, 0], [1, 0], [0, 1]])
+    np.testing.assert_array_equal(mesh.normals, [[0, 0, 1]])
+
+
 def test_obj_vt_lines_with_u_alone_read_v_as_zero(tmp_path: Path) -> None:
     mesh = load_mesh(write(tmp_path / "u.obj", TRIANGLE + "vt 0.5\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n"))
     np.testing.assert_array_equal(mesh.uvs, [[0.5, 0.0], [1.0, 0.0], [0.0, 1.0]])

@@ -430,9 +430,10 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     unusable: Optional[tuple[str, str]] = None  # why the file's UVs cannot be used, and what to do about it
     if suffix == ".obj":
         data, line_numbers = _join_continued_lines(path.read_bytes())
-        corners, sizes, lines, relative = _obj_faces(data, path.name, line_numbers)
+        text = _obj_lines(data)
+        corners, sizes, lines, relative = _obj_faces(text, path.name, line_numbers)
         uv_gap = _obj_uv_gap(corners, sizes, lines)
-        lists = ObjLists(*(_obj_numbers(data, keyword, count, path.name, required)
+        lists = ObjLists(*(_obj_numbers(text, keyword, count, path.name, required)
                            for keyword, count, required in ((b"v", 3, 3), (b"vt", 2, 1), (b"vn", 3, 3))))
         if relative:  # trimesh counts negative indices from the end of the file, not from the face
             source = io.BytesIO(_absolute_obj(data, corners, sizes))
@@ -764,7 +765,41 @@ def _join_continued_lines(data: bytes) -> tuple[bytes, np.ndarray]:
     return data.replace(b"\\\r\n", b"").replace(b"\\\n", b""), line_numbers
 
 
-def _obj_faces(data: bytes, filename: str,
+class _ObjLines(NamedTuple):
+    """An OBJ text's lines and which of them are ``v``, ``vt``, ``vn`` and ``f`` lines, found vectorised.
+
+    data : the text, ending in a newline; starts : (L + 1,) int64 where each line starts, then the end;
+    kinds : keyword -> (L,) bool the lines it opens
+    """
+
+    data: bytes
+    starts: np.ndarray
+    kinds: dict[bytes, np.ndarray]
+
+    def copy_lines(self, chosen: np.ndarray) -> np.ndarray:
+        """(B,) uint8 a writable copy of the ``chosen`` lines (ascending line numbers), newlines included;
+        consecutive lines are copied as one slice."""
+        breaks = np.flatnonzero(np.diff(chosen) != 1) + 1
+        first, last = chosen[np.r_[0, breaks]], chosen[np.r_[breaks - 1, -1]]
+        runs = zip(self.starts[first].tolist(), self.starts[last + 1].tolist())
+        return np.frombuffer(b"".join(self.data[a:b] for a, b in runs), np.uint8).copy()
+
+
+def _obj_lines(data: bytes) -> _ObjLines:
+    """:class:`_ObjLines` of an OBJ text (lines continued by a backslash already joined)."""
+    data += b"\n"
+    padded = np.frombuffer(data + b"  ", np.uint8)
+    starts = np.concatenate([[0], np.flatnonzero(padded == ord("\n")) + 1])  # the last is the end
+    first, second, third = (padded[starts[:-1] + i] for i in range(3))
+    second_blank, third_blank = (second == ord(" ")) | (second == ord("\t")), (third == ord(" ")) | (third == ord("\t"))
+    kinds = {b"v": (first == ord("v")) & second_blank,
+             b"vt": (first == ord("v")) & (second == ord("t")) & third_blank,
+             b"vn": (first == ord("v")) & (second == ord("n")) & third_blank,
+             b"f": (first == ord("f")) & second_blank}
+    return _ObjLines(data, starts, kinds)
+
+
+def _obj_faces(text: _ObjLines, filename: str,
                line_numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Read and check the ``f`` lines of an OBJ file, vectorised (trimesh reads them again).
 
@@ -774,26 +809,18 @@ def _obj_faces(data: bytes, filename: str,
 
     Returns corners (C, 3) int64 0-based v, vt, vn indices (-1 where the file gives none),
     sizes (P,) int64 corners of each ``f`` line, lines (P,) int64 its line number in the file, and whether
-    any index was negative. line_numbers : (L,) the file's line number of each line of ``data``.
+    any index was negative. line_numbers : (L,) the file's line number of each line of ``text``.
     """
-    data += b"\n"
-    padded = np.frombuffer(data + b"  ", np.uint8)
-    starts = np.concatenate([[0], np.flatnonzero(padded == ord("\n")) + 1])  # the last is the end
-    first, second, third = (padded[starts[:-1] + i] for i in range(3))
-    second_blank, third_blank = (second == ord(" ")) | (second == ord("\t")), (third == ord(" ")) | (third == ord("\t"))
-    kinds = [(first == ord("v")) & second_blank,
-             (first == ord("v")) & (second == ord("t")) & third_blank,
-             (first == ord("v")) & (second == ord("n")) & third_blank]
-    face_lines = np.flatnonzero((first == ord("f")) & second_blank)
+    data, starts = text.data, text.starts
+    kinds = [text.kinds[keyword] for keyword in (b"v", b"vt", b"vn")]
+    face_lines = np.flatnonzero(text.kinds[b"f"])
     above = np.stack([np.cumsum(kind)[face_lines] for kind in kinds], axis=1)  # (P, 3) v, vt, vn lines
     totals = np.array([kind.sum() for kind in kinds])
     if not len(face_lines):
         return np.zeros((0, 3), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), False
 
-    # the f lines, copied run by run; a corner is "v", "v/vt", "v//vn" or "v/vt/vn", an index maybe negative
-    breaks = np.flatnonzero(np.diff(face_lines) != 1) + 1
-    runs = zip(starts[face_lines[np.r_[0, breaks]]].tolist(), starts[face_lines[np.r_[breaks - 1, -1]] + 1].tolist())
-    chars = np.frombuffer(b"".join(data[a:b] for a, b in runs), np.uint8).copy()
+    # a corner is "v", "v/vt", "v//vn" or "v/vt/vn", an index maybe negative
+    chars = text.copy_lines(face_lines)
     newlines = np.flatnonzero(chars == ord("\n"))
     chars[np.r_[0, newlines[:-1] + 1]] = ord(" ")  # the "f" of each line
     digit, minus, slash = (chars >= ord("0")) & (chars <= ord("9")), chars == ord("-"), chars == ord("/")
@@ -979,17 +1006,48 @@ def _tile_parts(uvs: np.ndarray, uv_faces: np.ndarray, part: np.ndarray,
     return np.concatenate(placed_uvs), placed_faces
 
 
-def _obj_numbers(data: bytes, keyword: bytes, count: int, name: str, required: int | None = None) -> np.ndarray:
+def _obj_numbers(text: _ObjLines, keyword: bytes, count: int, name: str, required: int | None = None) -> np.ndarray:
     """(N, count) float64: the first ``count`` numbers of every ``v`` (``vt``, ``vn``) line, in file order;
     numbers after the first ``required`` may be missing and read as 0 (OBJ's ``vt u`` means v = 0).
 
     Raises MeshError when some of those lines hold fewer numbers (their indices would shift) or
     something that is not a number; ``name`` names the mesh.
+
+    The lines are copied out and parsed in one pass (3-4x faster than a search of the whole text);
+    lines with fewer than ``count`` numbers, or something else, are read line by line
+    (:func:`_obj_numbers_by_line`), which says what is wrong.
     """
+    chosen = np.flatnonzero(text.kinds[keyword])
+    if not len(chosen):
+        return np.zeros((0, count))
+    chars = text.copy_lines(chosen)
+    newlines = np.flatnonzero(chars == ord("\n"))
+    chars[np.r_[0, newlines[:-1] + 1][:, None] + np.arange(len(keyword))] = ord(" ")
+    space = (chars == ord(" ")) | ((chars >= ord("\t")) & (chars <= ord("\r")))
+    token_starts = np.flatnonzero(~space[1:] & space[:-1]) + 1
+    per_line = np.bincount(np.searchsorted(newlines, token_starts), minlength=len(chosen))
+    if (per_line < count).any():
+        return _obj_numbers_by_line(text.data, keyword, count, name, required)
+    rank = np.arange(len(token_starts)) - np.repeat(np.cumsum(per_line) - per_line, per_line)
+    if (rank >= count).any():  # a w, a vertex colour, a comment: what follows the numbers read is blanked
+        token_ends = np.flatnonzero(space[1:] & ~space[:-1]) + 1
+        change = np.zeros(len(chars) + 1, np.int8)
+        change[token_starts[rank >= count]] = 1
+        change[token_ends[rank >= count]] -= 1
+        chars[np.cumsum(change[:-1], dtype=np.int8) > 0] = ord(" ")
+    try:
+        values = np.fromstring(chars.tobytes(), sep=" ")
+    except ValueError:  # something that is not a number
+        values = None
+    if values is None or values.size != len(chosen) * count:
+        return _obj_numbers_by_line(text.data, keyword, count, name, required)
+    return values.reshape(-1, count)
+
+
+def _obj_numbers_by_line(data: bytes, keyword: bytes, count: int, name: str, required: int | None) -> np.ndarray:
+    """:func:`_obj_numbers`, read line by line with a regular expression."""
     required = count if required is None else required
     lines = sum(data.count(b"\n" + keyword + blank) + data.startswith(keyword + blank) for blank in (b" ", b"\t"))
-    if not lines:  # no search of the whole text for what it lacks (a scan without normals, say)
-        return np.zeros((0, count))
     numbers = [rb"[ \t]+(\S+)"] * required + [rb"(?:[ \t]+(\S+))?"] * (count - required)
     found = re.findall(rb"^" + keyword + b"".join(numbers), data, flags=re.MULTILINE)
     kind = keyword.decode()
