@@ -96,6 +96,21 @@ def test_reference_textures_are_continuous_across_seams(name: str) -> None:
     assert stats.seam_ratio < 1.2, stats.as_dict()
 
 
+def test_interior_edges_beyond_the_cap_are_a_fixed_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dense mesh's interior statistic is a mean over a fixed random subset; its seams are all measured."""
+    from texgen import seams
+
+    mesh = load_mesh(ASSETS / TEXTURED[0])
+    every = seams.seam_stats(mesh, mesh.texture)
+    assert every.interior_edges == int((~seams.edge_pairs(mesh).seam).sum())
+    monkeypatch.setattr(seams, "INTERIOR_EDGES", every.interior_edges // 4)
+    sampled = seams.seam_stats(mesh, mesh.texture)
+    assert sampled.as_dict()["interior_edges_measured"] == every.interior_edges // 4
+    assert sampled.seam_delta_e == every.seam_delta_e and np.array_equal(sampled.per_seam, every.per_seam)
+    assert sampled.interior_delta_e == pytest.approx(every.interior_delta_e, rel=0.1)
+    assert seams.seam_stats(mesh, mesh.texture).interior_delta_e == sampled.interior_delta_e  # the same edges
+
+
 @pytest.mark.slow
 def test_assets_match_their_generator(tmp_path: Path) -> None:
     """Regenerate into a temporary folder; geometry, UVs and textures equal the committed files."""
