@@ -489,6 +489,16 @@ def test_obj_numbers_are_read_whatever_follows_or_separates_them(tmp_path: Path)
     np.testing.assert_array_equal(mesh.normals, [[0, 0, 1]])
 
 
+@pytest.mark.parametrize("relative", [False, True])
+def test_obj_keywords_followed_by_a_tab_keep_their_uvs(tmp_path: Path, relative: bool) -> None:
+    """trimesh drops every UV of a file with "vt<TAB>" or "f<TAB>" lines, and fails on "v<TAB>" ones."""
+    faces = "f\t-3/-3 -2/-2 -1/-1\n" if relative else "f\t1/1 2/2 3/3\n"
+    mesh = load_mesh(write(tmp_path / "tabs.obj", "v\t0 0 0\nv 1 0 0\nv\t0 1 0\nvt\t0 0\nvt 1 0\nvt\t0 1\n" + faces))
+    np.testing.assert_array_equal(mesh.positions, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(mesh.uvs[mesh.uv_faces], [[[0, 0], [1, 0], [0, 1]]])
+    assert not any("unwrap" in note for note in mesh.notes)
+
+
 def test_obj_vt_lines_with_u_alone_read_v_as_zero(tmp_path: Path) -> None:
     mesh = load_mesh(write(tmp_path / "u.obj", TRIANGLE + "vt 0.5\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n"))
     np.testing.assert_array_equal(mesh.uvs, [[0.5, 0.0], [1.0, 0.0], [0.0, 1.0]])

@@ -435,8 +435,9 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         uv_gap = _obj_uv_gap(corners, sizes, lines)
         lists = ObjLists(*(_obj_numbers(text, keyword, count, path.name, required)
                            for keyword, count, required in ((b"v", 3, 3), (b"vt", 2, 1), (b"vn", 3, 3))))
-        if relative:  # trimesh counts negative indices from the end of the file, not from the face
-            source = io.BytesIO(_absolute_obj(data, corners, sizes))
+        readable = _obj_for_trimesh(text, corners, sizes, relative)
+        if readable is not None:
+            source = io.BytesIO(readable)
             hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
     elif suffix in (".glb", ".gltf"):
         gltf = read_json(path)
@@ -880,6 +881,27 @@ def _obj_uv_gap(corners: np.ndarray, sizes: np.ndarray, lines: np.ndarray) -> st
         return ""
     return (f"faces without texture coordinates (a vt index): {int(without.sum())} of {len(without)}, "
             f"the first on line {int(lines[without][0])}")
+
+
+def _obj_for_trimesh(text: _ObjLines, corners: np.ndarray, sizes: np.ndarray, relative: bool) -> Optional[bytes]:
+    """The OBJ text rewritten where trimesh would misread it; None when it reads the file as it is.
+
+    trimesh drops the UVs of a file whose ``vt`` or ``f`` lines put a tab after the keyword, and
+    fails on such ``v`` lines: those tabs become spaces. It counts negative indices from the end of
+    the file, not from the face: those faces are written with absolute ones (:func:`_absolute_obj`).
+    """
+    chars = np.frombuffer(text.data + b" ", np.uint8)
+    tabs = np.concatenate([text.starts[np.flatnonzero(text.kinds[keyword])] + len(keyword)
+                           for keyword in (b"v", b"vt", b"vn", b"f")])
+    tabs = tabs[chars[tabs] == ord("\t")]
+    if not len(tabs) and not relative:
+        return None
+    data = text.data
+    if len(tabs):
+        chars = chars[:-1].copy()
+        chars[tabs] = ord(" ")
+        data = chars.tobytes()
+    return _absolute_obj(data, corners, sizes) if relative else data
 
 
 def _absolute_obj(data: bytes, corners: np.ndarray, sizes: np.ndarray) -> bytes:
