@@ -14,6 +14,7 @@ from texgen.errors import MeshError
 from texgen.export import obj_bytes
 from texgen.gltf_json import pack_glb, read_json, with_attribute_renamed
 from texgen.mesh import Mesh, load_mesh, row_groups, sorted_unique
+from texgen.mesh import _obj_skeleton as ONE_PART_SKELETON
 
 trimesh = pytest.importorskip("trimesh")
 Image = pytest.importorskip("PIL.Image")
@@ -133,6 +134,40 @@ def test_obj_keeps_vertices_faces_and_uv_seams_exactly(tmp_path: Path) -> None:
     # a seam stays a seam: vertex 0 (file's 1) carries two different UVs in the file and in the mesh
     at_vertex_0 = {tuple(uv) for uv in mesh.uvs[mesh.uv_faces][mesh.faces == 0]}
     assert at_vertex_0 == {tuple(uv) for uv in uvs[face_vt][face_v == 0]} and len(at_vertex_0) == 2
+
+
+# OBJ files of one part, which trimesh reads as a skeleton (their first face) for their material
+ONE_PART_OBJS = {
+    "textured": "mtllib tex.mtl\no crate\nusemtl wood\n" + CUBE_OBJ,
+    "colours": "v 0 0 0 1 0 0\nv 1 0 0 0 1 0\nv 0 1 0 0 0 1\nv 1 1 0 1 1 1\nf 1 2 3\nf 2 4 3\n",
+    "polygons": ("g part\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nv 0.5 1.5 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
+                 "vt 0.5 1\nvn 0 0 1\nf\t-5/-5/-1 -4/-4/-1 -3/-3/-1 -2/-2/-1\nf 3/3/1 5/5/1 4/4/1\n"),
+}
+
+
+@pytest.mark.parametrize("name", ONE_PART_OBJS)
+def test_obj_of_one_part_reads_as_when_trimesh_reads_it_all(tmp_path: Path, name: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    import texgen.mesh as mesh_module
+
+    path = write(tmp_path / f"{name}.obj", ONE_PART_OBJS[name])
+    write(tmp_path / "tex.mtl", "newmtl wood\nKd 0.8 0.7 0.6\nmap_Kd tex.png\n")
+    cv2.imwrite(str(tmp_path / "tex.png"), np.random.default_rng(5).integers(0, 256, (16, 16, 3), np.uint8))
+    skeletons = []
+    monkeypatch.setattr(mesh_module, "_obj_skeleton", lambda *args: skeletons.append(
+        ONE_PART_SKELETON(*args)) or skeletons[-1])
+    ours = load_mesh(path)
+    assert skeletons and skeletons[0] is not None
+    monkeypatch.setattr(mesh_module, "_obj_skeleton", lambda *args: None)  # trimesh reads the whole file
+    theirs = load_mesh(path)
+    for key, value in vars(theirs).items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(ours, key), value, err_msg=key)
+        elif not key.startswith("_"):
+            assert repr(getattr(ours, key)) == repr(value), key
+    assert (ours.texture is not None) == (name == "textured")
 
 
 def test_obj_vertices_kept_apart_at_one_position_stay_apart(tmp_path: Path) -> None:
