@@ -582,6 +582,11 @@ def test_every_glb_written_passes_the_khronos_validator(tmp_path: Path) -> None:
     tree["extensionsUsed"] = ["KHR_texture_transform"]
     (tmp_path / "transformed.glb").write_bytes(pack_glb(tree, glb_binary((tmp_path / "transformed.glb").read_bytes())))
     inputs["transformed"] = (tmp_path / "transformed.glb", {})
+    import trimesh  # a Draco-compressed file, written back with its compressed geometry as it is
+
+    (tmp_path / "draco.glb").write_bytes(trimesh.exchange.gltf.export_glb(
+        trimesh.load(ROOT / "assets" / "vase.glb", process=False), extension_draco=True))
+    inputs["draco"] = (tmp_path / "draco.glb", {})
     inputs |= {path.parent.name: (path, {}) for path in sorted(EVAL_MESHES.glob("*/*.glb"))}
     written = []
     for name, (path, options) in inputs.items():

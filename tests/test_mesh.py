@@ -12,7 +12,7 @@ import pytest
 
 from texgen.errors import MeshError
 from texgen.export import obj_bytes
-from texgen.gltf_json import pack_glb, read_json, with_attribute_renamed
+from texgen.gltf_json import glb_binary, pack_glb, read_json, with_attribute_renamed
 from texgen.mesh import Mesh, load_mesh, row_groups, sorted_unique
 from texgen.mesh import _obj_skeleton as ONE_PART_SKELETON
 
@@ -412,6 +412,43 @@ def test_glb_keeps_what_the_file_stores(tmp_path: Path) -> None:
     truth[:, 1] = 1.0 - truth[:, 1]
     np.testing.assert_allclose(mesh.uvs[mesh.uv_faces], truth[indices], rtol=0, atol=1e-7)
     assert mesh.texture.shape == (16, 16, 3)
+
+
+def test_draco_compressed_glb_reads_its_geometry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Draco geometry decodes (with DracoPy) to the source's, within its quantization; without DracoPy,
+    trimesh would read placeholder zeros: the file is refused by name instead."""
+    import importlib.util
+
+    import trimesh
+
+    path = tmp_path / "draco.glb"
+    path.write_bytes(trimesh.exchange.gltf.export_glb(trimesh.load(ASSETS / "vase.glb", process=False),
+                                                      extension_draco=True))
+    assert read_json(path)["extensionsRequired"] == ["KHR_draco_mesh_compression"]
+    source, draco = load_mesh(ASSETS / "vase.glb"), load_mesh(path)
+    assert len(draco.faces) == len(source.faces) and draco.texture.shape == source.texture.shape
+    np.testing.assert_allclose(np.sort(draco.positions[draco.faces].reshape(-1, 3), axis=0),
+                               np.sort(source.positions[source.faces].reshape(-1, 3), axis=0), atol=1e-4)
+    np.testing.assert_allclose(np.sort(draco.corner_uvs().reshape(-1, 2), axis=0),
+                               np.sort(source.corner_uvs().reshape(-1, 2), axis=0), atol=1e-4)
+    assert draco.source_glb is not None  # written back whole, its Draco geometry as it is
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "DracoPy"
+                        else find_spec(name, *args))
+    with pytest.raises(MeshError, match=r"draco.glb: the geometry is Draco-compressed \(KHR_draco_mesh_compression\) "
+                                        r"and DracoPy, which decodes it, is not installed: pip install DracoPy"):
+        load_mesh(path)
+
+
+def test_meshopt_compressed_glb_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "meshopt.glb"
+    textured_box().export(path)
+    tree = read_json(path)
+    tree["extensionsUsed"] = tree["extensionsRequired"] = ["EXT_meshopt_compression"]
+    path.write_bytes(pack_glb(tree, glb_binary(path.read_bytes())))
+    with pytest.raises(MeshError, match=r"meshopt.glb: the geometry is compressed with EXT_meshopt_compression "
+                                        r"\(as gltfpack -c writes it\), which texgen cannot decode yet"):
+        load_mesh(path)
 
 
 def write_ply(path: Path, encoding: str, vertex: dict[str, np.ndarray], faces, texcoord=None,

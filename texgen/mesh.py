@@ -442,6 +442,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
     elif suffix in (".glb", ".gltf"):
         gltf = read_json(path)
+        if problem := _compression_problem(gltf):
+            raise MeshError(f"{path.name}: {problem}")
         if stored_as_integers(gltf, "POSITION", normalized_only=True):  # trimesh would read them unscaled
             raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization), "
                             "which texgen cannot read yet; export the file with float positions (gltfpack -noq)")
@@ -496,6 +498,23 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     elif note := _animation_note(gltf):
         mesh.notes.append(note)
     return apply_unwrap(mesh, unwrap)
+
+
+def _compression_problem(gltf: dict) -> str:
+    """Why a glTF file's compressed geometry cannot be read here ('' when it can): trimesh decodes
+    Draco (KHR_draco_mesh_compression) with DracoPy, a dependency of texgen, and reads placeholder
+    zeros without it; it cannot decode meshopt (EXT_meshopt_compression), whose data is then only
+    there where the file keeps an uncompressed fallback (the extension is not required)."""
+    if "EXT_meshopt_compression" in (gltf.get("extensionsRequired") or []):
+        return ("the geometry is compressed with EXT_meshopt_compression (as gltfpack -c writes it), which texgen "
+                "cannot decode yet; write the file without it (gltfpack without -c, or gltf-transform without meshopt)")
+    if "KHR_draco_mesh_compression" in (gltf.get("extensionsUsed") or []):
+        import importlib.util
+
+        if importlib.util.find_spec("DracoPy") is None:
+            return ("the geometry is Draco-compressed (KHR_draco_mesh_compression) and DracoPy, which decodes it, "
+                    "is not installed: pip install DracoPy")
+    return ""
 
 
 def _gltf_details(mesh: Mesh, gltf: dict, whole: bool, filename: str) -> None:
