@@ -587,6 +587,10 @@ def test_every_glb_written_passes_the_khronos_validator(tmp_path: Path) -> None:
     (tmp_path / "draco.glb").write_bytes(trimesh.exchange.gltf.export_glb(
         trimesh.load(ROOT / "assets" / "vase.glb", process=False), extension_draco=True))
     inputs["draco"] = (tmp_path / "draco.glb", {})
+    from test_mesh import quantized_normals_box  # normalized byte normals, no UVs: built from the mesh, unwrapped
+
+    quantized_normals_box(tmp_path / "quantized.glb")
+    inputs["quantized"] = (tmp_path / "quantized.glb", {})
     inputs |= {path.parent.name: (path, {}) for path in sorted(EVAL_MESHES.glob("*/*.glb"))}
     written = []
     for name, (path, options) in inputs.items():
@@ -594,6 +598,6 @@ def test_every_glb_written_passes_the_khronos_validator(tmp_path: Path) -> None:
         texture = rng.integers(0, 256, (64, 64, 3), np.uint8)
         written.append(write_outputs(TextureResult(with_new_base_colour(mesh), texture), tmp_path / "out",
                                      name=name)["glb"])
-        assert (mesh.source_glb is not None) == (name not in ("crate", "one-object")), name
+        assert (mesh.source_glb is not None) == (name not in ("crate", "one-object", "quantized")), name
     for name, report in gltf_validation(written).items():
         assert report["errors"] == 0 and report["warnings"] == 0, (name, report["messages"])

@@ -397,10 +397,10 @@ def test_tiled_objects_lose_their_alpha_and_say_so(tmp_path: Path) -> None:
 
 
 def quantized_triangle(path: Path, uv_type: int = 5126, second_type: Optional[int] = None,
-                       position_normalized: bool = False) -> None:
+                       position_normalized: bool = False, uv_normalized: bool = True) -> None:
     """A one-triangle GLB with a material, its UVs stored as ``uv_type`` (5123: normalized unsigned
-    shorts, as gltfpack quantizes them), maybe a TEXCOORD_1 of ``second_type``, and its positions as
-    normalized shorts when asked."""
+    shorts, or with ``uv_normalized`` False plain ones, as gltfpack stores them under a texture
+    transform), maybe a TEXCOORD_1 of ``second_type``, and its positions as normalized shorts when asked."""
     dtypes = {5122: np.int16, 5123: np.uint16, 5126: np.float32}
     uv = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     arrays = [(np.array([[0, 0, 0], [32767, 0, 0], [0, 32767, 0]]) if position_normalized
@@ -413,8 +413,9 @@ def quantized_triangle(path: Path, uv_type: int = 5126, second_type: Optional[in
         raw = values.astype(dtypes[kind]).tobytes()
         raw += b"\0" * (-len(raw) % 4)
         views.append({"buffer": 0, "byteOffset": len(binary), "byteLength": len(raw)})
+        normalized = kind != 5126 and shape != "SCALAR" and (uv_normalized or index != 1)
         accessors.append({"bufferView": index, "componentType": kind, "count": 3, "type": shape}
-                         | ({"normalized": True} if kind != 5126 and shape != "SCALAR" else {}))
+                         | ({"normalized": True} if normalized else {}))
         binary += raw
     accessors[0] |= {"min": [0, 0, 0], "max": [32767 if position_normalized else 1] * 2 + [0]}
     attributes = {"POSITION": 0, "TEXCOORD_0": 1} | ({"TEXCOORD_1": 3} if second_type is not None else {})
@@ -425,22 +426,24 @@ def quantized_triangle(path: Path, uv_type: int = 5126, second_type: Optional[in
     path.write_bytes(pack_glb(tree, binary))
 
 
-def test_quantized_glb_uvs_are_named_not_misread(tmp_path: Path) -> None:
-    """trimesh reads integer UVs unscaled (65535 for 1.0): texgen says what the file holds instead
-    of reporting UVs far outside the square, and can still unwrap anew."""
+def test_quantized_glb_attributes_are_dequantized_or_named(tmp_path: Path) -> None:
+    """trimesh reads integer attributes unscaled (65535 for 1.0): normalized ones (core glTF UVs,
+    KHR_mesh_quantization positions) are dequantized as glTF defines it; the plain integer UVs that
+    gltfpack scales with a texture transform are named, and texgen can still unwrap anew."""
     quantized_triangle(tmp_path / "packed.glb", uv_type=5123)
-    with pytest.raises(MeshError, match=r"packed.glb: the UVs \(TEXCOORD_0\) are stored as quantized integers .*"
-                                        r"export it with float UVs \(gltfpack -noq\), or pass --unwrap always"):
-        load_mesh(tmp_path / "packed.glb")
-    mesh = load_mesh(tmp_path / "packed.glb", unwrap="always")
+    mesh = load_mesh(tmp_path / "packed.glb")
+    np.testing.assert_allclose(mesh.uvs[mesh.uv_faces], [[[0, 1], [1, 1], [0, 0]]])
+    assert mesh.notes == [] and mesh.source_glb is not None  # written back as the file stores it
+    quantized_triangle(tmp_path / "gltfpack.glb", uv_type=5123, uv_normalized=False)
+    with pytest.raises(MeshError, match=r"gltfpack.glb: the UVs \(TEXCOORD_0\) are stored as integers that a "
+                                        r"texture transform scales .* export it with float UVs \(gltfpack -noq\), "
+                                        r"or pass --unwrap always"):
+        load_mesh(tmp_path / "gltfpack.glb")
+    mesh = load_mesh(tmp_path / "gltfpack.glb", unwrap="always")
     assert mesh.has_uvs and mesh.notes[0].endswith("the file's UVs are ignored anyway (--unwrap always)")
     quantized_triangle(tmp_path / "second.glb", second_type=5123)
-    mesh = load_mesh(tmp_path / "second.glb")
-    assert mesh.uvs2 is None and mesh.notes == ["the second UV set (TEXCOORD_1) is stored as integers (quantized), "
-                                                "which texgen cannot read yet; it is left out of the exports"]
+    np.testing.assert_allclose(load_mesh(tmp_path / "second.glb").uvs2, [[0, 1], [1, 1], [0, 0]])
     quantized_triangle(tmp_path / "float.glb", second_type=5126)
     np.testing.assert_allclose(load_mesh(tmp_path / "float.glb").uvs2, [[0, 1], [1, 1], [0, 0]])
     quantized_triangle(tmp_path / "positions.glb", position_normalized=True)
-    with pytest.raises(MeshError, match=r"positions.glb: the positions are stored as normalized integers "
-                                        r"\(KHR_mesh_quantization\), which texgen cannot read yet"):
-        load_mesh(tmp_path / "positions.glb")
+    np.testing.assert_array_equal(load_mesh(tmp_path / "positions.glb").positions, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])

@@ -378,8 +378,8 @@ def test_vertex_colours_of_a_textured_glb_are_named_as_left_out(tmp_path: Path) 
     box.vertex_attributes["color"] = np.full((len(box.vertices), 4), 200, np.uint8)
     box.export(tmp_path / "custom.glb")  # trimesh writes a custom attribute as _color
     path = tmp_path / "painted.glb"
-    path.write_bytes(with_attribute_renamed(tmp_path / "custom.glb", read_json(tmp_path / "custom.glb"), "_color",
-                                            "COLOR_0"))
+    path.write_bytes(with_attribute_renamed((tmp_path / "custom.glb").read_bytes(), read_json(tmp_path / "custom.glb"),
+                                            "_color", "COLOR_0"))
     assert "COLOR_0" in read_json(path)["meshes"][0]["primitives"][0]["attributes"]
     mesh = load_mesh(path)
     assert mesh.notes == [COLOURS_NOTE] and mesh.texture is not None
@@ -438,6 +438,33 @@ def test_draco_compressed_glb_reads_its_geometry(tmp_path: Path, monkeypatch: py
     with pytest.raises(MeshError, match=r"draco.glb: the geometry is Draco-compressed \(KHR_draco_mesh_compression\) "
                                         r"and DracoPy, which decodes it, is not installed: pip install DracoPy"):
         load_mesh(path)
+
+
+def quantized_normals_box(path: Path):
+    """A box GLB whose normals are normalized bytes (KHR_mesh_quantization); returns the box and the bytes."""
+    import trimesh
+
+    box = trimesh.creation.box()
+    box.export(path)
+    tree, binary = read_json(path), glb_binary(path.read_bytes())
+    stored = np.zeros((len(box.vertices), 4), np.int8)  # padded to 4 bytes a vertex, as glTF requires
+    stored[:, :3] = np.round(box.vertex_normals * 127)
+    tree["bufferViews"].append({"buffer": 0, "byteOffset": len(binary), "byteLength": stored.nbytes, "byteStride": 4})
+    tree["accessors"].append({"bufferView": len(tree["bufferViews"]) - 1, "componentType": 5120, "normalized": True,
+                              "count": len(stored), "type": "VEC3"})
+    tree["meshes"][0]["primitives"][0]["attributes"]["NORMAL"] = len(tree["accessors"]) - 1
+    tree["buffers"][0]["byteLength"] = len(binary) + stored.nbytes
+    tree["extensionsUsed"] = tree["extensionsRequired"] = ["KHR_mesh_quantization"]
+    path.write_bytes(pack_glb(tree, binary + stored.tobytes()))
+    return box, stored
+
+
+def test_quantized_normals_are_dequantized_to_unit_length(tmp_path: Path) -> None:
+    """KHR_mesh_quantization's normalized bytes (127 for 1.0), which trimesh reads unscaled, become unit normals."""
+    box, stored = quantized_normals_box(tmp_path / "box.glb")
+    mesh = load_mesh(tmp_path / "box.glb")
+    np.testing.assert_allclose(mesh.normals[mesh.normal_faces], (stored[:, :3] / 127)[box.faces], atol=1e-7)
+    np.testing.assert_allclose(np.linalg.norm(mesh.normals, axis=1), 1.0, atol=0.01)
 
 
 def test_meshopt_compressed_glb_is_refused_by_name(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote, urlparse
 
+import numpy as np
+
 FLOAT = 5126  # glTF's componentType of 32-bit floats
 TEXTURE_TRANSFORM = "KHR_texture_transform"
 # extensions that hold no accessor index: a file that uses only these has its accessors' readers all in view
@@ -59,6 +61,67 @@ def stored_as_integers(tree: dict, attribute: str, normalized_only: bool = False
     return False
 
 
+# the integer component types of accessors, and the vertex attributes whose normalized integers are dequantized
+INTEGER_TYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16}
+ACCESSOR_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
+DEQUANTIZED_ATTRIBUTES = ("POSITION", "NORMAL", "TANGENT", "TEXCOORD_")
+
+
+def normalized_attributes(tree: dict) -> list[int]:
+    """The accessors that primitives read as positions, normals, tangents or UVs stored as normalized
+    integers (KHR_mesh_quantization; core glTF for UVs), which trimesh reads unscaled (32767 for 1.0)."""
+    accessors, found = tree.get("accessors") or [], set()
+    for primitive in primitives(tree):
+        for name, index in (primitive.get("attributes") or {}).items():
+            accessor = accessors[index] if isinstance(index, int) and 0 <= index < len(accessors) else None
+            if (name.startswith(DEQUANTIZED_ATTRIBUTES) and isinstance(accessor, dict) and accessor.get("normalized")
+                    and accessor.get("componentType") in INTEGER_TYPES and "sparse" not in accessor
+                    and isinstance(accessor.get("bufferView"), int)):
+                found.add(index)
+    return sorted(found)
+
+
+def dequantized_glb(data: bytes) -> bytes:
+    """A GLB (one binary chunk, as :func:`self_contained_glb` makes it) with its :func:`normalized_attributes`
+    rewritten as float32 accessors (c / max, at least -1, as glTF dequantizes them) in new buffer views,
+    and KHR_mesh_quantization no longer required when no integer attribute is left."""
+    tree, stored = glb_parts(data)
+    binary = bytearray(stored)  # the floats are appended to it; the integers are read from ``stored``
+    views = tree.setdefault("bufferViews", [])
+    for index in normalized_attributes(tree):
+        accessor = tree["accessors"][index]
+        kind = np.dtype(INTEGER_TYPES[accessor["componentType"]])
+        width = ACCESSOR_WIDTH[accessor.get("type", "SCALAR")]
+        view = views[accessor["bufferView"]]
+        item, count = kind.itemsize * width, accessor["count"]
+        stride = view.get("byteStride") or item
+        start = view.get("byteOffset", 0) + accessor.get("byteOffset", 0)
+        rows = np.lib.stride_tricks.as_strided(np.frombuffer(stored, np.uint8, (count - 1) * stride + item, start),
+                                               (count, item), (stride, 1))
+        values = np.ascontiguousarray(rows).view(kind).reshape(count, width).astype(np.float32)
+        values = np.maximum(values / np.iinfo(kind).max, -1.0, dtype=np.float32)
+        start = _append_aligned(binary, values.tobytes())
+        views.append({"buffer": 0, "byteOffset": start, "byteLength": values.nbytes})
+        accessor.update(bufferView=len(views) - 1, componentType=FLOAT, byteOffset=0)
+        del accessor["normalized"]
+        if "min" in accessor and "max" in accessor:
+            accessor["min"], accessor["max"] = values.min(axis=0).tolist(), values.max(axis=0).tolist()
+    if not any(stored_as_integers(tree, name) for name in _attribute_names(tree, DEQUANTIZED_ATTRIBUTES)):
+        for key in ("extensionsUsed", "extensionsRequired"):
+            names = [name for name in tree.get(key, []) if name != "KHR_mesh_quantization"]
+            if names:
+                tree[key] = names
+            else:
+                tree.pop(key, None)
+    tree["buffers"] = [{"byteLength": len(binary)}]
+    return pack_glb(tree, bytes(binary))
+
+
+def _attribute_names(tree: dict, prefixes: tuple[str, ...]) -> set[str]:
+    return {name for primitive in primitives(tree) for name in primitive.get("attributes") or {}
+            if name.startswith(prefixes)}
+
+
 def pack_glb(tree: dict, binary: bytes) -> bytes:
     """A GLB file of a JSON tree and its binary chunk (padded to 4 bytes, as glTF requires)."""
     header = json.dumps(tree, separators=(",", ":")).encode("utf-8")
@@ -71,9 +134,9 @@ def pack_glb(tree: dict, binary: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def with_attribute_renamed(path: Path, tree: dict, old: str, new: str) -> Optional[bytes]:
-    """The file at ``path`` (whose JSON is ``tree``) with the vertex attribute ``old`` renamed ``new``
-    in every primitive, as bytes of the same format; None when no primitive has ``old``."""
+def with_attribute_renamed(data: bytes, tree: dict, old: str, new: str) -> Optional[bytes]:
+    """A glTF or GLB file's bytes ``data`` (whose JSON is ``tree``) with the vertex attribute ``old``
+    renamed ``new`` in every primitive, as bytes of the same format; None when no primitive has ``old``."""
     if not any(old in (primitive.get("attributes") or {}) for primitive in primitives(tree)):
         return None
     tree = copy.deepcopy(tree)
@@ -81,7 +144,6 @@ def with_attribute_renamed(path: Path, tree: dict, old: str, new: str) -> Option
         attributes = primitive.get("attributes") or {}
         if old in attributes:
             attributes[new] = attributes.pop(old)
-    data = path.read_bytes()
     if data[:4] != b"glTF":
         return json.dumps(tree).encode("utf-8")
     return pack_glb(tree, glb_binary(data))
@@ -176,7 +238,7 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
     place and its bytes, and the texture object that read it (its sampler too, unless shared);
     otherwise the new image and texture are added.
     """
-    tree, binary = _glb_parts(data)
+    tree, binary = glb_parts(data)
     views = tree.setdefault("bufferViews", [])
     images = tree.setdefault("images", [])
     textures = tree.setdefault("textures", [])
@@ -242,7 +304,7 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
 def without_colour_tint(data: bytes) -> bytes:
     """The GLB file ``data`` with the base colour factor of the materials its triangle primitives use
     made white, their opacity kept (see :meth:`texgen.material.Material.for_new_base_colour`)."""
-    tree, binary = _glb_parts(data)
+    tree, binary = glb_parts(data)
     materials = tree.get("materials") or []
     for index in _materials_of(_triangle_primitives(tree)):
         pbr = materials[index].get("pbrMetallicRoughness") or {}
@@ -278,7 +340,7 @@ def _free_accessors(tree: dict, unread: set[int]) -> set[int]:
     return views - set(_values(tree, "bufferView"))
 
 
-def _glb_parts(data: bytes) -> tuple[dict, bytes]:
+def glb_parts(data: bytes) -> tuple[dict, bytes]:
     """The JSON tree and the binary chunk of a GLB file."""
     return json.loads(data[20:20 + struct.unpack_from("<I", data, 12)[0]]), glb_binary(data)
 

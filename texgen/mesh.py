@@ -27,7 +27,8 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .gltf_json import primitives, read_json, self_contained_glb, stored_as_integers, with_attribute_renamed
+from .gltf_json import (dequantized_glb, glb_parts, normalized_attributes, primitives, read_json, self_contained_glb,
+                        stored_as_integers, with_attribute_renamed)
 from .material import Material, base_colour_mapping, on_plain_uvs
 from .polygons import corner_rows, triangulate
 from .uvtiles import across_tiles_message, face_tiles, faces_across_tiles, grid_size, place_in_tile
@@ -441,22 +442,29 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             source = io.BytesIO(readable)
             hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
     elif suffix in (".glb", ".gltf"):
-        gltf = read_json(path)
+        gltf = read_json(path)  # the file's own tree: a file painted whole is written back from it
         if problem := _compression_problem(gltf):
             raise MeshError(f"{path.name}: {problem}")
-        if stored_as_integers(gltf, "POSITION", normalized_only=True):  # trimesh would read them unscaled
-            raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization), "
-                            "which texgen cannot read yet; export the file with float positions (gltfpack -noq)")
-        if stored_as_integers(gltf, "TEXCOORD_0"):
-            unusable = ("the UVs (TEXCOORD_0) are stored as quantized integers (as gltfpack and "
-                        "KHR_mesh_quantization store them), which texgen cannot read yet",
-                        "export it with float UVs (gltfpack -noq)")
-        # trimesh loads TEXCOORD_1 under this name; integers (quantized) it would read unscaled are left out
-        renamed = None if stored_as_integers(gltf, "TEXCOORD_1") else \
-            with_attribute_renamed(path, gltf, "TEXCOORD_1", SECOND_UVS)
-        if renamed is not None:
-            source = io.BytesIO(renamed)
-            hints = {"file_type": suffix[1:], "resolver": trimesh.resolvers.FilePathResolver(str(path))}
+        # normalized integers (quantized positions, normals, UVs), which trimesh reads unscaled, become floats
+        readable: Optional[bytes] = None  # what trimesh reads, where it is not the file as it is
+        tree, whole_file = gltf, self_contained_glb(path, gltf) if normalized_attributes(gltf) else None
+        if whole_file is not None:
+            readable = dequantized_glb(whole_file)
+            tree, _ = glb_parts(readable)
+        if stored_as_integers(tree, "POSITION", normalized_only=True):  # its buffers could not all be read here
+            raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization) "
+                            "in buffers texgen cannot read here; make the file self-contained (a .glb)")
+        if stored_as_integers(tree, "TEXCOORD_0"):
+            unusable = ("the UVs (TEXCOORD_0) are stored as integers that a texture transform scales (as gltfpack "
+                        "quantizes them), which texgen cannot read yet", "export it with float UVs (gltfpack -noq)")
+        # trimesh loads TEXCOORD_1 under this name; integers it would read unscaled are left out
+        if any("TEXCOORD_1" in (primitive.get("attributes") or {}) for primitive in primitives(tree)) \
+                and not stored_as_integers(tree, "TEXCOORD_1"):
+            readable = with_attribute_renamed(readable or path.read_bytes(), tree, "TEXCOORD_1", SECOND_UVS)
+        if readable is not None:
+            source = io.BytesIO(readable)
+            hints = {"file_type": "glb" if whole_file is not None else suffix[1:],
+                     "resolver": trimesh.resolvers.FilePathResolver(str(path))}
     try:
         loaded = trimesh.load(source, process=False, **hints)
     except Exception as exc:  # trimesh raises many types for corrupt files
