@@ -18,7 +18,7 @@ from PIL import Image
 from texgen.eval import OracleGenerator
 from texgen.errors import MeshError
 from texgen.export import write_outputs
-from texgen.gltf_json import pack_glb
+from texgen.gltf_json import glb_binary, pack_glb, read_json
 from texgen.inspection import inspect_mesh
 from texgen.material import (CLAMP_TO_EDGE, MIRRORED_REPEAT, REPEAT, ColourMapping, base_colour_mapping,
                              on_plain_uvs)
@@ -447,3 +447,9 @@ def test_quantized_glb_attributes_are_dequantized_or_named(tmp_path: Path) -> No
     np.testing.assert_allclose(load_mesh(tmp_path / "float.glb").uvs2, [[0, 1], [1, 1], [0, 0]])
     quantized_triangle(tmp_path / "positions.glb", position_normalized=True)
     np.testing.assert_array_equal(load_mesh(tmp_path / "positions.glb").positions, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    tree = read_json(tmp_path / "packed.glb")
+    tree["accessors"][1]["count"] = 1000  # more UVs than the buffer holds
+    (tmp_path / "short.glb").write_bytes(pack_glb(tree, glb_binary((tmp_path / "packed.glb").read_bytes())))
+    with pytest.raises(MeshError, match=r"short.glb: cannot read its quantized vertex data \(accessor 1 reads past "
+                                        r"the end of its buffer\)"):
+        load_mesh(tmp_path / "short.glb")

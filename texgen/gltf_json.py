@@ -76,7 +76,8 @@ def normalized_attributes(tree: dict) -> list[int]:
             accessor = accessors[index] if isinstance(index, int) and 0 <= index < len(accessors) else None
             if (name.startswith(DEQUANTIZED_ATTRIBUTES) and isinstance(accessor, dict) and accessor.get("normalized")
                     and accessor.get("componentType") in INTEGER_TYPES and "sparse" not in accessor
-                    and isinstance(accessor.get("bufferView"), int)):
+                    and isinstance(accessor.get("bufferView"), int) and isinstance(accessor.get("count"), int)
+                    and accessor["count"] > 0):
                 found.add(index)
     return sorted(found)
 
@@ -84,7 +85,10 @@ def normalized_attributes(tree: dict) -> list[int]:
 def dequantized_glb(data: bytes) -> bytes:
     """A GLB (one binary chunk, as :func:`self_contained_glb` makes it) with its :func:`normalized_attributes`
     rewritten as float32 accessors (c / max, at least -1, as glTF dequantizes them) in new buffer views,
-    and KHR_mesh_quantization no longer required when no integer attribute is left."""
+    and KHR_mesh_quantization no longer required when no integer attribute is left.
+
+    Raises ValueError naming the accessor when its data is not there (past its buffer's end, say).
+    """
     tree, stored = glb_parts(data)
     binary = bytearray(stored)  # the floats are appended to it; the integers are read from ``stored``
     views = tree.setdefault("bufferViews", [])
@@ -96,6 +100,8 @@ def dequantized_glb(data: bytes) -> bytes:
         item, count = kind.itemsize * width, accessor["count"]
         stride = view.get("byteStride") or item
         start = view.get("byteOffset", 0) + accessor.get("byteOffset", 0)
+        if start + (count - 1) * stride + item > len(stored):
+            raise ValueError(f"accessor {index} reads past the end of its buffer")
         rows = np.lib.stride_tricks.as_strided(np.frombuffer(stored, np.uint8, (count - 1) * stride + item, start),
                                                (count, item), (stride, 1))
         values = np.ascontiguousarray(rows).view(kind).reshape(count, width).astype(np.float32)

@@ -449,7 +449,10 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         readable: Optional[bytes] = None  # what trimesh reads, where it is not the file as it is
         tree, whole_file = gltf, self_contained_glb(path, gltf) if normalized_attributes(gltf) else None
         if whole_file is not None:
-            readable = dequantized_glb(whole_file)
+            try:
+                readable = dequantized_glb(whole_file)
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                raise MeshError(f"{path.name}: cannot read its quantized vertex data ({exc})") from None
             tree, _ = glb_parts(readable)
         if stored_as_integers(tree, "POSITION", normalized_only=True):  # its buffers could not all be read here
             raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization) "
