@@ -930,8 +930,8 @@ def _obj_skeleton(text: _ObjLines, corners: np.ndarray, sizes: np.ndarray) -> Op
     material, object or group, or one that starts after the first face.
     """
     face_lines = np.flatnonzero(text.kinds[b"f"])
-    padded = np.frombuffer(text.data + b" ", np.uint8)
-    candidates = np.flatnonzero(np.isin(padded[text.starts[:-1]], np.frombuffer(b"muog", np.uint8)))
+    first_chars = np.frombuffer(text.data, np.uint8)[text.starts[:-1]]
+    candidates = np.flatnonzero(np.isin(first_chars, np.frombuffer(b"muog", np.uint8)))
     if not len(face_lines) or len(candidates) > 64:
         return None
     kept, names = [], {keyword: set() for keyword in PART_KEYWORDS}
