@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 import pytest
 import trimesh
@@ -426,21 +427,47 @@ def quantized_triangle(path: Path, uv_type: int = 5126, second_type: Optional[in
     path.write_bytes(pack_glb(tree, binary))
 
 
+def with_mapped_material(path: Path, transforms: list[dict]) -> None:
+    """Give the GLB at ``path`` a base colour and an emissive map (one 4 x 4 PNG) read through ``transforms``
+    (KHR_texture_transform, one for each; {} for none), as gltfpack writes the maps of quantized UVs."""
+    tree, binary = read_json(path), glb_binary(path.read_bytes())
+    png = cv2.imencode(".png", np.full((4, 4, 3), 90, np.uint8))[1].tobytes()
+    tree["bufferViews"].append({"buffer": 0, "byteOffset": len(binary), "byteLength": len(png)})
+    tree |= {"images": [{"bufferView": len(tree["bufferViews"]) - 1, "mimeType": "image/png"}],
+             "textures": [{"source": 0}], "extensionsUsed": ["KHR_texture_transform"]}
+    infos = [{"index": 0} | ({"extensions": {"KHR_texture_transform": transform}} if transform else {})
+             for transform in transforms]
+    tree["materials"][0] |= {"emissiveTexture": infos[1], "emissiveFactor": [1, 1, 1]}
+    tree["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"] = infos[0]
+    tree["buffers"][0]["byteLength"] = len(binary) + len(png)
+    path.write_bytes(pack_glb(tree, binary + png + b"\0" * (-len(png) % 4)))
+
+
 def test_quantized_glb_attributes_are_dequantized_or_named(tmp_path: Path) -> None:
     """trimesh reads integer attributes unscaled (65535 for 1.0): normalized ones (core glTF UVs,
-    KHR_mesh_quantization positions) are dequantized as glTF defines it; the plain integer UVs that
-    gltfpack scales with a texture transform are named, and texgen can still unwrap anew."""
+    KHR_mesh_quantization positions) are dequantized as glTF defines it, and the plain integer UVs that
+    gltfpack scales with its maps' texture transform are read through it. UVs whose maps disagree are
+    named, and texgen can still unwrap anew."""
     quantized_triangle(tmp_path / "packed.glb", uv_type=5123)
     mesh = load_mesh(tmp_path / "packed.glb")
     np.testing.assert_allclose(mesh.uvs[mesh.uv_faces], [[[0, 1], [1, 1], [0, 0]]])
     assert mesh.notes == [] and mesh.source_glb is not None  # written back as the file stores it
     quantized_triangle(tmp_path / "gltfpack.glb", uv_type=5123, uv_normalized=False)
-    with pytest.raises(MeshError, match=r"gltfpack.glb: the UVs \(TEXCOORD_0\) are stored as integers that a "
-                                        r"texture transform scales .* export it with float UVs \(gltfpack -noq\), "
+    dequantize = {"offset": [0.1, 0.2], "scale": [0.5 / 65535, 0.5 / 65535]}
+    with_mapped_material(tmp_path / "gltfpack.glb", [dequantize, dequantize])
+    mesh = load_mesh(tmp_path / "gltfpack.glb")
+    np.testing.assert_allclose(mesh.uvs[mesh.uv_faces], [[[0.1, 0.8], [0.6, 0.8], [0.1, 0.3]]], atol=1e-6)
+    assert mesh.source_glb is None and mesh.material.map_transforms == {}  # the maps lie on the UVs as read
+    assert mesh.notes[0].startswith("the UVs are stored as integers that the maps read through a texture transform")
+    with_mapped_material(tmp_path / "gltfpack.glb", [dequantize, {}])
+    with pytest.raises(MeshError, match=r"gltfpack.glb: the UVs \(TEXCOORD_0\) are stored as integers \(quantized\) "
+                                        r"that texgen cannot read here: the maps read them through different texture "
+                                        r"transforms.* export it with float UVs \(gltfpack -noq\), "
                                         r"or pass --unwrap always"):
         load_mesh(tmp_path / "gltfpack.glb")
     mesh = load_mesh(tmp_path / "gltfpack.glb", unwrap="always")
-    assert mesh.has_uvs and mesh.notes[0].endswith("the file's UVs are ignored anyway (--unwrap always)")
+    assert mesh.has_uvs and any(note.endswith("the file's UVs are ignored anyway (--unwrap always)")
+                                for note in mesh.notes)
     quantized_triangle(tmp_path / "second.glb", second_type=5123)
     np.testing.assert_allclose(load_mesh(tmp_path / "second.glb").uvs2, [[0, 1], [1, 1], [0, 0]])
     quantized_triangle(tmp_path / "float.glb", second_type=5126)

@@ -67,32 +67,78 @@ ACCESSOR_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 DEQUANTIZED_ATTRIBUTES = ("POSITION", "NORMAL", "TANGENT", "TEXCOORD_")
 
 
+def texture_uv_set(info: Optional[dict]) -> int:
+    """The TEXCOORD_n a textureInfo reads (a texture transform may name another than its texCoord)."""
+    if info is None:
+        return 0
+    transform = (info.get("extensions") or {}).get(TEXTURE_TRANSFORM)
+    uv_set = (transform if isinstance(transform, dict) else {}).get("texCoord", info.get("texCoord", 0))
+    return uv_set if isinstance(uv_set, int) else 0
+
+
+def transform_matrix(transform) -> tuple[np.ndarray, np.ndarray]:
+    """(2, 2) linear part and (2,) offset of a ``KHR_texture_transform``: uv' = linear @ uv + offset (the
+    spec's T R S; the rotation turns as CesiumGltf's ``applyTransform`` turns it). A malformed one
+    raises ValueError."""
+    try:
+        if not isinstance(transform, dict):
+            raise TypeError
+        offset, scale = (np.asarray(transform.get(key, default), dtype=np.float64).reshape(2)
+                         for key, default in (("offset", [0.0, 0.0]), ("scale", [1.0, 1.0])))
+        rotation = float(transform.get("rotation", 0.0))
+    except (TypeError, ValueError):
+        raise ValueError(f"malformed KHR_texture_transform {transform} (offset and scale take two numbers, "
+                         "rotation one)") from None
+    if not (np.isfinite(offset).all() and np.isfinite(scale).all() and np.isfinite(rotation)):
+        raise ValueError(f"KHR_texture_transform {transform} is not finite")
+    turn = np.array([[np.cos(rotation), np.sin(rotation)], [-np.sin(rotation), np.cos(rotation)]])
+    return turn @ np.diag(scale), offset
+
+
+def plain_integer_uvs(tree: dict) -> list[int]:
+    """The accessors that primitives read as UVs (TEXCOORD_n) stored as integers that are not
+    normalized: gltfpack's, which the materials' texture transforms scale into place."""
+    return _attribute_accessors(tree, lambda name, accessor: name.startswith("TEXCOORD_")
+                                and not accessor.get("normalized"))
+
+
 def normalized_attributes(tree: dict) -> list[int]:
     """The accessors that primitives read as positions, normals, tangents or UVs stored as normalized
     integers (KHR_mesh_quantization; core glTF for UVs), which trimesh reads unscaled (32767 for 1.0)."""
+    return _attribute_accessors(tree, lambda name, accessor: name.startswith(DEQUANTIZED_ATTRIBUTES)
+                                and accessor.get("normalized") is True)
+
+
+def _attribute_accessors(tree: dict, chosen) -> list[int]:
+    """The integer accessors of primitive attributes (plain ones: no sparse part, a count) that
+    ``chosen(name, accessor)`` picks, ascending."""
     accessors, found = tree.get("accessors") or [], set()
     for primitive in primitives(tree):
         for name, index in (primitive.get("attributes") or {}).items():
             accessor = accessors[index] if isinstance(index, int) and 0 <= index < len(accessors) else None
-            if (name.startswith(DEQUANTIZED_ATTRIBUTES) and isinstance(accessor, dict) and accessor.get("normalized")
-                    and accessor.get("componentType") in INTEGER_TYPES and "sparse" not in accessor
-                    and isinstance(accessor.get("bufferView"), int) and isinstance(accessor.get("count"), int)
-                    and accessor["count"] > 0):
+            if (isinstance(accessor, dict) and accessor.get("componentType") in INTEGER_TYPES
+                    and "sparse" not in accessor and isinstance(accessor.get("bufferView"), int)
+                    and isinstance(accessor.get("count"), int) and accessor["count"] > 0 and chosen(name, accessor)):
                 found.add(index)
     return sorted(found)
 
 
 def dequantized_glb(data: bytes) -> bytes:
-    """A GLB (one binary chunk, as :func:`self_contained_glb` makes it) with its :func:`normalized_attributes`
-    rewritten as float32 accessors (c / max, at least -1, as glTF dequantizes them) in new buffer views,
-    and KHR_mesh_quantization no longer required when no integer attribute is left.
+    """A GLB (one binary chunk, as :func:`self_contained_glb` makes it) whose quantized vertex data
+    trimesh can read, in float32 accessors in new buffer views:
 
-    Raises ValueError naming the accessor when its data is not there (past its buffer's end, say).
+    - :func:`normalized_attributes` become c / max, at least -1, as glTF dequantizes them;
+    - :func:`plain_integer_uvs` are read through the texture transform that every map on them shares
+      (gltfpack's), which is then taken off those maps; UVs whose maps disagree stay integers.
+
+    KHR_mesh_quantization is no longer required when no integer attribute is left. Raises ValueError
+    naming the accessor when its data is not there (past its buffer's end, say) or a transform is malformed.
     """
     tree, stored = glb_parts(data)
     binary = bytearray(stored)  # the floats are appended to it; the integers are read from ``stored``
     views = tree.setdefault("bufferViews", [])
-    for index in normalized_attributes(tree):
+    baked = _uv_transforms(tree)
+    for index in sorted(set(normalized_attributes(tree)) | set(baked)):
         accessor = tree["accessors"][index]
         kind = np.dtype(INTEGER_TYPES[accessor["componentType"]])
         width = ACCESSOR_WIDTH[accessor.get("type", "SCALAR")]
@@ -104,23 +150,62 @@ def dequantized_glb(data: bytes) -> bytes:
             raise ValueError(f"accessor {index} reads past the end of its buffer")
         rows = np.lib.stride_tricks.as_strided(np.frombuffer(stored, np.uint8, (count - 1) * stride + item, start),
                                                (count, item), (stride, 1))
-        values = np.ascontiguousarray(rows).view(kind).reshape(count, width).astype(np.float32)
-        values = np.maximum(values / np.iinfo(kind).max, -1.0, dtype=np.float32)
+        values = np.ascontiguousarray(rows).view(kind).reshape(count, width).astype(np.float64)
+        if accessor.get("normalized"):
+            values = np.maximum(values / np.iinfo(kind).max, -1.0)
+        else:  # UVs under their maps' transform, which is taken off the maps
+            linear, offset = transform_matrix(baked[index][0])
+            values = values @ linear.T + offset
+            for info in baked[index][1]:
+                del info["extensions"][TEXTURE_TRANSFORM]
+                if not info["extensions"]:
+                    del info["extensions"]
+        values = values.astype(np.float32)
         start = _append_aligned(binary, values.tobytes())
         views.append({"buffer": 0, "byteOffset": start, "byteLength": values.nbytes})
         accessor.update(bufferView=len(views) - 1, componentType=FLOAT, byteOffset=0)
-        del accessor["normalized"]
+        accessor.pop("normalized", None)
         if "min" in accessor and "max" in accessor:
             accessor["min"], accessor["max"] = values.min(axis=0).tolist(), values.max(axis=0).tolist()
     if not any(stored_as_integers(tree, name) for name in _attribute_names(tree, DEQUANTIZED_ATTRIBUTES)):
-        for key in ("extensionsUsed", "extensionsRequired"):
-            names = [name for name in tree.get(key, []) if name != "KHR_mesh_quantization"]
-            if names:
-                tree[key] = names
-            else:
-                tree.pop(key, None)
+        _drop_extension(tree, "KHR_mesh_quantization")
+    if not _dicts_with(tree.get("materials") or [], TEXTURE_TRANSFORM, dict):
+        _drop_extension(tree, TEXTURE_TRANSFORM)
     tree["buffers"] = [{"byteLength": len(binary)}]
     return pack_glb(tree, bytes(binary))
+
+
+def _uv_transforms(tree: dict) -> dict[int, tuple[dict, list[dict]]]:
+    """For each of the :func:`plain_integer_uvs` whose maps all read it through one texture transform
+    (or none), that transform ({} for none) and the maps' textureInfos that carry it."""
+    accessors, materials = tree.get("accessors") or [], tree.get("materials") or []
+    found = {}
+    for index in plain_integer_uvs(tree):
+        transforms, infos = [], []
+        for primitive in primitives(tree):
+            uv_sets = [int(name[9:]) for name, value in (primitive.get("attributes") or {}).items()
+                       if value == index and name.startswith("TEXCOORD_") and name[9:].isdigit()]
+            material = primitive.get("material")
+            material = materials[material] if isinstance(material, int) and 0 <= material < len(materials) else {}
+            for info in _dicts_with(material if isinstance(material, dict) else {}, "index"):
+                if texture_uv_set(info) in uv_sets:
+                    transforms.append((info.get("extensions") or {}).get(TEXTURE_TRANSFORM) or {})
+                    infos.append(info)
+        if accessors[index].get("type") == "VEC2" and all(transform == (transforms or [{}])[0]
+                                                          for transform in transforms):
+            found[index] = ((transforms or [{}])[0], [info for info in infos if TEXTURE_TRANSFORM in
+                                                     (info.get("extensions") or {})])
+    return found
+
+
+def _drop_extension(tree: dict, name: str) -> None:
+    """Take ``name`` out of the file's extensionsUsed and extensionsRequired (and either list when it empties)."""
+    for key in ("extensionsUsed", "extensionsRequired"):
+        names = [used for used in tree.get(key, []) if used != name]
+        if names:
+            tree[key] = names
+        else:
+            tree.pop(key, None)
 
 
 def _attribute_names(tree: dict, prefixes: tuple[str, ...]) -> set[str]:

@@ -18,7 +18,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .gltf_json import TEXTURE_TRANSFORM, primitives
+from .gltf_json import TEXTURE_TRANSFORM, primitives, texture_uv_set, transform_matrix
 
 MAPS = ("metallic_roughness", "normal", "occlusion", "emissive")
 # where each map's textureInfo sits in a glTF material: (parent key or None, key)
@@ -114,7 +114,7 @@ class Material:
             return self
         changes: dict = {}
         for name in self.maps:
-            uv_set = max(_uv_set(_texture_info(source, name)) for source in sources)
+            uv_set = max(texture_uv_set(_texture_info(source, name)) for source in sources)
             if uv_set >= uv_sets:
                 changes[name] = None
                 notes.append(f"the material's {name} map reads TEXCOORD_{uv_set}, a UV set texgen does not keep; "
@@ -215,7 +215,7 @@ def base_colour_mapping(gltf: dict, name: str) -> ColourMapping:
     infos = [info for info in infos if isinstance(info, dict)]
     if not infos:
         return ColourMapping()
-    uv_set = max(_uv_set(info) for info in infos)
+    uv_set = max(texture_uv_set(info) for info in infos)
     transforms = [_base_transform(info) for info in infos]
     wraps = [_wrap_modes(gltf, info) for info in infos]
     # the wrap modes matter where a transform takes the UVs past the map's edges
@@ -244,19 +244,7 @@ def on_plain_uvs(image: np.ndarray, transform: dict, wrap: tuple[int, int]) -> n
     that a map tiled several times across the square keeps its detail (at most MAX_PLAIN_SIZE a side).
     glTF UVs run from the image's top-left corner.
     """
-    try:
-        if not isinstance(transform, dict):
-            raise TypeError
-        offset, scale = (np.asarray(transform.get(key, default), dtype=np.float64).reshape(2)
-                         for key, default in (("offset", [0.0, 0.0]), ("scale", [1.0, 1.0])))
-        rotation = float(transform.get("rotation", 0.0))
-    except (TypeError, ValueError):
-        raise ValueError(f"malformed KHR_texture_transform {transform} (offset and scale take two numbers, "
-                         "rotation one)") from None
-    if not (np.isfinite(offset).all() and np.isfinite(scale).all() and np.isfinite(rotation)):
-        raise ValueError(f"KHR_texture_transform {transform} is not finite")
-    turn = np.array([[np.cos(rotation), np.sin(rotation)], [-np.sin(rotation), np.cos(rotation)]])
-    linear = turn @ np.diag(scale)  # uv' = linear @ uv + offset (the spec's T R S)
+    linear, offset = transform_matrix(transform)  # uv' = linear @ uv + offset
     height, width = image.shape[:2]
     # a step along u or v crosses this many of the map's pixels per unit: as many texels keep its detail
     pixels = np.hypot(linear[0] * width, linear[1] * height)
@@ -301,15 +289,6 @@ def _texture_info(material: dict, name: str) -> Optional[dict]:
     return info if isinstance(info, dict) else None
 
 
-def _uv_set(info: Optional[dict]) -> int:
-    """The TEXCOORD_n a textureInfo reads (a texture transform may name another than its texCoord)."""
-    if info is None:
-        return 0
-    transform = (info.get("extensions") or {}).get(TEXTURE_TRANSFORM)
-    uv_set = (transform if isinstance(transform, dict) else {}).get("texCoord", info.get("texCoord", 0))
-    return uv_set if isinstance(uv_set, int) else 0
-
-
 def _wrap_modes(gltf: dict, info: dict) -> tuple[int, int]:
     """(wrapS, wrapT) of the sampler of the texture a textureInfo names; REPEAT where it names none."""
     sampler = _sampler(gltf, info) or SAMPLER
@@ -352,8 +331,8 @@ def _details(gltf: dict, material: dict, maps: set[str]) -> dict:
         transform = ((info or {}).get("extensions") or {}).get(TEXTURE_TRANSFORM)
         if isinstance(transform, dict):
             transforms[name] = transform
-        if _uv_set(info):
-            uv_sets[name] = _uv_set(info)
+        if texture_uv_set(info):
+            uv_sets[name] = texture_uv_set(info)
         sampler = _sampler(gltf, info)
         if sampler is not None:
             samplers[name] = sampler

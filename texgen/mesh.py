@@ -27,8 +27,8 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from .errors import MeshError
-from .gltf_json import (dequantized_glb, glb_parts, normalized_attributes, primitives, read_json, self_contained_glb,
-                        stored_as_integers, with_attribute_renamed)
+from .gltf_json import (dequantized_glb, glb_parts, normalized_attributes, plain_integer_uvs, primitives, read_json,
+                        self_contained_glb, stored_as_integers, with_attribute_renamed)
 from .material import Material, base_colour_mapping, on_plain_uvs
 from .polygons import corner_rows, triangulate
 from .uvtiles import across_tiles_message, face_tiles, faces_across_tiles, grid_size, place_in_tile
@@ -427,7 +427,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if suffix not in MESH_SUFFIXES:
         raise MeshError(f"{path.name}: unsupported mesh format {path.suffix!r}; "
                         f"use one of {', '.join(MESH_SUFFIXES)}")
-    source, hints, uv_gap, gltf = str(path), {}, "", {}
+    source, hints, uv_gap, gltf, baked_uvs = str(path), {}, "", {}, False
     unusable: Optional[tuple[str, str]] = None  # why the file's UVs cannot be used, and what to do about it
     if suffix == ".obj":
         data, line_numbers = _join_continued_lines(path.read_bytes())
@@ -445,21 +445,24 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         gltf = read_json(path)  # the file's own tree: a file painted whole is written back from it
         if problem := _compression_problem(gltf):
             raise MeshError(f"{path.name}: {problem}")
-        # normalized integers (quantized positions, normals, UVs), which trimesh reads unscaled, become floats
+        # quantized positions, normals and UVs, which trimesh reads unscaled, become floats
         readable: Optional[bytes] = None  # what trimesh reads, where it is not the file as it is
-        tree, whole_file = gltf, self_contained_glb(path, gltf) if normalized_attributes(gltf) else None
+        quantized = bool(normalized_attributes(gltf) or plain_integer_uvs(gltf))
+        tree, whole_file = gltf, self_contained_glb(path, gltf) if quantized else None
         if whole_file is not None:
             try:
                 readable = dequantized_glb(whole_file)
             except (ValueError, KeyError, TypeError, IndexError) as exc:
                 raise MeshError(f"{path.name}: cannot read its quantized vertex data ({exc})") from None
             tree, _ = glb_parts(readable)
+        baked_uvs = bool(plain_integer_uvs(gltf)) and not plain_integer_uvs(tree)
         if stored_as_integers(tree, "POSITION", normalized_only=True):  # its buffers could not all be read here
             raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization) "
                             "in buffers texgen cannot read here; make the file self-contained (a .glb)")
         if stored_as_integers(tree, "TEXCOORD_0"):
-            unusable = ("the UVs (TEXCOORD_0) are stored as integers that a texture transform scales (as gltfpack "
-                        "quantizes them), which texgen cannot read yet", "export it with float UVs (gltfpack -noq)")
+            unusable = ("the UVs (TEXCOORD_0) are stored as integers (quantized) that texgen cannot read here: the "
+                        "maps read them through different texture transforms, or the buffers are not all readable",
+                        "export it with float UVs (gltfpack -noq)")
         # trimesh loads TEXCOORD_1 under this name; integers it would read unscaled are left out
         if any("TEXCOORD_1" in (primitive.get("attributes") or {}) for primitive in primitives(tree)) \
                 and not stored_as_integers(tree, "TEXCOORD_1"):
@@ -491,11 +494,17 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
     # a glTF file that texgen paints all of, on its own UVs, is written back itself with the new map (Mesh.source_glb)
+    # (not where the UVs were read through their maps' transform: the new map is for those UVs, not the file's)
     source = self_contained_glb(path, gltf) if (suffix in (".glb", ".gltf") and not object_name and gutter is None
-                                                and unusable is None and mesh.has_uvs and unwrap != "always") else None
+                                                and unusable is None and mesh.has_uvs and unwrap != "always"
+                                                and not baked_uvs) else None
     whole = source is not None
     if suffix in (".glb", ".gltf"):
-        _gltf_details(mesh, gltf, whole, path.name)
+        _gltf_details(mesh, tree, whole, path.name)  # the maps as read: without the transforms baked into the UVs
+        if baked_uvs and unwrap != "always":
+            mesh.notes.append("the UVs are stored as integers that the maps read through a texture transform (as "
+                              "gltfpack quantizes them): they are read through it, and the GLB output is built from "
+                              "the mesh")
     if unusable is not None:
         reason, remedy = unusable
         if unwrap != "always":
