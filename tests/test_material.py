@@ -443,6 +443,10 @@ def with_mapped_material(path: Path, transforms: list[dict]) -> None:
     path.write_bytes(pack_glb(tree, binary + png + b"\0" * (-len(png) % 4)))
 
 
+def read_json_bytes(glb: bytes) -> dict:
+    return json.loads(glb[20:20 + struct.unpack_from("<I", glb, 12)[0]])
+
+
 def test_quantized_glb_attributes_are_dequantized_or_named(tmp_path: Path) -> None:
     """trimesh reads integer attributes unscaled (65535 for 1.0): normalized ones (core glTF UVs,
     KHR_mesh_quantization positions) are dequantized as glTF defines it, and the plain integer UVs that
@@ -457,8 +461,11 @@ def test_quantized_glb_attributes_are_dequantized_or_named(tmp_path: Path) -> No
     with_mapped_material(tmp_path / "gltfpack.glb", [dequantize, dequantize])
     mesh = load_mesh(tmp_path / "gltfpack.glb")
     np.testing.assert_allclose(mesh.uvs[mesh.uv_faces], [[[0.1, 0.8], [0.6, 0.8], [0.1, 0.3]]], atol=1e-6)
-    assert mesh.source_glb is None and mesh.material.map_transforms == {}  # the maps lie on the UVs as read
+    assert mesh.material.map_transforms == {}  # the maps lie on the UVs as read, and so are they written back
     assert mesh.notes[0].startswith("the UVs are stored as integers that the maps read through a texture transform")
+    written = read_json_bytes(mesh.source_glb)
+    uv_accessor = written["accessors"][written["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_0"]]
+    assert uv_accessor["componentType"] == 5126 and "KHR_texture_transform" not in json.dumps(written["materials"])
     with_mapped_material(tmp_path / "gltfpack.glb", [dequantize, {}])
     with pytest.raises(MeshError, match=r"gltfpack.glb: the UVs \(TEXCOORD_0\) are stored as integers \(quantized\) "
                                         r"that texgen cannot read here: the maps read them through different texture "

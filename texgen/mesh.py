@@ -427,7 +427,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if suffix not in MESH_SUFFIXES:
         raise MeshError(f"{path.name}: unsupported mesh format {path.suffix!r}; "
                         f"use one of {', '.join(MESH_SUFFIXES)}")
-    source, hints, uv_gap, gltf, baked_uvs = str(path), {}, "", {}, False
+    source, hints, uv_gap, gltf, baked_uvs, dequantized = str(path), {}, "", {}, False, None
     unusable: Optional[tuple[str, str]] = None  # why the file's UVs cannot be used, and what to do about it
     if suffix == ".obj":
         data, line_numbers = _join_continued_lines(path.read_bytes())
@@ -456,6 +456,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
                 raise MeshError(f"{path.name}: cannot read its quantized vertex data ({exc})") from None
             tree, _ = glb_parts(readable)
         baked_uvs = bool(plain_integer_uvs(gltf)) and not plain_integer_uvs(tree)
+        dequantized = readable
         if stored_as_integers(tree, "POSITION", normalized_only=True):  # its buffers could not all be read here
             raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization) "
                             "in buffers texgen cannot read here; make the file self-contained (a .glb)")
@@ -494,17 +495,16 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
     # a glTF file that texgen paints all of, on its own UVs, is written back itself with the new map (Mesh.source_glb)
-    # (not where the UVs were read through their maps' transform: the new map is for those UVs, not the file's)
-    source = self_contained_glb(path, gltf) if (suffix in (".glb", ".gltf") and not object_name and gutter is None
-                                                and unusable is None and mesh.has_uvs and unwrap != "always"
-                                                and not baked_uvs) else None
+    # (UVs read through their maps' transform are written back as read, as floats: the new map is for them)
+    whole = (suffix in (".glb", ".gltf") and not object_name and gutter is None and unusable is None and mesh.has_uvs
+             and unwrap != "always")
+    source = (dequantized if baked_uvs else self_contained_glb(path, gltf)) if whole else None
     whole = source is not None
     if suffix in (".glb", ".gltf"):
         _gltf_details(mesh, tree, whole, path.name)  # the maps as read: without the transforms baked into the UVs
         if baked_uvs and unwrap != "always":
             mesh.notes.append("the UVs are stored as integers that the maps read through a texture transform (as "
-                              "gltfpack quantizes them): they are read through it, and the GLB output is built from "
-                              "the mesh")
+                              "gltfpack quantizes them): they are read through it, and written back so, as floats")
     if unusable is not None:
         reason, remedy = unusable
         if unwrap != "always":
