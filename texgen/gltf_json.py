@@ -117,6 +117,7 @@ def _attribute_accessors(tree: dict, chosen) -> list[int]:
         for name, index in (primitive.get("attributes") or {}).items():
             accessor = accessors[index] if isinstance(index, int) and 0 <= index < len(accessors) else None
             if (isinstance(accessor, dict) and accessor.get("componentType") in INTEGER_TYPES
+                    and accessor.get("type", "SCALAR") in ACCESSOR_WIDTH
                     and "sparse" not in accessor and isinstance(accessor.get("bufferView"), int)
                     and isinstance(accessor.get("count"), int) and accessor["count"] > 0 and chosen(name, accessor)):
                 found.add(index)
