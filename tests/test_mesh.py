@@ -170,6 +170,15 @@ def test_obj_of_one_part_reads_as_when_trimesh_reads_it_all(tmp_path: Path, name
     assert (ours.texture is not None) == (name == "textured")
 
 
+def test_obj_of_one_object_is_picked_by_its_name(tmp_path: Path) -> None:
+    """trimesh names an OBJ of one mesh after the file: its ``o`` name picks it too."""
+    path = write(tmp_path / "cube.obj", "o Cube\n" + CUBE_OBJ)
+    assert len(load_mesh(path, object_name="Cube").faces) == 12
+    assert len(load_mesh(path, object_name="cube.obj").faces) == 12
+    with pytest.raises(MeshError, match=r"cube.obj: no object named 'Sphere'; objects: cube.obj/Cube"):
+        load_mesh(path, object_name="Sphere")
+
+
 def test_obj_vertices_kept_apart_at_one_position_stay_apart(tmp_path: Path) -> None:
     """Hard edges: two file vertices at one position are not welded; an unused vertex stays too."""
     path = write(tmp_path / "split.obj", TRIANGLE + "v 1 0 0\nv 1 1 0\nv 5 5 5\nvt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n"

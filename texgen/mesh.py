@@ -478,7 +478,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         loaded = _binary_ply_of_polygons(path) if suffix == ".ply" else None
         if loaded is None:
             raise MeshError(f"{path.name}: cannot read the file as a mesh ({type(exc).__name__}: {exc})") from None
-    parts = _scene_parts(loaded, path.name, object_name)
+    parts = _scene_parts(loaded, path.name, object_name, _obj_object_name(text) if suffix == ".obj" else "")
     if not parts:
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
     mesh, gutter = _merge(parts, path.stem) if len(parts) > 1 else (_from_trimesh(parts[0][1], path.stem), None)
@@ -601,12 +601,14 @@ def _colours_note(parts: list, gltf: dict) -> str:
             "replaces them (a glTF viewer would multiply it by them)")
 
 
-def _scene_parts(loaded, filename: str, object_name: str) -> list:
-    """[(name, trimesh.Trimesh)] with scene transforms applied."""
+def _scene_parts(loaded, filename: str, object_name: str, own_name: str = "") -> list:
+    """[(name, trimesh.Trimesh)] with scene transforms applied. ``own_name``: the one object's name in
+    the file (an OBJ's ``o`` line), by which ``object_name`` may pick it too when trimesh reads one mesh."""
     import trimesh
 
     if isinstance(loaded, trimesh.Trimesh):
-        parts = [(loaded.metadata.get("name", filename), loaded)]
+        name = loaded.metadata.get("name", filename)
+        parts = [(f"{name}/{own_name}" if own_name else name, loaded)]
     elif isinstance(loaded, trimesh.Scene):
         parts = []
         for node in loaded.graph.nodes_geometry:
@@ -809,7 +811,7 @@ def _join_continued_lines(data: bytes) -> tuple[bytes, np.ndarray]:
 
 
 class _ObjLines(NamedTuple):
-    """An OBJ text's lines and which of them are ``v``, ``vt``, ``vn`` and ``f`` lines, found vectorised.
+    """An OBJ text's lines and which of them are ``v``, ``vt``, ``vn``, ``f`` and ``o`` lines, found vectorised.
 
     data : the text, ending in a newline; starts : (L + 1,) int64 where each line starts, then the end;
     kinds : keyword -> (L,) bool the lines it opens
@@ -838,7 +840,7 @@ def _obj_lines(data: bytes) -> _ObjLines:
     kinds = {b"v": (first == ord("v")) & second_blank,
              b"vt": (first == ord("v")) & (second == ord("t")) & third_blank,
              b"vn": (first == ord("v")) & (second == ord("n")) & third_blank,
-             b"f": (first == ord("f")) & second_blank}
+             b"f": (first == ord("f")) & second_blank, b"o": (first == ord("o")) & second_blank}
     return _ObjLines(data, starts, kinds)
 
 
@@ -923,6 +925,13 @@ def _obj_uv_gap(corners: np.ndarray, sizes: np.ndarray, lines: np.ndarray) -> st
         return ""
     return (f"faces without texture coordinates (a vt index): {int(without.sum())} of {len(without)}, "
             f"the first on line {int(lines[without][0])}")
+
+
+def _obj_object_name(text: _ObjLines) -> str:
+    """The name of an OBJ's one object (its ``o`` lines all name it), '' when it has none or several."""
+    lines = np.flatnonzero(text.kinds[b"o"])[:64].tolist()
+    names = {text.data[text.starts[line]:text.starts[line + 1]].strip()[1:].strip() for line in lines}
+    return names.pop().decode(errors="replace") if len(names) == 1 else ""
 
 
 PART_KEYWORDS = (b"mtllib", b"usemtl", b"o", b"g")  # the lines that decide an OBJ's parts, names and materials
