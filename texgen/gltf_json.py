@@ -170,8 +170,7 @@ def dequantized_glb(data: bytes) -> bytes:
             accessor["min"], accessor["max"] = values.min(axis=0).tolist(), values.max(axis=0).tolist()
     if not any(stored_as_integers(tree, name) for name in _attribute_names(tree, DEQUANTIZED_ATTRIBUTES)):
         _drop_extension(tree, "KHR_mesh_quantization")
-    if not _dicts_with(tree.get("materials") or [], TEXTURE_TRANSFORM, dict):
-        _drop_extension(tree, TEXTURE_TRANSFORM)
+    _drop_unused_transform(tree)
     tree["buffers"] = [{"byteLength": len(binary)}]
     return pack_glb(tree, bytes(binary))
 
@@ -207,6 +206,12 @@ def _drop_extension(tree: dict, name: str) -> None:
             tree[key] = names
         else:
             tree.pop(key, None)
+
+
+def _drop_unused_transform(tree: dict) -> None:
+    """Take KHR_texture_transform out of the file's extension lists when no textureInfo carries one any more."""
+    if not any(TEXTURE_TRANSFORM in node["extensions"] for node in _dicts_with(tree, "extensions", dict)):
+        _drop_extension(tree, TEXTURE_TRANSFORM)
 
 
 def _attribute_names(tree: dict, prefixes: tuple[str, ...]) -> set[str]:
@@ -372,12 +377,7 @@ def with_base_colour_map(data: bytes, png: bytes, sampler: dict, material: dict)
         painted.append(len(materials) - 1)
     for index in painted:
         materials[index].setdefault("pbrMetallicRoughness", {})["baseColorTexture"] = dict(new_map)
-    if not any(TEXTURE_TRANSFORM in node["extensions"] for node in _dicts_with(tree, "extensions", dict)):
-        for key in ("extensionsUsed", "extensionsRequired"):  # the old map's transform was the last one
-            if TEXTURE_TRANSFORM in tree.get(key, []):
-                tree[key].remove(TEXTURE_TRANSFORM)
-                if not tree[key]:
-                    del tree[key]
+    _drop_unused_transform(tree)  # the old map's transform may have been the last one
     if freed:  # the views only those accessors read go; each later one moves up past those before it
         gone = sorted(freed)
         views[:] = [view for index, view in enumerate(views) if index not in freed]
