@@ -985,7 +985,7 @@ def _obj_for_trimesh(text: _ObjLines, corners: np.ndarray, sizes: np.ndarray, re
     fails on such ``v`` lines: those tabs become spaces. It counts negative indices from the end of
     the file, not from the face: those faces are written with absolute ones (:func:`_absolute_obj`).
     """
-    chars = np.frombuffer(text.data + b" ", np.uint8)
+    chars = np.frombuffer(text.data, np.uint8)  # a keyword's line holds the blank after it, before its newline
     tabs = np.concatenate([text.starts[np.flatnonzero(text.kinds[keyword])] + len(keyword)
                            for keyword in (b"v", b"vt", b"vn", b"f")])
     tabs = tabs[chars[tabs] == ord("\t")]
@@ -993,7 +993,7 @@ def _obj_for_trimesh(text: _ObjLines, corners: np.ndarray, sizes: np.ndarray, re
         return None
     data = text.data
     if len(tabs):
-        chars = chars[:-1].copy()
+        chars = chars.copy()
         chars[tabs] = ord(" ")
         data = chars.tobytes()
     return _absolute_obj(data, corners, sizes) if relative else data
@@ -1145,7 +1145,7 @@ def _obj_numbers(text: _ObjLines, keyword: bytes, count: int, name: str, require
     token_starts = np.flatnonzero(~space[1:] & space[:-1]) + 1
     per_line = np.bincount(np.searchsorted(newlines, token_starts), minlength=len(chosen))
     if (per_line < count).any():
-        return _obj_numbers_by_line(text.data, keyword, count, name, required)
+        return _obj_numbers_by_line(text.data, keyword, count, name, required, len(chosen))
     rank = np.arange(len(token_starts)) - np.repeat(np.cumsum(per_line) - per_line, per_line)
     if (rank >= count).any():  # a w, a vertex colour, a comment: what follows the numbers read is blanked
         token_ends = np.flatnonzero(space[1:] & ~space[:-1]) + 1
@@ -1158,14 +1158,14 @@ def _obj_numbers(text: _ObjLines, keyword: bytes, count: int, name: str, require
     except ValueError:  # something that is not a number
         values = None
     if values is None or values.size != len(chosen) * count:
-        return _obj_numbers_by_line(text.data, keyword, count, name, required)
+        return _obj_numbers_by_line(text.data, keyword, count, name, required, len(chosen))
     return values.reshape(-1, count)
 
 
-def _obj_numbers_by_line(data: bytes, keyword: bytes, count: int, name: str, required: int | None) -> np.ndarray:
-    """:func:`_obj_numbers`, read line by line with a regular expression."""
+def _obj_numbers_by_line(data: bytes, keyword: bytes, count: int, name: str, required: int | None,
+                         lines: int) -> np.ndarray:
+    """:func:`_obj_numbers` of the ``lines`` lines ``keyword`` opens, read line by line with a regular expression."""
     required = count if required is None else required
-    lines = sum(data.count(b"\n" + keyword + blank) + data.startswith(keyword + blank) for blank in (b" ", b"\t"))
     numbers = [rb"[ \t]+(\S+)"] * required + [rb"(?:[ \t]+(\S+))?"] * (count - required)
     found = re.findall(rb"^" + keyword + b"".join(numbers), data, flags=re.MULTILINE)
     kind = keyword.decode()
