@@ -11,10 +11,12 @@ for folder in .whl .gl; do
   grep -qx "/$folder/" "$exclude" || echo "/$folder/" >> "$exclude"
 done
 rm -rf .whl .gl && mkdir -p .whl .gl
-# the device image has torch, transformers, huggingface_hub, tokenizers, numpy, scipy, pillow, opencv,
-# accelerate, safetensors, msgpack, rich, filelock and networkx (see the device library's KINDS.md);
-# these it lacks (run.sh logs every version it runs with)
-packages=(diffusers trimesh pyrender PyOpenGL pyglet freetype-py xatlas pyzmq mapbox_earcut plyfile)
+# the device image has torch, huggingface_hub, numpy, scipy, pillow, opencv, accelerate, safetensors,
+# msgpack, rich, filelock and networkx (see the device library's KINDS.md); these it lacks, and
+# transformers and tokenizers travel at this venv's versions, which the tests ran with (run.sh logs
+# every version it runs with)
+packages=(diffusers transformers tokenizers trimesh pyrender PyOpenGL pyglet freetype-py xatlas pyzmq mapbox_earcut
+          plyfile)
 for name in "${packages[@]}"; do
   version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('$name'))")
   if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
