@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +250,32 @@ def test_rasterise_uv_row_0_is_the_top_of_the_image() -> None:
     top, _ = rasterise_uv(np.array([[[-0.5, -0.5], [15.5, -0.5], [-0.5, 2.5]]]), np.array([0]), 16)
     rows = np.flatnonzero((top >= 0).any(axis=1))
     assert rows.tolist() == [0, 1, 2] and (top[0] >= 0).sum() > (top[2] >= 0).sum()
+
+
+def test_renders_where_no_x11_library_can_be_loaded() -> None:
+    """A GPU server may have only the driver's EGL: pyrender's import of pyglet's window must not load X11."""
+    script = textwrap.dedent("""
+        import pyglet.lib
+
+        load_library = pyglet.lib.loader.load_library
+
+        def no_x11(*names, **kwargs):  # as on a machine without libX11 and libXrender: pyglet gets None
+            if any(name.startswith("X") for name in names):
+                return None
+            return load_library(*names, **kwargs)
+
+        pyglet.lib.loader.load_library = no_x11
+        pyglet.lib.load_library = no_x11
+
+        from texgen.camera import default_views
+        from texgen.mesh import Mesh
+        from texgen.render import Renderer
+
+        mesh = Mesh.from_arrays([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]], [[0, 0], [1, 0], [0, 1]], [[0, 1, 2]])
+        with Renderer(mesh) as renderer:
+            print(int(renderer.render(default_views(1, 32)).mask.sum()))
+    """)
+    environment = {**os.environ, "PYOPENGL_PLATFORM": "egl"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) > 0

@@ -16,6 +16,7 @@ outside (:meth:`texgen.camera.Camera.clears_sphere`). A GPU draws them at almost
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -229,12 +230,16 @@ class _Geometry:
         (:func:`_rgba_bytes`), sampled through the UVs with trilinear filtering where ``smooth``, else
         the nearest texel, repeating outside the 0-1 square; ``cull`` skips the back faces, per camera."""
         from OpenGL import GL as gl
+        from OpenGL.raw.GL.VERSION.GL_1_1 import glGenTextures
 
         width, height = cameras[0].width, cameras[0].height
         count = len(textures)
         program = self._start(f"textured pass of {count}", _TEXTURED_VERTEX_SHADER,
                               _textured_fragment_shader(count), width, height)
-        names = np.atleast_1d(gl.glGenTextures(count))
+        # the raw call into an array: PyOpenGL 3.1.0 (pyrender's pin) on Python 3.12 fails to pass the
+        # ctypes scalar that its own glGenTextures(1) makes
+        names = np.zeros(count, np.uint32)
+        glGenTextures(count, names)
         try:
             for unit, (name, texture, filtered) in enumerate(zip(names, textures, smooth)):
                 _upload_texture(unit, int(name), texture, filtered)
@@ -559,6 +564,12 @@ def _software_rasteriser() -> bool:
 
 
 def _pyrender():
+    if os.environ.get("PYOPENGL_PLATFORM") == "egl" and "pyrender" not in sys.modules:
+        import pyglet  # a pyrender dependency
+
+        # pyrender imports pyglet's window module, which loads X11 libraries unless pyglet is headless:
+        # on a server without them (a GPU machine with only the driver's EGL) the import failed
+        pyglet.options["headless"] = True
     try:
         import pyrender
     except ImportError as exc:  # pragma: no cover - a dependency of the package
