@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -12,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from texgen.diffusion.backend import LatentBlend, oom_message  # noqa: E402
-from texgen.diffusion.base import SamplerSettings, ViewBatch  # noqa: E402
+from texgen.diffusion.base import SamplerSettings, ViewBatch, cast_dtype  # noqa: E402
 from texgen.diffusion.loading import build_generator  # noqa: E402
 from texgen.errors import Cancelled  # noqa: E402
 from texgen.progress import CancelToken, ProgressEvent  # noqa: E402
@@ -209,3 +210,30 @@ def test_oom_message_lists_what_uses_less_memory() -> None:
     message = oom_message("sd15-controlnet-depth", batch(), offloaded=False)
     for tip in ("cpu_offload", "vae_tiling", "vae_slicing", "view_size", "fewer views"):
         assert tip in message
+
+
+def test_fp16_weights_cast_without_diffusers_float32_warnings() -> None:
+    """diffusers warns on every ModelMixin.to(dtype); an fp16 SDXL VAE upcasts for each encode and decode."""
+    from diffusers import AutoencoderKL
+
+    from texgen.diffusion.registry import ARCHITECTURES
+    from texgen.diffusion.tiny import build_components
+
+    warnings: list[str] = []
+    catch = logging.Handler(logging.WARNING)
+    catch.emit = lambda record: warnings.append(record.getMessage())
+    diffusers_log = logging.getLogger("diffusers")  # its own handler, not propagated to pytest's
+    diffusers_log.addHandler(catch)
+    try:
+        components = build_components("sdxl-controlnet", dtype=torch.float16)
+        # the full-size SDXL VAE asks for fp32 (force_upcast), the tiny one not
+        vae = components["vae"] = AutoencoderKL.from_config({**components["vae"].config, "force_upcast": True})
+        cast_dtype(vae, torch.float16)
+        generator = ARCHITECTURES["sdxl-controlnet"](components, name="tiny fp16", device=torch.device("cpu"),
+                                                     dtype=torch.float16)
+        images = generator.decode(generator.encode(painted(1)))
+    finally:
+        diffusers_log.removeHandler(catch)
+    assert images.shape == (1, 3, SIZE, SIZE) and images.dtype == torch.float32
+    assert vae.dtype == torch.float16  # back to fp16 after each pass
+    assert not [message for message in warnings if "kept in float32" in message]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..errors import Cancelled, ModelError, OutOfMemoryError
 from ..progress import CancelToken, ProgressCallback, ProgressEvent
-from .base import SamplerSettings, ViewBatch
+from .base import SamplerSettings, ViewBatch, cast_dtype
 
 log = logging.getLogger(__name__)
 
@@ -315,11 +315,11 @@ class DiffusersGenerator:
         """The VAE's working dtype; an fp16 VAE that asks for it (SDXL) runs in fp32 meanwhile."""
         vae = self.components["vae"]
         if vae.dtype == torch.float16 and vae.config.get("force_upcast", False):
-            vae.to(torch.float32)
+            cast_dtype(vae, torch.float32)
             try:
                 yield torch.float32
             finally:
-                vae.to(torch.float16)
+                cast_dtype(vae, torch.float16)
         else:
             yield vae.dtype
 

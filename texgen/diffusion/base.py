@@ -14,6 +14,19 @@ import torch
 from ..progress import CancelToken, ProgressCallback
 
 
+def cast_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast ``module``'s weights to ``dtype`` in place.
+
+    diffusers' ``ModelMixin.to`` warns about modules to keep in float32 on every dtype cast, even
+    when the model keeps none: the paint loop's VAE upcasts printed two warnings per view on a GPU.
+    A model that does keep some still goes through diffusers' own ``to``.
+    """
+    if getattr(module, "_keep_in_fp32_modules", None):
+        module.to(dtype)
+    else:
+        torch.nn.Module.to(module, dtype)
+
+
 @dataclass
 class ViewBatch:
     """What one diffusion call needs for B views of H x W pixels.

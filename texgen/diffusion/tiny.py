@@ -18,6 +18,8 @@ from typing import Any, Union
 
 import torch
 
+from .base import cast_dtype
+
 ARCH_NAMES = ("sd15-controlnet", "sdxl-controlnet", "sd2-depth")
 TINY_VERSION = 1  # bump when the builder changes in a way the configs do not show
 
@@ -152,7 +154,7 @@ def build_components(arch: str, scale: str = "tiny", *, inpaint: bool = False,
                 CLIPTextConfig(vocab_size=vocab_size, **special, **config["text_encoder_2"]))
     for component in components.values():
         if dtype != torch.float32:
-            component.to(dtype=dtype)
+            cast_dtype(component, dtype)
         component.eval()
     components["tokenizer"] = tokenizer
     if "text_encoder_2" in components:
