@@ -4,8 +4,10 @@
 # options that only a GPU exercises, and the geometry stage; each log goes to $OUT (at most 8 files
 # come back). About 8 minutes at most: each step has its own limit, the most important run first.
 #   SMOKE=1 bash bench/device/run.sh   the same steps on tiny models, on any machine with the venv
+#   bash bench/device/run.sh pipeline geometry   only the steps that log to these files (a rerun)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+only="$*"
 OUT=${OUT:-/tmp/texgen-device-out}
 mkdir -p "$OUT"
 export PYOPENGL_PLATFORM=egl HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
@@ -42,6 +44,7 @@ else
 fi
 step() {  # log file, seconds, title, command...: appends to $OUT/<log file>.log
   local log=$OUT/$1.log seconds=$2 title=$3
+  [ -n "$only" ] && [[ " $only " != *" $1 "* ]] && return 0
   shift 3
   echo "== $title" | tee -a "$log"
   local start=$SECONDS
