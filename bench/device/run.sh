@@ -53,7 +53,7 @@ step() {  # log file, seconds, title, command...: appends to $OUT/<log file>.log
 }
 step diffusion 100 "SD1.5 + ControlNet, generate and inpaint" "$python" bench/bench_diffusion.py "${headline[@]}"
 step pipeline 110 "paint loop, SD1.5 + ControlNet" "$python" bench/bench_pipeline.py "${pipeline[@]}"
-step diffusion 120 "SDXL + ControlNet and SD2-depth, generate and inpaint" \
+step architectures 120 "SDXL + ControlNet and SD2-depth, generate and inpaint" \
   "$python" bench/bench_diffusion.py "${others[@]}"
 step geometry 45 "geometry stage, every core" "$python" bench/bench_geometry.py --repeat 3
 step geometry 45 "geometry stage, 2 cores" taskset -c 0,1 "$python" bench/bench_geometry.py --repeat 3
