@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -199,3 +200,16 @@ def test_kill_9_then_resume_matches_a_clean_run(tmp_path: Path) -> None:
     run(BatchSource(src, clean, source.defaults))
     for key in keys:
         np.testing.assert_array_equal(albedo(dst, key), albedo(clean, key))
+
+
+def test_loading_flags_reach_the_local_executor_and_are_refused_for_servers(tmp_path: Path, capsys) -> None:
+    src = crate_folder(tmp_path / "src", 1)
+    dst = tmp_path / "dst"
+    args = ["batch", str(src), "--out", str(dst), "--prompt", "a crate", "--model", oracle(CRATE), *SMALL_FLAGS]
+    assert main([*args, "--scheduler", "ddim"]) == 0
+    reports = list(dst.rglob("*_report.json"))
+    assert len(reports) == 1 and json.loads(reports[0].read_text())["loading"]["scheduler"] == "ddim"
+    capsys.readouterr()
+    assert main([*args, "--executor", "server", "--server", "tcp://127.0.0.1:9", "--cpu-offload"]) == 2
+    error = capsys.readouterr().err
+    assert "--cpu-offload" in error and "texgen serve" in error

@@ -50,6 +50,18 @@ def test_local_folder_offline_detects_architecture(tiny_model_dir: TinyDir, arch
     runs(generator)
 
 
+def test_load_options_take_effect(tiny_model_dir: TinyDir) -> None:
+    options = LoadOptions(scheduler="ddim", vae_slicing=True, vae_tiling=True, channels_last=True)
+    generator = build_generator(str(tiny_model_dir("sd15-controlnet")), device="cpu", options=options)
+    components = generator.components
+    assert components["vae"].use_slicing and components["vae"].use_tiling
+    assert type(components["scheduler"]).__name__ == "DDIMScheduler"
+    for name in ("unet", "controlnet"):
+        weight = components[name].conv_in.weight
+        assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous(), name
+    runs(generator)
+
+
 def test_cache_returns_the_same_generator_until_released(tiny_model_dir: TinyDir) -> None:
     spec = str(tiny_model_dir("sd2-depth"))
     release_all()  # other tests' generators (the paint loop's, the CLI's) share the process-wide cache

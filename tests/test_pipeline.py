@@ -217,3 +217,30 @@ def test_toml_config_supplies_defaults_and_bad_keys_are_named(tmp_path: Path, ca
     config.write_text("[texture]\nview_sise = 64\n")
     assert main(["texture", str(ASSETS / "crate.obj"), "--config", str(config), "--out", str(tmp_path / "p")]) == 2
     assert "view_sise" in capsys.readouterr().err
+
+
+def test_loading_options_come_from_the_config_then_the_flags_and_load_the_model(tmp_path: Path, tiny_sd15, capsys):
+    from texgen.cli import main
+    from texgen.diffusion import release
+    from texgen.settings import LoadOptions
+
+    config = tmp_path / "studio.toml"  # texture keys at the top level, beside a [loading] table
+    config.write_text(f'view_size = 64\ntexture_size = 64\nviews = 1\nsteps = 2\nmodel = "{tiny_sd15}"\n'
+                      '[loading]\nscheduler = "ddim"\nvae_slicing = true\n')
+    args = ["texture", str(ASSETS / "crate.obj"), "--prompt", "crate", "--config", str(config)]
+    assert main([*args, "--vae-tiling", "--out", str(tmp_path / "o")]) == 0
+    report = json.loads((tmp_path / "o" / "crate_report.json").read_text())
+    expected = LoadOptions(scheduler="ddim", vae_slicing=True, vae_tiling=True)
+    assert report["loading"] == expected.to_dict()
+    assert (report["device"], report["dtype"]) == ("cpu", "float32")
+    assert release(str(tiny_sd15), options=expected)  # the run loaded, and cached, the model with these options
+    capsys.readouterr()
+
+    for table, named in (('dtype = "fp8"', "dtype"), ("cpu_offlaod = true", "cpu_offlaod")):
+        config.write_text(f"[loading]\n{table}\n")
+        assert main([*args, "--out", str(tmp_path / "p")]) == 2
+        assert named in capsys.readouterr().err
+    config.write_text("")
+    assert main([*args, "--compile", "--server", "tcp://127.0.0.1:9", "--out", str(tmp_path / "q")]) == 2
+    error = capsys.readouterr().err
+    assert "--compile" in error and "texgen serve" in error

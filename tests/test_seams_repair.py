@@ -233,12 +233,15 @@ def test_a_mismatched_texture_size_is_resampled_with_a_warning(sphere: Asset) ->
 
 
 def test_diffusion_runs_end_to_end_with_a_tiny_model(sphere: Asset, tiny_model_dir: Callable[..., Path]) -> None:
-    from texgen.diffusion.loading import build_generator
+    from texgen.diffusion.loading import release
+    from texgen.settings import LoadOptions
 
     small = make_asset(sphere.mesh, 256)
-    generator = build_generator(str(tiny_model_dir("sd15-controlnet", inpaint=True)), device="cpu")
-    result = inpaint_seams(small.mesh, small.punched, method="diffusion", generator=generator, threshold="all",
-                           hole_color="#ff00ff", view_size=64, steps=2, views=2, band=6)
+    model, options = str(tiny_model_dir("sd15-controlnet", inpaint=True)), LoadOptions(vae_slicing=True)
+    result = inpaint_seams(small.mesh, small.punched, method="diffusion", model=model, device="cpu",
+                           load_options=options, threshold="all", hole_color="#ff00ff", view_size=64, steps=2,
+                           views=2, band=6)
+    assert release(model, device="cpu", options=options)  # it was loaded, and cached, with these options
     report = result.report
     assert report["method"] == "diffusion" and len(report["views"]) == 2
     assert sum(view["texels"] for view in report["views"]) > 0

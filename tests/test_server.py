@@ -202,11 +202,12 @@ def run_locally(tiny: str, mesh: "Mesh") -> tuple:
     """The same job in this process: (TextureResult, its progress events)."""
     from texgen.diffusion import load_generator
     from texgen.pipeline import texture_mesh
-    from texgen.settings import TextureSettings
+    from texgen.settings import LoadOptions, TextureSettings
 
     events = []
     result = texture_mesh(mesh, settings=TextureSettings(**QUICK, model=tiny),
-                          generator=load_generator(tiny, device="cpu"), progress=events.append)
+                          generator=load_generator(tiny, device="cpu"), progress=events.append,
+                          load_options=LoadOptions())  # the server's, which its reports record
     return result, [(e.stage, e.view, e.views, e.step, e.steps) for e in events]
 
 

@@ -43,7 +43,8 @@ def curve_server(tiny_model_dir, keys, tmp_path_factory) -> Iterator[tuple[subpr
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     process = serve_process(["--bind", address, "--model", str(tiny_model_dir("sd15-controlnet")), "--device", "cpu",
                              "--keys", str(keys["server_dir"]), "--allow", str(keys["allow"]), "--heartbeat", "0.25",
-                             "--client-timeout", "5", "--shutdown-grace", "10"], log)
+                             "--client-timeout", "5", "--shutdown-grace", "10", "--scheduler", "ddim", "--vae-slicing"],
+                            log)
     try:
         wait_ready(address, server_public_key=keys["server"], client_keys=keys["alice"])
         yield process, address, log
@@ -95,6 +96,15 @@ def test_an_allowed_key_passes(curve_server, keys) -> None:
         info = client.hello()
         assert info["auth"] == "curve"
         assert client.ping() < 1.0
+
+
+def test_the_workers_load_the_models_with_the_servers_loading_options(curve_server, keys) -> None:
+    _, address, _ = curve_server
+    with alice(address, keys) as client:
+        result = client.texture(*mesh_args(uv_sphere()), options=QUICK)
+    assert result.report["loading"]["scheduler"] == "ddim" and result.report["loading"]["vae_slicing"]
+    assert not result.report["loading"]["cpu_offload"]
+    assert (result.report["device"], result.report["dtype"]) == ("cpu", "float32")
 
 
 def test_an_unknown_key_is_refused(curve_server, keys) -> None:

@@ -40,7 +40,7 @@ from .render import Renderer, ViewBuffers, texture_bytes
 from .result import TextureResult, with_new_base_colour
 from .seam_blend import band_for_size, smooth_seams
 from .seams import edge_pairs, seam_stats
-from .settings import TextureSettings, settings_from_mapping
+from .settings import LoadOptions, TextureSettings, settings_from_mapping
 from .texels import TexelMap, build_in_background
 
 log = logging.getLogger(__name__)
@@ -171,12 +171,15 @@ class NextBestView:
 def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
                  settings: Optional[TextureSettings] = None, generator: Optional[Generator] = None,
                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
-                 projection: ProjectionSettings = ProjectionSettings(), **overrides) -> TextureResult:
+                 projection: ProjectionSettings = ProjectionSettings(), load_options: Optional[LoadOptions] = None,
+                 **overrides) -> TextureResult:
     """Texture ``mesh`` from ``prompt`` into its own UV map.
 
     mesh : a Mesh or a path to a mesh file
     settings : defaults for every option; ``prompt`` and keyword ``overrides`` win over them
-    generator : a loaded Generator; by default ``settings.model`` is loaded (and cached)
+    generator : a loaded Generator; by default ``settings.model`` is loaded (and cached) with ``load_options``
+    load_options : how the model is loaded (default LoadOptions()); the report records them, when given
+        or used
     progress : receives ProgressEvents; cancel : checked between steps and views
     """
     progress = progress or no_progress
@@ -193,7 +196,8 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         from .diffusion import load_generator
 
         progress(ProgressEvent("load", message=f"loading model {settings.model}"))
-        generator = load_generator(settings.model, device=settings.device)
+        load_options = load_options or LoadOptions()
+        generator = load_generator(settings.model, device=settings.device, options=load_options)
         timer.lap("load_model")
     cancel.raise_if_cancelled()
 
@@ -250,7 +254,8 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     finally:
         renderer.close()
     coverage = float(torch.isfinite(color).all(dim=1).float().mean())
-    report = _report(mesh, settings, generator, texels, painted, coverage, records, seams.as_dict(), timer.timings)
+    report = _report(mesh, settings, generator, load_options, texels, painted, coverage, records, seams.as_dict(),
+                     timer.timings)
     progress(ProgressEvent("done", views=len(records), message="done"))
     return TextureResult(with_new_base_colour(mesh), texture8, report, preview)
 
@@ -323,8 +328,10 @@ def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.n
     return contact_sheet(tiles, columns=6, tile_size=256)
 
 
-def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, texels: TexelMap, painted: torch.Tensor,
-            coverage: float, records: list[ViewRecord], seams: dict, timings: dict[str, float]) -> dict:
+def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, load_options: Optional[LoadOptions],
+            texels: TexelMap, painted: torch.Tensor, coverage: float, records: list[ViewRecord], seams: dict,
+            timings: dict[str, float]) -> dict:
+    """The report; ``load_options`` are those texture_mesh loaded the model with (None: it was given one)."""
     diffusion = timings.get("diffusion", 0.0)
     total = sum(timings.values())
     coverage_views = float(painted.float().mean())
@@ -336,6 +343,9 @@ def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, texels:
         "seed": settings.seed,
         "model": settings.model,
         "generator": getattr(generator, "name", type(generator).__name__),
+        **({"loading": load_options.to_dict()} if load_options is not None else {}),
+        **{key: str(getattr(generator, key)).removeprefix("torch.") for key in ("device", "dtype")
+           if hasattr(generator, key)},
         "views": [record.summary(texels.count) for record in records],
         "coverage_views": coverage_views,
         "coverage": coverage,

@@ -38,7 +38,7 @@ from .render import texture_bytes
 from .result import TextureResult
 from .seam_blend import SeamBand, seam_band, smooth_seams
 from .seams import edge_pairs, seam_stats
-from .settings import DEFAULT_MODEL, settings_from_mapping
+from .settings import DEFAULT_MODEL, LoadOptions, settings_from_mapping
 from .texels import TexelMap
 
 ALPHA_HOLE = 128  # texels with less alpha than this are holes
@@ -220,13 +220,14 @@ def find_holes(texels: TexelMap, image: np.ndarray, settings: SeamSettings) -> n
 def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | None = None, *,
                   settings: SeamSettings | None = None, generator=None,
                   progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-                  **overrides) -> TextureResult:
+                  load_options: LoadOptions | None = None, **overrides) -> TextureResult:
     """Repair the seams and holes of ``mesh``'s texture; every other texel is kept bit-for-bit.
 
     mesh : a Mesh with UVs, or a mesh file
     texture : an image array or file, or None for the mesh's own base-colour map
     settings : defaults for every option; keyword ``overrides`` win over them
-    generator : for ``method="diffusion"``, a loaded Generator (default: load ``settings.model``)
+    generator : for ``method="diffusion"``, a loaded Generator (default: ``settings.model`` loaded with
+        ``load_options``)
     returns : TextureResult with the repaired (N, N, 3) uint8 texture, a report and a preview
     """
     progress = progress or no_progress
@@ -274,7 +275,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
             from .diffusion import load_generator
 
             progress(ProgressEvent("load", message=f"loading model {settings.model}"))
-            generator = load_generator(settings.model, device=settings.device)
+            generator = load_generator(settings.model, device=settings.device, options=load_options)
             timer.lap("load_model")
         color, views, preview_views = repaint(mesh, texels, color, band, holes, settings, generator,
                                               band.falloff(core, settings.band), progress, cancel, timer)

@@ -15,6 +15,10 @@ from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
 from .errors import ConfigError
 
 DEFAULT_MODEL = "sd15-controlnet-depth"
+DTYPE_NAMES = ("fp16", "bf16", "fp32")
+SCHEDULERS = {"unipc": "UniPCMultistepScheduler", "ddim": "DDIMScheduler", "euler": "EulerDiscreteScheduler",
+              "dpm++": "DPMSolverMultistepScheduler", "model": None}  # name -> diffusers class; model: its own
+LOADING_SECTION = "loading"  # the settings file's table of LoadOptions, beside [texture] or [inpaint_seams]
 
 
 @dataclass
@@ -75,6 +79,45 @@ class TextureSettings:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a machine loads and runs a model; not what is painted (a server sets them for every job).
+
+    Part of the model cache key. The TOML table ``[loading]`` and flags such as ``--cpu-offload``.
+
+    dtype : "auto" (fp16 on cuda and mps, fp32 on cpu), "fp16", "bf16" or "fp32"
+    cpu_offload : keep models in CPU memory and move each to the GPU only while it runs
+    vae_tiling, vae_slicing : decode in tiles / one view at a time, for less VAE memory
+    channels_last : channels-last memory format for the UNet and ControlNet
+    compile : torch.compile the UNet and ControlNet for fixed shapes (slow first call)
+    scheduler : a SCHEDULERS key; "model" keeps the model's own
+    local_files_only : never download (also implied by HF_HUB_OFFLINE=1)
+    """
+
+    dtype: str = "auto"
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    scheduler: str = "unipc"
+    local_files_only: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "LoadOptions":
+        """Raise ConfigError naming a bad dtype or scheduler."""
+        if self.dtype != "auto" and self.dtype not in DTYPE_NAMES:
+            raise ConfigError(f"dtype: must be auto, {', '.join(DTYPE_NAMES)}; got {self.dtype!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"scheduler: must be one of {', '.join(SCHEDULERS)}; got {self.scheduler!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 def settings_from_mapping(cls: type, values: Mapping[str, Any], *, where: str = "settings") -> Any:
     """Build dataclass ``cls`` from a mapping, checking key names and value types.
 
@@ -87,13 +130,13 @@ def settings_from_mapping(cls: type, values: Mapping[str, Any], *, where: str = 
         if key not in names:
             raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(names))}")
         kwargs[key] = _coerce(key, value, hints[key], where)
-    obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        try:
+    try:
+        obj = cls(**kwargs)
+        validate = getattr(obj, "validate", None)
+        if validate is not None:
             validate()
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     return obj
 
 
@@ -112,7 +155,8 @@ def _coerce(key: str, value: Any, hint: Any, where: str) -> Any:
 
 def read_toml_table(path: Union[str, Path], section: str, error: type[Exception] = ConfigError,
                     what: str = "settings file") -> dict[str, Any]:
-    """The ``[section]`` table of a TOML file, or its top level when there is none.
+    """The ``[section]`` table of a TOML file; when there is none, its top level (less a ``[loading]``
+    table), or nothing for ``section`` "loading".
 
     A missing or malformed file raises ``error`` naming the file.
     """
@@ -123,7 +167,11 @@ def read_toml_table(path: Union[str, Path], section: str, error: type[Exception]
         raise error(f"{what} not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: not valid TOML: {exc}") from None
-    return data.get(section, data)
+    if section in data:
+        return data[section]
+    if section == LOADING_SECTION:
+        return {}
+    return {key: value for key, value in data.items() if key != LOADING_SECTION}
 
 
 def load_toml(path: Union[str, Path], cls: type = TextureSettings, section: str = "texture") -> Any:
@@ -131,4 +179,4 @@ def load_toml(path: Union[str, Path], cls: type = TextureSettings, section: str 
     return settings_from_mapping(cls, read_toml_table(path, section), where=str(path))
 
 
-__all__ = ["TextureSettings", "DEFAULT_MODEL", "settings_from_mapping", "load_toml"]
+__all__ = ["TextureSettings", "LoadOptions", "DEFAULT_MODEL", "settings_from_mapping", "load_toml"]

@@ -21,7 +21,7 @@ from typing import Any, Optional, Protocol
 from ..errors import ConfigError, TexgenError
 from ..progress import CancelToken
 from ..result import TextureResult
-from ..settings import TextureSettings
+from ..settings import LoadOptions, TextureSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,10 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, load_options: Optional[LoadOptions] = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="texgen-local")
         self._cancel = CancelToken()
+        self._load_options = load_options
 
     @property
     def slots(self) -> int:
@@ -76,7 +77,8 @@ class LocalExecutor:
     def submit(self, task: Task) -> "Future[TextureResult]":
         from ..pipeline import texture_mesh
 
-        return self._pool.submit(texture_mesh, task.source, settings=task.settings, cancel=self._cancel)
+        return self._pool.submit(texture_mesh, task.source, settings=task.settings, cancel=self._cancel,
+                                 load_options=self._load_options)
 
     def worker_of(self, future: "Future[TextureResult]") -> str:
         return "local"
@@ -172,13 +174,16 @@ class ServerExecutor:
 class TextureWorker:
     """The body of a Ray actor: textures meshes sent as file bytes, its model kept warm between tasks."""
 
+    def __init__(self, load_options: Optional[LoadOptions] = None) -> None:
+        self.load_options = load_options
+
     def texture(self, filename: str, data: bytes, settings: TextureSettings) -> TextureResult:
         from ..pipeline import texture_mesh
 
         with tempfile.TemporaryDirectory(prefix="texgen-ray-") as folder:
             path = Path(folder) / filename
             path.write_bytes(data)
-            return texture_mesh(path, settings=settings)
+            return texture_mesh(path, settings=settings, load_options=self.load_options)
 
 
 def import_ray() -> Any:
@@ -197,11 +202,13 @@ class RayExecutor:
         Ray instance. Meshes travel as file bytes and results come back through Ray, so workers
         need no shared file system.
     workers : actors to start; default one per GPU, or 2 on a cluster without GPUs
+    load_options : how each actor loads its model
     """
 
     name = "ray"
 
-    def __init__(self, address: Optional[str] = None, workers: Optional[int] = None) -> None:
+    def __init__(self, address: Optional[str] = None, workers: Optional[int] = None,
+                 load_options: Optional[LoadOptions] = None) -> None:
         ray = import_ray()
         self._ray = ray
         self._owns_ray = not ray.is_initialized()  # then close() shuts down the Ray this started or joined
@@ -213,7 +220,7 @@ class RayExecutor:
             raise ConfigError(f"--ray-workers: must be at least 1, got {count}")
         per_actor = {"num_gpus": min(1.0, gpus / count)} if gpus else {"num_cpus": 1}
         actor_class = ray.remote(max_restarts=2, max_task_retries=0, **per_actor)(TextureWorker)
-        self._actors = [actor_class.remote() for _ in range(count)]
+        self._actors = [actor_class.remote(load_options) for _ in range(count)]
         self._busy = [0] * count
         self._names = [f"ray-{index}" for index in range(count)]
         self._where: dict[Future, int] = {}
@@ -260,18 +267,21 @@ class RayExecutor:
 
 def make_executor(kind: str, *, servers: Optional[list[str]] = None, server_key: Optional[Path] = None,
                   client_key: Optional[Path] = None, server_timeout: float = 10.0, ray_address: Optional[str] = None,
-                  ray_workers: Optional[int] = None) -> Executor:
-    """The executor named ``kind`` (local, server or ray), checking that its options fit."""
+                  ray_workers: Optional[int] = None, load_options: Optional[LoadOptions] = None) -> Executor:
+    """The executor named ``kind`` (local, server or ray), checking that its options fit.
+
+    ``load_options`` are for the models loaded here or on Ray; servers load theirs with their own.
+    """
     if kind != "server" and servers:
         raise ConfigError("--server needs --executor server")
     if kind != "ray" and (ray_address or ray_workers):
         raise ConfigError("--ray-address and --ray-workers need --executor ray")
     if kind == "local":
-        return LocalExecutor()
+        return LocalExecutor(load_options)
     if kind == "server":
         return ServerExecutor(servers or [], server_key=server_key, client_key=client_key, timeout=server_timeout)
     if kind == "ray":
-        return RayExecutor(ray_address, ray_workers)
+        return RayExecutor(ray_address, ray_workers, load_options)
     raise ConfigError(f"--executor: expected local, server or ray, got {kind!r}")
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
+from .options import add_load_options, load_options_from_args, refuse_load_flags
 from .texture import add_texture_options, settings_from_args
 
 EPILOG = """\
@@ -52,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--ray-workers", type=int, metavar="N",
                      help="Ray actors, each keeping a model warm (default: one per GPU, 2 without GPUs)")
     add_texture_options(parser)
+    add_load_options(parser)
     parser.set_defaults(func=run_command)
 
 
@@ -70,9 +72,13 @@ def run_command(args: argparse.Namespace) -> int:
     from ..batch.sources import DEFAULT_GLOB, BatchSource
 
     source = BatchSource(args.src, args.out, settings_from_args(args), args.glob or DEFAULT_GLOB, args.manifest)
+    if args.executor == "server":
+        refuse_load_flags(args, "each server")
+    load_options = None if args.executor == "server" else load_options_from_args(args)
     summary = run_batch(source, lambda: make_executor(
         args.executor, servers=args.server, server_key=args.server_key, client_key=args.client_key,
-        server_timeout=args.server_timeout, ray_address=args.ray_address, ray_workers=args.ray_workers),
+        server_timeout=args.server_timeout, ray_address=args.ray_address, ray_workers=args.ray_workers,
+        load_options=load_options),
         retry_failed=args.retry_failed, console=console)
     return 1 if summary.failed or summary.failed_before else 0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import OptionTable, add_options, settings_values
+from .options import (OptionTable, add_load_options, add_options, load_options_from_args, refuse_load_flags,
+                      settings_values)
 from .progress import progress_bar
 
 SEAM_OPTIONS: OptionTable = {
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("mesh", type=Path, help="OBJ, GLB/glTF, PLY, STL or OFF file with UVs")
     parser.add_argument("--texture", type=Path, help="the texture to repair (default: the mesh's own base-colour map)")
     add_options(parser, SEAM_OPTIONS, "repair options (also keys of --config's [inpaint_seams] table)")
+    add_load_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--name", help="output file stem (default: the mesh file's stem)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -60,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from ..seams_repair import inpaint_seams
 
     settings = settings_from_args(args)
+    if args.server:
+        refuse_load_flags(args, f"the server at {args.server}")
+    load_options = None if args.server else load_options_from_args(args)
     name = safe_name(args.name or args.mesh.stem)
     if not args.overwrite:  # fail before the work, not after
         refuse_existing(output_paths(args.out, name).values())
@@ -71,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                                 server_key=args.server_key, client_key=args.client_key, progress=progress,
                                 timeout=args.server_timeout)
         else:
-            result = inpaint_seams(args.mesh, args.texture, settings=settings, progress=progress)
+            result = inpaint_seams(args.mesh, args.texture, settings=settings, progress=progress,
+                                   load_options=load_options)
     paths = write_outputs(result, args.out, name, overwrite=args.overwrite)
     report = result.report
     print(f"{report['seams_repaired']} of {report['seam_edges']} seam edges repaired: seam ratio "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_load_options, load_options_from_args
+
 ARCH_HELP = "sd15-controlnet, sdxl-controlnet or sd2-depth"
 
 
@@ -21,8 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="load a model spec and print its architecture, components and device")
     info.add_argument("spec", help="preset, hub id, folder, checkpoint, model card (.toml) or random:ARCH")
     info.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cuda, cuda:1, mps or cpu")
-    info.add_argument("--dtype", default="auto", help="auto, fp16, bf16 or fp32")
-    info.add_argument("--offline", action="store_true", help="never download (like HF_HUB_OFFLINE=1)")
+    add_load_options(info, in_config=False)
     info.set_defaults(func=show_info)
 
 
@@ -44,15 +45,9 @@ def make_tiny(args: argparse.Namespace) -> int:
 def show_info(args: argparse.Namespace) -> int:
     import torch
 
-    from ..diffusion.loading import LoadOptions, build_generator
+    from ..diffusion.loading import build_generator
 
-    try:
-        options = LoadOptions(dtype=args.dtype, local_files_only=args.offline)
-    except ValueError as exc:
-        from ..errors import ConfigError
-
-        raise ConfigError(str(exc)) from None
-    generator = build_generator(args.spec, device=args.device, options=options)
+    generator = build_generator(args.spec, device=args.device, options=load_options_from_args(args))
     print(f"spec:         {args.spec}")
     print(f"architecture: {generator.arch}")
     print(f"device:       {generator.device} ({str(generator.dtype).removeprefix('torch.')})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import add_load_options, load_options_from_args
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..protocol import Limits
@@ -23,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow", type=Path, metavar="DIR", help="folder with the allowed clients' *.key files")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback bind without CURVE: anyone who reaches the port may use it")
+    add_load_options(parser, in_config=False)
     limits = parser.add_argument_group("limits (each refused with a clear error reply)")
     limits.add_argument("--max-message-mb", type=float, default=defaults.max_message_bytes / 2**20)
     limits.add_argument("--max-faces", type=int, default=defaults.max_faces)
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(max_message_bytes=int(args.max_message_mb * 2**20), max_faces=args.max_faces,
                     max_texture_size=args.max_texture_size, max_views=args.max_views, max_queue=args.max_queue)
     config = ServerConfig(bind=args.bind, workers=args.workers, models=args.models or [DEFAULT_MODEL],
-                          device=args.device, limits=limits, keys_dir=args.keys, allow_dir=args.allow,
+                          device=args.device, load_options=load_options_from_args(args), limits=limits,
+                          keys_dir=args.keys, allow_dir=args.allow,
                           insecure=args.insecure, heartbeat_s=args.heartbeat, client_timeout_s=args.client_timeout,
                           shutdown_grace_s=args.shutdown_grace)
     return Server(config).serve_forever()

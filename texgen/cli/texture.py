@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .options import OptionTable, add_options, settings_values
+from .options import (OptionTable, add_load_options, add_options, load_options_from_args, refuse_load_flags,
+                      settings_values)
 from .progress import progress_bar
 
 TEXTURE_OPTIONS: OptionTable = {
@@ -63,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                "and NAME_preview.png into --out.")
     parser.add_argument("mesh", type=Path, help="OBJ, GLB/glTF, PLY, STL or OFF file")
     add_texture_options(parser)
+    add_load_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--name", help="output file stem (default: the mesh file's stem)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -79,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if not settings.prompt:
         raise TexgenError("a prompt is needed: --prompt TEXT (or prompt = \"...\" in --config)")
+    if args.server:
+        refuse_load_flags(args, f"the server at {args.server}")
+    load_options = None if args.server else load_options_from_args(args)
     name = safe_name(args.name or args.mesh.stem)
     if not args.overwrite:  # fail before hours of painting, not after
         refuse_existing(output_paths(args.out, name).values())
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from ..pipeline import texture_mesh
 
-            result = texture_mesh(args.mesh, settings=settings, progress=progress)
+            result = texture_mesh(args.mesh, settings=settings, progress=progress, load_options=load_options)
     paths = write_outputs(result, args.out, name, overwrite=args.overwrite)
     report = result.report
     print(f"coverage by views {report.get('coverage_views', 0):.1%}, seam ratio {report.get('seam_ratio', 0):.2f}, "

@@ -156,10 +156,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def oom_message(name: str, batch: ViewBatch, offloaded: bool) -> str:
     """What to say when painting ``batch`` with model ``name`` ran out of device memory."""
     height, width = batch.size
-    tips = [] if offloaded else ["cpu_offload=true"]
-    tips += ["vae_tiling=true and vae_slicing=true", f"a smaller view_size (now {height}x{width})",
+    tips = [] if offloaded else ["cpu_offload (--cpu-offload)"]
+    tips += ["vae_tiling and vae_slicing (--vae-tiling --vae-slicing)", f"a smaller view_size (now {height}x{width})",
              f"fewer views per batch (now {len(batch.prompts)})"]
-    return f"out of device memory running {name}; to use less, try " + ", ".join(tips)
+    return (f"out of device memory running {name}; to use less, try " + ", ".join(tips)
+            + " (loading options are set in [loading] of --config, or on `texgen serve` for a server)")
 
 
 class DiffusersGenerator:

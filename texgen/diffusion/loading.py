@@ -35,48 +35,17 @@ from typing import Any, Iterator, Optional, Union
 import torch
 
 from ..errors import ModelError, OutOfMemoryError, TexgenError
-from ..settings import read_toml_table
+from ..settings import DTYPE_NAMES, SCHEDULERS, LoadOptions, read_toml_table
 from .backend import is_out_of_memory
 from .base import Generator
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-SCHEDULERS = {"unipc": "UniPCMultistepScheduler", "ddim": "DDIMScheduler", "euler": "EulerDiscreteScheduler",
-              "dpm++": "DPMSolverMultistepScheduler", "model": None}
+DTYPES = dict(zip(DTYPE_NAMES, (torch.float16, torch.bfloat16, torch.float32)))
 # components texgen never uses: passed as None so they are neither loaded nor downloaded
 _UNUSED = ("safety_checker", "feature_extractor", "depth_estimator", "image_encoder")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w.-]+)*$")
 _CARD_KEYS = ("base", "controlnet", "inpaint_unet", "vae")
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to load and run a model; part of the pipeline cache key.
-
-    dtype : "auto" (fp16 on cuda and mps, fp32 on cpu), "fp16", "bf16" or "fp32"
-    cpu_offload : keep models in CPU memory and move each to the GPU only while it runs
-    vae_tiling, vae_slicing : decode in tiles / one view at a time, for less VAE memory
-    channels_last : channels-last memory format for the UNet and ControlNet
-    compile : torch.compile the UNet and ControlNet for fixed shapes (slow first call)
-    scheduler : a SCHEDULERS key; "model" keeps the model's own
-    local_files_only : never download (also implied by HF_HUB_OFFLINE=1)
-    """
-
-    dtype: str = "auto"
-    cpu_offload: bool = False
-    vae_tiling: bool = False
-    vae_slicing: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    scheduler: str = "unipc"
-    local_files_only: bool = False
-
-    def __post_init__(self) -> None:
-        if self.dtype != "auto" and self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be auto, {', '.join(DTYPES)}; got {self.dtype!r}")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}; got {self.scheduler!r}")
 
 
 @dataclass(frozen=True)
@@ -241,8 +210,8 @@ def _load_errors(what: str, where: str, detail: str = "") -> Iterator[None]:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
         if is_out_of_memory(exc):
-            raise OutOfMemoryError(f"out of memory loading {what} from {where}; try cpu_offload=true "
-                                   "or dtype=fp16") from exc
+            raise OutOfMemoryError(f"out of memory loading {what} from {where}; try cpu_offload (--cpu-offload) "
+                                   "or dtype fp16 (--dtype fp16)") from exc
         raise ModelError(f"could not load {what} from {where}: {exc}" + (f"\n{detail}" if detail else "")) from exc
 
 

@@ -10,6 +10,7 @@ ones with an error, stops the workers and closes the sockets.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from .. import __version__ as TEXGEN_VERSION
 from .. import protocol
 from ..errors import ConfigError
 from ..protocol import Limits, Message, ProtocolError
-from ..settings import DEFAULT_MODEL
+from ..settings import DEFAULT_MODEL, LoadOptions
 from .auth import resolve_security
 from .jobs import FairQueue, Job, client_tag
 
@@ -44,6 +45,7 @@ class ServerConfig:
     workers: int = 1
     models: list[str] = field(default_factory=lambda: [DEFAULT_MODEL])
     device: str = "auto"
+    load_options: LoadOptions = field(default_factory=LoadOptions)  # every worker loads every model with these
     limits: Limits = field(default_factory=Limits)
     keys_dir: Optional[Path] = None
     allow_dir: Optional[Path] = None
@@ -343,7 +345,8 @@ class Server:
         slot.generation += 1
         cmd = [sys.executable, "-m", "texgen.server.worker", "--connect", self.backend_address,
                "--identity", slot.identity.decode(), "--device", self.config.device, "--index", str(slot.index),
-               "--heartbeat", str(self.config.heartbeat_s)]
+               "--heartbeat", str(self.config.heartbeat_s),
+               "--load-options", json.dumps(self.config.load_options.to_dict())]
         for model in self.config.models:
             cmd += ["--model", model]
         if log.isEnabledFor(logging.DEBUG):

@@ -29,6 +29,7 @@ from .. import protocol
 from ..errors import Cancelled, ConfigError, ImageError, MeshError, OutOfMemoryError
 from ..progress import CancelToken, ProgressEvent
 from ..protocol import Message
+from ..settings import LoadOptions, settings_from_mapping
 
 log = logging.getLogger("texgen.server.worker")
 PREVIEW_MAX = 256  # progress previews are shrunk to at most this many pixels a side
@@ -39,9 +40,9 @@ class Worker:
     """The state shared by the worker's two threads; see the module docstring."""
 
     def __init__(self, endpoint: str, identity: str, device: str, index: int, models: list[str],
-                 heartbeat_s: float) -> None:
+                 heartbeat_s: float, load_options: LoadOptions) -> None:
         self.endpoint, self.identity, self.device, self.index = endpoint, identity, device, index
-        self.models, self.heartbeat_s = models, heartbeat_s
+        self.models, self.heartbeat_s, self.load_options = models, heartbeat_s, load_options
         self.context = zmq.Context()
         self.pipe = f"inproc://events-{id(self)}"
         self.jobs: "queue.Queue[Optional[Message]]" = queue.Queue()
@@ -80,7 +81,7 @@ class Worker:
         generators = {}
         for spec in self.models:
             start = time.perf_counter()
-            generators[spec] = load_generator(spec, device=self.device)
+            generators[spec] = load_generator(spec, device=self.device, options=self.load_options)
             log.info("%s: loaded %s on %s in %.1f s", self.identity, spec, self.device, time.perf_counter() - start)
         return generators
 
@@ -137,7 +138,7 @@ class Worker:
 
             settings = settings_from_mapping(TextureSettings, options, where="options")
             result = texture_mesh(mesh, settings=settings, generator=generators[model], progress=progress,
-                                  cancel=token)
+                                  cancel=token, load_options=self.load_options)
         else:
             from ..seams_repair import SeamSettings, inpaint_seams
             from ..settings import settings_from_mapping
@@ -298,11 +299,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--index", type=int, default=0, help="this worker's number; picks the GPU for auto/cuda")
     parser.add_argument("--model", action="append", required=True)
     parser.add_argument("--heartbeat", type=float, default=1.0)
+    parser.add_argument("--load-options", type=json.loads, default={}, help="LoadOptions as a JSON object")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format=f"%(asctime)s %(levelname)s {args.identity}[%(process)d]: %(message)s")
-    return Worker(args.connect, args.identity, args.device, args.index, args.model, args.heartbeat).run()
+    load_options = settings_from_mapping(LoadOptions, args.load_options, where="--load-options")
+    return Worker(args.connect, args.identity, args.device, args.index, args.model, args.heartbeat,
+                  load_options).run()
 
 
 if __name__ == "__main__":
