@@ -243,6 +243,7 @@ def test_diffusion_runs_end_to_end_with_a_tiny_model(sphere: Asset, tiny_model_d
                            views=2, band=6)
     assert release(model, device="cpu", options=options)  # it was loaded, and cached, with these options
     report = result.report
+    assert report["loading"] == options.to_dict() and (report["device"], report["dtype"]) == ("cpu", "float32")
     assert report["method"] == "diffusion" and len(report["views"]) == 2
     assert sum(view["texels"] for view in report["views"]) > 0
     assert report["holes_after"] == 0

@@ -30,7 +30,7 @@ import torch
 
 from . import __version__
 from .camera import Camera, candidate_views, default_views, orbit_camera
-from .diffusion.base import Generator, SamplerSettings, ViewBatch
+from .diffusion.base import Generator, SamplerSettings, ViewBatch, generator_report
 from .errors import MeshError
 from .fill import fill_unseen, pad_texture
 from .mesh import Mesh, apply_unwrap, load_mesh
@@ -342,10 +342,7 @@ def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, load_op
         "settings": settings.to_dict(),
         "seed": settings.seed,
         "model": settings.model,
-        "generator": getattr(generator, "name", type(generator).__name__),
-        **({"loading": load_options.to_dict()} if load_options is not None else {}),
-        **{key: str(getattr(generator, key)).removeprefix("torch.") for key in ("device", "dtype")
-           if hasattr(generator, key)},
+        **generator_report(generator, load_options),
         "views": [record.summary(texels.count) for record in records],
         "coverage_views": coverage_views,
         "coverage": coverage,

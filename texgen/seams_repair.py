@@ -31,6 +31,7 @@ import torch
 
 from . import __version__
 from .errors import ConfigError, ImageError, MeshError
+from .diffusion.base import generator_report
 from .fill import fill_unseen, pad_texture
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
@@ -227,7 +228,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
     texture : an image array or file, or None for the mesh's own base-colour map
     settings : defaults for every option; keyword ``overrides`` win over them
     generator : for ``method="diffusion"``, a loaded Generator (default: ``settings.model`` loaded with
-        ``load_options``)
+        ``load_options``, which the report records when given or used)
     returns : TextureResult with the repaired (N, N, 3) uint8 texture, a report and a preview
     """
     progress = progress or no_progress
@@ -275,6 +276,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
             from .diffusion import load_generator
 
             progress(ProgressEvent("load", message=f"loading model {settings.model}"))
+            load_options = load_options or LoadOptions()
             generator = load_generator(settings.model, device=settings.device, options=load_options)
             timer.lap("load_model")
         color, views, preview_views = repaint(mesh, texels, color, band, holes, settings, generator,
@@ -300,7 +302,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
                  "notes": list(mesh.notes)},
         "settings": settings.to_dict(),
         "method": settings.method,
-        "generator": None if generator is None else getattr(generator, "name", type(generator).__name__),
+        **({"generator": None} if generator is None else generator_report(generator, load_options)),
         "texture_size": int(original.shape[0]),
         "notes": notes,
         "seam_edges": before.seam_edges,

@@ -7,11 +7,14 @@ generator's device; images are float in [0, 1], channels first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Optional, Protocol, runtime_checkable
 
 import torch
 
 from ..progress import CancelToken, ProgressCallback
+
+if TYPE_CHECKING:
+    from ..settings import LoadOptions
 
 
 def cast_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
@@ -25,6 +28,18 @@ def cast_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
         module.to(dtype)
     else:
         torch.nn.Module.to(module, dtype)
+
+
+def generator_report(generator: object, load_options: Optional["LoadOptions"]) -> dict:
+    """A report's fields for ``generator``: its name, the options it was loaded with (when known),
+    its device and dtype (when it has them)."""
+    fields: dict = {"generator": getattr(generator, "name", type(generator).__name__)}
+    if load_options is not None:
+        fields["loading"] = load_options.to_dict()
+    for key in ("device", "dtype"):
+        if hasattr(generator, key):
+            fields[key] = str(getattr(generator, key)).removeprefix("torch.")
+    return fields
 
 
 @dataclass

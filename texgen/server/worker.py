@@ -145,7 +145,8 @@ class Worker:
 
             settings = settings_from_mapping(SeamSettings, options, where="options")
             result = inpaint_seams(mesh, np.array(arrays["texture"]), settings=settings,  # alpha marks holes
-                                   generator=generators[model], progress=progress, cancel=token)
+                                   generator=generators[model], progress=progress, cancel=token,
+                                   load_options=self.load_options)
         compute_s = time.perf_counter() - start
         out = {"texture": result.texture}
         if result.preview is not None:
