@@ -331,7 +331,7 @@ def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.n
 def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, load_options: Optional[LoadOptions],
             texels: TexelMap, painted: torch.Tensor, coverage: float, records: list[ViewRecord], seams: dict,
             timings: dict[str, float]) -> dict:
-    """The report; ``load_options`` are those texture_mesh loaded the model with (None: it was given one)."""
+    """The report; ``load_options`` are None when the caller gave a generator and no options."""
     diffusion = timings.get("diffusion", 0.0)
     total = sum(timings.values())
     coverage_views = float(painted.float().mean())

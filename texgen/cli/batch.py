@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-from .options import add_load_options, load_options_from_args, refuse_load_flags
+from .options import add_load_options, load_options_for
 from .texture import add_texture_options, settings_from_args
 
 EPILOG = """\
@@ -72,9 +72,7 @@ def run_command(args: argparse.Namespace) -> int:
     from ..batch.sources import DEFAULT_GLOB, BatchSource
 
     source = BatchSource(args.src, args.out, settings_from_args(args), args.glob or DEFAULT_GLOB, args.manifest)
-    if args.executor == "server":
-        refuse_load_flags(args, "each server")
-    load_options = None if args.executor == "server" else load_options_from_args(args)
+    load_options = load_options_for(args, "each server" if args.executor == "server" else "")
     summary = run_batch(source, lambda: make_executor(
         args.executor, servers=args.server, server_key=args.server_key, client_key=args.client_key,
         server_timeout=args.server_timeout, ray_address=args.ray_address, ray_workers=args.ray_workers,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import (OptionTable, add_load_options, add_options, load_options_from_args, refuse_load_flags,
-                      settings_values)
+from .options import OptionTable, add_load_options, add_options, load_options_for, settings_values
 from .progress import progress_bar
 
 SEAM_OPTIONS: OptionTable = {
@@ -62,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ..seams_repair import inpaint_seams
 
     settings = settings_from_args(args)
-    if args.server:
-        refuse_load_flags(args, f"the server at {args.server}")
-    load_options = None if args.server else load_options_from_args(args)
+    load_options = load_options_for(args, f"the server at {args.server}" if args.server else "")
     name = safe_name(args.name or args.mesh.stem)
     if not args.overwrite:  # fail before the work, not after
         refuse_existing(output_paths(args.out, name).values())

@@ -76,11 +76,15 @@ def load_options_from_args(args: argparse.Namespace):
     return settings_from_mapping(LoadOptions, values, where="options")
 
 
-def refuse_load_flags(args: argparse.Namespace, where: str) -> None:
-    """ConfigError when loading flags are given to a job that runs on a server (``where``)."""
+def load_options_for(args: argparse.Namespace, remote: str = ""):
+    """The LoadOptions of a job that runs here, or None for one that runs on a server (``remote``
+    names it), which loads its models with its own: a loading flag given then is a ConfigError."""
+    if not remote:
+        return load_options_from_args(args)
     from ..errors import ConfigError
 
     given = given_load_flags(args)
     if given:
-        raise ConfigError(f"{' '.join(given)}: {where} loads its models once for every job; "
+        raise ConfigError(f"{' '.join(given)}: {remote} loads its models once for every job; "
                           "give these to `texgen serve` instead")
+    return None

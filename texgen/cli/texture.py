@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .options import (OptionTable, add_load_options, add_options, load_options_from_args, refuse_load_flags,
-                      settings_values)
+from .options import OptionTable, add_load_options, add_options, load_options_for, settings_values
 from .progress import progress_bar
 
 TEXTURE_OPTIONS: OptionTable = {
@@ -81,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if not settings.prompt:
         raise TexgenError("a prompt is needed: --prompt TEXT (or prompt = \"...\" in --config)")
-    if args.server:
-        refuse_load_flags(args, f"the server at {args.server}")
-    load_options = None if args.server else load_options_from_args(args)
+    load_options = load_options_for(args, f"the server at {args.server}" if args.server else "")
     name = safe_name(args.name or args.mesh.stem)
     if not args.overwrite:  # fail before hours of painting, not after
         refuse_existing(output_paths(args.out, name).values())
