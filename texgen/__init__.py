@@ -6,8 +6,7 @@ Heavy modules (torch, pyrender, diffusers) are imported lazily, so ``texgen.prot
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -18,13 +17,9 @@ _LAZY = {
     "texture_mesh": "texgen.pipeline",
     "inpaint_seams": "texgen.seams_repair",
     "TextureSettings": "texgen.settings",
+    "LoadOptions": "texgen.settings",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'texgen' has no attribute {name!r}")
-
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 __all__ = sorted(_LAZY)

@@ -8,17 +8,11 @@ runner (and torch with it) loads on first use, so ``texgen batch --status`` stay
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_attributes
 
 _LAZY = {"run_batch": "texgen.batch.runner", "BatchSource": "texgen.batch.sources",
          "Asset": "texgen.batch.sources", "plan_assets": "texgen.batch.sources"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'texgen.batch' has no attribute {name!r}")
-
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 __all__ = sorted(_LAZY)

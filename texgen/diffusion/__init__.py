@@ -7,14 +7,13 @@ not import diffusers.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_attributes
 
 _LAZY = {
     "ViewBatch": "texgen.diffusion.base",
     "SamplerSettings": "texgen.diffusion.base",
     "Generator": "texgen.diffusion.base",
-    "LoadOptions": "texgen.diffusion.loading",
+    "LoadOptions": "texgen.settings",
     "load_generator": "texgen.diffusion.loading",
     "release": "texgen.diffusion.loading",
     "release_all": "texgen.diffusion.loading",
@@ -24,10 +23,5 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'texgen.diffusion' has no attribute {name!r}")
-
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 __all__ = sorted(_LAZY)
