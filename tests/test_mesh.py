@@ -179,6 +179,38 @@ def test_obj_of_one_object_is_picked_by_its_name(tmp_path: Path) -> None:
         load_mesh(path, object_name="Sphere")
 
 
+def quad_object(name: str, x: float, material: str, relative: bool) -> str:
+    """An OBJ object: ``o`` line, usemtl, a square of 4 vertices and 4 UVs at x, two triangles."""
+    corners = "f -4/-4 -3/-3 -2/-2\nf -4/-4 -2/-2 -1/-1\n" if relative else ""
+    square = "".join(f"v {x + a} {b} 0\n" for a, b in ((0, 0), (1, 0), (1, 1), (0, 1)))
+    return f"o {name}\nusemtl {material}\n{square}vt 0.1 0.1\nvt 0.9 0.1\nvt 0.9 0.9\nvt 0.1 0.9\n{corners}"
+
+
+@pytest.mark.parametrize("materials", [("Red", "Blue"), ("Red", "Red")], ids=["own materials", "one material"])
+def test_obj_of_several_objects_picks_one_by_its_o_name(tmp_path: Path, materials: tuple[str, str]) -> None:
+    """trimesh merges an OBJ's objects by material; --object NAME keeps the faces under ``o NAME`` alone,
+    with its own vertices, UVs and material."""
+    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        Image.fromarray(np.full((8, 8, 3), colour, np.uint8)).save(tmp_path / f"{name}.png")
+    write(tmp_path / "two.mtl", "newmtl Red\nmap_Kd red.png\nnewmtl Blue\nmap_Kd blue.png\n")
+    text = ("mtllib two.mtl\n" + quad_object("Left", 0, materials[0], relative=True)
+            + quad_object("Right", 3, materials[1], relative=False) + "f 5/5 6/6 7/7\nf 5/5 7/7 8/8\n")
+    path = write(tmp_path / "two.obj", text)
+    assert len(load_mesh(path).faces) == 4
+    for name, x, material in (("Left", 0, materials[0]), ("Right", 3, materials[1])):
+        alone = load_mesh(path, object_name=name)
+        assert len(alone.faces) == 2 and len(alone.positions) == 4 and len(alone.uvs) == 4, name
+        np.testing.assert_array_equal(alone.positions[:, 0].min(), x)
+        np.testing.assert_array_equal(alone.uvs, [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]])  # not tiled
+        assert alone.texture[0, 0].tolist() == ([200, 30, 30] if material == "Red" else [30, 30, 200])
+        assert any(f"kept the object '{name}'" in note for note in alone.notes)
+    with pytest.raises(MeshError, match=r"no object named 'Middle'; objects: .*; its o lines name Left, Right"):
+        load_mesh(path, object_name="Middle")
+    write(tmp_path / "empty.obj", text + "o Empty\n")
+    with pytest.raises(MeshError, match=r"empty.obj: the object 'Empty' has no faces"):
+        load_mesh(tmp_path / "empty.obj", object_name="Empty")
+
+
 def test_obj_vertices_kept_apart_at_one_position_stay_apart(tmp_path: Path) -> None:
     """Hard edges: two file vertices at one position are not welded; an unused vertex stays too."""
     path = write(tmp_path / "split.obj", TRIANGLE + "v 1 0 0\nv 1 1 0\nv 5 5 5\nvt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n"

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -429,15 +429,22 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
                         f"use one of {', '.join(MESH_SUFFIXES)}")
     source, hints, uv_gap, gltf, baked_uvs, dequantized = str(path), {}, "", {}, False, None
     unusable: Optional[tuple[str, str]] = None  # why the file's UVs cannot be used, and what to do about it
+    picked, object_names = "", []  # the OBJ object --object kept, and the names of the file's o lines
     if suffix == ".obj":
         data, line_numbers = _join_continued_lines(path.read_bytes())
         text = _obj_lines(data)
+        object_names = _obj_object_names(text)
+        if object_name and (only := _obj_only_object(text, object_names, object_name, path.name)) is not None:
+            data, picked, object_name = only, object_name, ""
+            text = _obj_lines(data)
         corners, sizes, lines, relative = _obj_faces(text, path.name, line_numbers)
         uv_gap = _obj_uv_gap(corners, sizes, lines)
         lists = ObjLists(*(_obj_numbers(text, keyword, count, path.name, required)
                            for keyword, count, required in ((b"v", 3, 3), (b"vt", 2, 1), (b"vn", 3, 3))))
         skeleton = None if uv_gap else _obj_skeleton(text, corners, sizes)
         readable = skeleton if skeleton is not None else _obj_for_trimesh(text, corners, sizes, relative)
+        if readable is None and picked:
+            readable = data
         if readable is not None:
             source = io.BytesIO(readable)
             hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
@@ -478,7 +485,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         loaded = _binary_ply_of_polygons(path) if suffix == ".ply" else None
         if loaded is None:
             raise MeshError(f"{path.name}: cannot read the file as a mesh ({type(exc).__name__}: {exc})") from None
-    parts = _scene_parts(loaded, path.name, object_name, _obj_object_name(text) if suffix == ".obj" else "")
+    parts = _scene_parts(loaded, path.name, object_name, object_names)
     if not parts:
         raise MeshError(f"{path.name}: the file contains no triangle mesh")
     mesh, gutter = _merge(parts, path.stem) if len(parts) > 1 else (_from_trimesh(parts[0][1], path.stem), None)
@@ -492,6 +499,10 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             _weld_obj(mesh, lists.positions, corners[:, 0].reshape(-1, 3) if (sizes == 3).all() else None)
         if uv_gap and not mesh.has_uvs:  # trimesh drops every UV of an OBJ in which some faces have none
             unusable = (uv_gap, "give every face a vt index")
+        if picked:
+            _drop_unused_vertices(mesh)
+            mesh.notes.append(f"kept the object {picked!r} (its o lines) of the file's {len(set(object_names))}; "
+                              "the others are left out")
     elif suffix == ".ply":
         _ply_own_lists(mesh, loaded)
     # a glTF file that texgen paints all of, on its own UVs, is written back itself with the new map (Mesh.source_glb)
@@ -601,11 +612,13 @@ def _colours_note(parts: list, gltf: dict) -> str:
             "replaces them (a glTF viewer would multiply it by them)")
 
 
-def _scene_parts(loaded, filename: str, object_name: str, own_name: str = "") -> list:
-    """[(name, trimesh.Trimesh)] with scene transforms applied. ``own_name``: the one object's name in
-    the file (an OBJ's ``o`` line), by which ``object_name`` may pick it too when trimesh reads one mesh."""
+def _scene_parts(loaded, filename: str, object_name: str, object_names: Sequence[str] = ()) -> list:
+    """[(name, trimesh.Trimesh)] with scene transforms applied. ``object_names``: the objects the file
+    names itself (an OBJ's ``o`` lines); ``object_name`` may pick a file of one such object by its name
+    when trimesh reads one mesh, and an error that finds no ``object_name`` lists them."""
     import trimesh
 
+    own_name = object_names[0] if len(set(object_names)) == 1 else ""
     if isinstance(loaded, trimesh.Trimesh):
         name = loaded.metadata.get("name", filename)
         parts = [(f"{name}/{own_name}" if own_name else name, loaded)]
@@ -624,9 +637,20 @@ def _scene_parts(loaded, filename: str, object_name: str, own_name: str = "") ->
         chosen = [p for p in parts if object_name in p[0].split("/")]
         if not chosen:
             names = ", ".join(p[0] for p in parts) or "none"
-            raise MeshError(f"{filename}: no object named {object_name!r}; objects: {names}")
+            own = f"; its o lines name {', '.join(dict.fromkeys(object_names))}" if len(set(object_names)) > 1 else ""
+            raise MeshError(f"{filename}: no object named {object_name!r}; objects: {names}{own}")
         return chosen
     return parts
+
+
+def _drop_unused_vertices(mesh: Mesh) -> None:
+    """Leave out the positions, UVs and normals no face uses, keeping the rest in order."""
+    for values, faces in (("positions", "faces"), ("uvs", "uv_faces"), ("normals", "normal_faces"),
+                          ("uvs2", "uv2_faces")):
+        if getattr(mesh, values) is not None:
+            used, remapped = np.unique(getattr(mesh, faces), return_inverse=True)
+            setattr(mesh, values, getattr(mesh, values)[used])
+            setattr(mesh, faces, remapped.reshape(-1, 3))
 
 
 def _from_trimesh(tm, name: str) -> Mesh:
@@ -927,11 +951,28 @@ def _obj_uv_gap(corners: np.ndarray, sizes: np.ndarray, lines: np.ndarray) -> st
             f"the first on line {int(lines[without][0])}")
 
 
-def _obj_object_name(text: _ObjLines) -> str:
-    """The name of an OBJ's one object (its ``o`` lines all name it), '' when it has none or several."""
-    lines = np.flatnonzero(text.kinds[b"o"])[:64].tolist()
-    names = {text.data[text.starts[line]:text.starts[line + 1]].strip()[1:].strip() for line in lines}
-    return names.pop().decode(errors="replace") if len(names) == 1 else ""
+def _obj_object_names(text: _ObjLines) -> list[str]:
+    """The name of each ``o`` line of an OBJ, in file order."""
+    return [text.data[text.starts[line]:text.starts[line + 1]].strip()[1:].strip().decode(errors="replace")
+            for line in np.flatnonzero(text.kinds[b"o"]).tolist()]
+
+
+def _obj_only_object(text: _ObjLines, names: list[str], name: str, filename: str) -> Optional[bytes]:
+    """The OBJ text with the ``f`` lines of every object but ``name`` (by its ``o`` lines, whose
+    ``names`` are given) blanked out, line for line, so that line numbers and the ``v``/``vt``/``vn``
+    lists stay as they are; None when the file has fewer than two objects or none named ``name``.
+    trimesh reads an OBJ's objects merged by material, so ``--object`` could not pick one by its ``o`` name.
+    """
+    if len(set(names)) < 2 or name not in names:
+        return None
+    object_of_line = np.cumsum(text.kinds[b"o"]) - 1  # the o line above each line, -1 before the first
+    chosen = np.flatnonzero(np.array(names) == name)
+    blank = text.kinds[b"f"] & ~np.isin(object_of_line, chosen)
+    if (text.kinds[b"f"] & ~blank).sum() == 0:
+        raise MeshError(f"{filename}: the object {name!r} has no faces")
+    data = np.frombuffer(text.data, np.uint8).copy()
+    data[np.repeat(blank, np.diff(text.starts)) & (data != ord("\n"))] = ord(" ")
+    return data[:-1].tobytes()  # without the newline _obj_lines added
 
 
 PART_KEYWORDS = (b"mtllib", b"usemtl", b"o", b"g")  # the lines that decide an OBJ's parts, names and materials
