@@ -433,7 +433,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
     if suffix == ".obj":
         data, line_numbers = _join_continued_lines(path.read_bytes())
         text = _obj_lines(data)
-        object_names = _obj_object_names(text)
+        object_names = _obj_object_names(text) if object_name else []  # a file may have a million o lines
         if object_name and (only := _obj_only_object(text, object_names, object_name, path.name)) is not None:
             data, picked, object_name = only, object_name, ""
             text = _obj_lines(data)
