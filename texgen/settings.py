@@ -104,15 +104,11 @@ class LoadOptions:
     local_files_only: bool = False
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> "LoadOptions":
-        """Raise ConfigError naming a bad dtype or scheduler."""
+        """Raise ConfigError naming a bad dtype or scheduler (frozen: checked once, when made)."""
         if self.dtype != "auto" and self.dtype not in DTYPE_NAMES:
             raise ConfigError(f"dtype: must be auto, {', '.join(DTYPE_NAMES)}; got {self.dtype!r}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"scheduler: must be one of {', '.join(SCHEDULERS)}; got {self.scheduler!r}")
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
