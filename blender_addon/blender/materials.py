@@ -146,19 +146,33 @@ def store_image(image: bpy.types.Image, storage: str, transaction: Transaction) 
     image.save()
 
 
-def texgen_material(obj: bpy.types.Object) -> Optional[bpy.types.Material]:
-    """The texgen material in ``obj``'s slots, if it has one."""
+MATERIAL_MODES = ("EXISTING", "NEW")  # see apply_texture
+IMAGE_NODE = "texgen image"  # the name of the Image Texture node texgen adds to a material
+
+
+def texgen_materials(obj: bpy.types.Object) -> list[bpy.types.Material]:
+    """The texgen materials in ``obj``'s slots (each slot's own copy, or one new material), in slot order."""
+    found: list[bpy.types.Material] = []
     for slot in obj.material_slots:
-        if slot.material is not None and slot.material.get(MARK):
-            return slot.material
-    return None
+        if slot.material is not None and slot.material.get(MARK) and slot.material not in found:
+            found.append(slot.material)
+    return found
+
+
+def texgen_material(obj: bpy.types.Object) -> Optional[bpy.types.Material]:
+    """The first texgen material in ``obj``'s slots, if it has one."""
+    return next(iter(texgen_materials(obj)), None)
 
 
 def material_image(material: Optional[bpy.types.Material]) -> Optional[bpy.types.Image]:
-    """The image a material's Principled BSDF base colour reads, if it reads one directly."""
+    """The image a material's base colour reads: texgen's image node's, or the image a Principled
+    BSDF's base colour reads directly."""
     if material is None or material.node_tree is None:
         return None
-    for node in material.node_tree.nodes:
+    nodes = material.node_tree.nodes
+    if (node := nodes.get(IMAGE_NODE)) is not None and node.type == "TEX_IMAGE" and node.outputs["Color"].links:
+        return node.image
+    for node in nodes:
         if node.type == "BSDF_PRINCIPLED":
             links = node.inputs["Base Color"].links
             if links and links[0].from_node.type == "TEX_IMAGE":
@@ -167,35 +181,77 @@ def material_image(material: Optional[bpy.types.Material]) -> Optional[bpy.types
 
 
 def apply_texture(obj: bpy.types.Object, texture: np.ndarray, uv_name: str, *, storage: str,
-                  keep_old_materials: bool, transaction: Transaction) -> bpy.types.Image:
-    """Show ``texture`` on ``obj`` through ``uv_name``: update its texgen image, or create image and
-    material and give the material every slot (creating one when there is none)."""
-    material = texgen_material(obj)
-    image = material_image(material)
+                  keep_old_materials: bool, transaction: Transaction,
+                  material_mode: str = "EXISTING") -> bpy.types.Image:
+    """Show ``texture`` on ``obj`` through ``uv_name``: update its texgen image, or create the image and
+    put it in the object's slots.
+
+    material_mode : "EXISTING" gives each slot a copy of its material whose Principled BSDF base colour
+        reads the image, its other inputs (roughness, normal map, alpha) as they were; a slot without
+        a material or without one Principled BSDF to paint gets a new material. "NEW": one new
+        material, the image as its base colour, takes every slot. An object without slots gets one.
+    """
+    if material_mode not in MATERIAL_MODES:
+        raise ValueError(f"material_mode must be one of {', '.join(MATERIAL_MODES)}, got {material_mode!r}")
+    painted = texgen_materials(obj)
+    image = material_image(painted[0]) if painted else None
     if image is None:
-        material = None  # no texgen material, or its image was deleted: make both anew
+        painted = []  # no texgen material, or its image was deleted: make both anew
         image = bpy.data.images.new(f"{obj.name}_texgen", texture.shape[1], texture.shape[0], alpha=False)
         image[MARK] = True
         transaction.on_rollback(lambda name=image.name: _remove_image(name))
     HISTORY.write(image, texture, transaction)
     store_image(image, "PACK" if image.packed_file is not None else storage, transaction)
-    if material is None:
-        material = _new_material(obj.name, image, uv_name, transaction)
-        _assign(obj, material, keep_old_materials, transaction)
-    else:
+    if not painted:
+        _assign(obj, image, uv_name, material_mode, keep_old_materials, transaction)
+    for material in painted:
         _set_uv_map(material, uv_name)
     return image
 
 
-def _new_material(name: str, image: bpy.types.Image, uv_name: str, transaction: Transaction) -> bpy.types.Material:
-    material = bpy.data.materials.new(f"{name}_texgen")
-    transaction.on_rollback(lambda name=material.name: bpy.data.materials.remove(bpy.data.materials[name]))
-    material[MARK] = True
+def _new_material(name: str, transaction: Transaction) -> bpy.types.Material:
+    """A new node material marked as texgen's, named ``name``."""
+    material = bpy.data.materials.new(name)
     if bpy.app.version < (5, 0, 0):  # from 5.0 every material has its node tree
         material.use_nodes = True
+    return _marked(material, transaction)
+
+
+def _textured_copy(material: bpy.types.Material, transaction: Transaction) -> bpy.types.Material:
+    """A copy of ``material`` marked as texgen's (the original stays as it is, for other objects that use it)."""
+    copy = material.copy()
+    copy.name = f"{material.name}_texgen"
+    copy.use_fake_user = False
+    return _marked(copy, transaction)
+
+
+def _marked(material: bpy.types.Material, transaction: Transaction) -> bpy.types.Material:
+    transaction.on_rollback(lambda name=material.name: bpy.data.materials.remove(bpy.data.materials[name]))
+    material[MARK] = True
+    return material
+
+
+def _painted_bsdf(material: Optional[bpy.types.Material]) -> Optional[bpy.types.Node]:
+    """The Principled BSDF whose base colour texgen paints: the one the active material output's
+    surface reads directly, else the material's only one; None when there is no such node."""
+    if material is None or material.node_tree is None:
+        return None
+    nodes = material.node_tree.nodes
+    for node in nodes:
+        if node.type == "OUTPUT_MATERIAL" and node.is_active_output and node.inputs["Surface"].links:
+            source = node.inputs["Surface"].links[0].from_node
+            if source.type == "BSDF_PRINCIPLED":
+                return source
+    principled = [node for node in nodes if node.type == "BSDF_PRINCIPLED"]
+    return principled[0] if len(principled) == 1 else None
+
+
+def _read_image(material: bpy.types.Material, bsdf: bpy.types.Node, image: bpy.types.Image, uv_name: str) -> None:
+    """Make ``bsdf``'s base colour read ``image`` through a UV Map node naming ``uv_name``. What the base
+    colour read before stays in the material, unlinked from it (other links, such as alpha, stay)."""
     nodes, links = material.node_tree.nodes, material.node_tree.links
-    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
     texture_node = nodes.new("ShaderNodeTexImage")
+    texture_node.name = texture_node.label = IMAGE_NODE
     texture_node.image = image
     texture_node.location = (bsdf.location.x - 320, bsdf.location.y)
     uv_node = nodes.new("ShaderNodeUVMap")
@@ -203,22 +259,48 @@ def _new_material(name: str, image: bpy.types.Image, uv_name: str, transaction: 
     uv_node.location = (texture_node.location.x - 220, texture_node.location.y - 60)
     links.new(uv_node.outputs["UV"], texture_node.inputs["Vector"])
     links.new(texture_node.outputs["Color"], bsdf.inputs["Base Color"])
-    return material
 
 
 def _set_uv_map(material: bpy.types.Material, uv_name: str) -> None:
-    for node in material.node_tree.nodes:
+    """Point the UV Map node that feeds texgen's image node at ``uv_name``."""
+    nodes = material.node_tree.nodes
+    image_node = nodes.get(IMAGE_NODE)
+    if image_node is not None and image_node.inputs["Vector"].links:
+        uv_nodes = [image_node.inputs["Vector"].links[0].from_node]
+    else:  # a material of an add-on version that did not name its nodes: its only UV Map node
+        uv_nodes = [node for node in nodes if node.type == "UVMAP"]
+    for node in uv_nodes:
         if node.type == "UVMAP":
             node.uv_map = uv_name
 
 
-def _assign(obj: bpy.types.Object, material: bpy.types.Material, keep_old: bool, transaction: Transaction) -> None:
+def _assign(obj: bpy.types.Object, image: bpy.types.Image, uv_name: str, material_mode: str, keep_old: bool,
+            transaction: Transaction) -> None:
+    """Give each of ``obj``'s slots a material that reads ``image`` (see :func:`apply_texture`)."""
+    new: list[bpy.types.Material] = []  # the new material, made once, for the slots that need it
+
+    def new_material() -> bpy.types.Material:
+        if not new:
+            material = _new_material(f"{obj.name}_texgen", transaction)
+            _read_image(material, _painted_bsdf(material), image, uv_name)
+            new.append(material)
+        return new[0]
+
     if not obj.material_slots:
-        obj.data.materials.append(material)
+        obj.data.materials.append(new_material())
         transaction.on_rollback(lambda: obj.data.materials.pop(index=len(obj.data.materials) - 1))
         return
+    copies: dict[str, bpy.types.Material] = {}  # one copy per material, however many slots hold it
     for slot in obj.material_slots:
         old = slot.material
+        # a texgen material whose image was deleted is not copied again: the slot gets a new one
+        if material_mode == "EXISTING" and not (old is not None and old.get(MARK)) and _painted_bsdf(old) is not None:
+            if old.name not in copies:
+                copies[old.name] = _textured_copy(old, transaction)
+                _read_image(copies[old.name], _painted_bsdf(copies[old.name]), image, uv_name)
+            material = copies[old.name]
+        else:
+            material = new_material()
         if old is not None and keep_old and not old.use_fake_user:
             old.use_fake_user = True
             transaction.on_rollback(lambda old=old: setattr(old, "use_fake_user", False))

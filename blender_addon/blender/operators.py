@@ -88,7 +88,8 @@ def start_session(context: bpy.types.Context, plans_for: Callable[[], list[runne
     settings = context.scene.texgen
     config = _server(context)
     runner.check_server(config)
-    placement = runner.Placement(settings.image_storage, settings.keep_old_materials)
+    placement = runner.Placement(settings.image_storage, settings.keep_old_materials,
+                                 settings.material_mode)
     return JobSession(context, runner.start(plans_for(), config, placement, connect))
 
 

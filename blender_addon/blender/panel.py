@@ -65,6 +65,7 @@ class TEXGEN_PT_options(_Panel, bpy.types.Panel):
         column.prop(settings, "together")
         column.prop(settings, "missing_uvs")
         column.prop(settings, "image_storage")
+        column.prop(settings, "material_mode")
         column.prop(settings, "keep_old_materials")
 
 

@@ -75,8 +75,13 @@ class TexgenSettings(bpy.types.PropertyGroup):
     image_storage: EnumProperty(name="Image", default="PACK", items=[
         ("PACK", "Pack into .blend", "Pack the painted image into the .blend file"),
         ("SAVE", "Save next to .blend", "Save the image as PNG in a textures folder next to the .blend file")])
+    material_mode: EnumProperty(name="Material", default="EXISTING", items=[
+        ("EXISTING", "Paint each material", "Each slot gets a copy of its material whose Principled BSDF base "
+         "colour reads the painted image; roughness, normal map and the rest stay. A slot without one gets a "
+         "new material"),
+        ("NEW", "New material", "One new material, the painted image as its base colour, takes every slot")])
     keep_old_materials: BoolProperty(name="Keep old materials", default=True,
-                                     description="When the texgen material takes an object's slots, keep the "
+                                     description="When texgen's materials take an object's slots, keep the "
                                      "materials it replaces in the file (fake user). Off allows them to be lost")
 
     seam_method: EnumProperty(name="Method", default="classical", items=[

@@ -51,10 +51,19 @@ class Plan:
 
 @dataclass
 class Placement:
-    """How results are stored: image "PACK" or "SAVE", and whether replaced materials are kept."""
+    """How results are stored: image "PACK" or "SAVE", whether replaced materials are kept, and
+    whether each slot's material is copied with the image as its base colour ("EXISTING") or one new
+    material takes every slot ("NEW"; see :func:`materials.apply_texture`)."""
 
     storage: str = "PACK"
     keep_old_materials: bool = True
+    material_mode: str = "EXISTING"
+
+    def __post_init__(self) -> None:
+        if self.storage not in ("PACK", "SAVE") or self.material_mode not in materials.MATERIAL_MODES:
+            raise TexgenAddonError(f"image storage must be PACK or SAVE and the material mode one of "
+                                   f"{', '.join(materials.MATERIAL_MODES)}; got {self.storage!r}, "
+                                   f"{self.material_mode!r}")
 
 
 def check_server(config: ServerConfig) -> None:
@@ -294,7 +303,7 @@ class Run:
             image = materials.apply_texture(obj, textures[target.name], target.uv_name,
                                             storage=self.placement.storage,
                                             keep_old_materials=self.placement.keep_old_materials,
-                                            transaction=transaction)
+                                            transaction=transaction, material_mode=self.placement.material_mode)
             self.images.append(image.name)
 
     def _show_preview(self, preview: np.ndarray) -> None:

@@ -39,7 +39,8 @@ def test_disable_and_enable_cleanly(addon):
 def test_panel_properties_exist_with_texgen_names(scene):
     settings = scene.texgen
     for name in ("prompt", "negative_prompt", "model", "seed", "views", "view_size", "texture_size", "steps",
-                 "guidance", "space", "together", "missing_uvs", "image_storage", "keep_old_materials",
+                 "guidance", "space", "together", "missing_uvs", "image_storage", "material_mode",
+                 "keep_old_materials",
                  "seam_method", "seam_band", "seam_threshold"):
         assert hasattr(settings, name), name
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
