@@ -454,7 +454,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             raise MeshError(f"{path.name}: {problem}")
         # quantized positions, normals and UVs, which trimesh reads unscaled, become floats
         readable: Optional[bytes] = None  # what trimesh reads, where it is not the file as it is
-        quantized = bool(normalized_attributes(gltf) or plain_integer_uvs(gltf))
+        integer_uvs = bool(plain_integer_uvs(gltf))
+        quantized = integer_uvs or bool(normalized_attributes(gltf))
         tree, whole_file = gltf, self_contained_glb(path, gltf) if quantized else None
         if whole_file is not None:
             try:
@@ -462,7 +463,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             except (ValueError, KeyError, TypeError, IndexError) as exc:
                 raise MeshError(f"{path.name}: cannot read its quantized vertex data ({exc})") from None
             tree, _ = glb_parts(readable)
-        baked_uvs = bool(plain_integer_uvs(gltf)) and not plain_integer_uvs(tree)
+        baked_uvs = integer_uvs and not plain_integer_uvs(tree)
         dequantized = readable
         if stored_as_integers(tree, "POSITION", normalized_only=True):  # its buffers could not all be read here
             raise MeshError(f"{path.name}: the positions are stored as normalized integers (KHR_mesh_quantization) "
@@ -507,12 +508,13 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         _ply_own_lists(mesh, loaded)
     # a glTF file that texgen paints all of, on its own UVs, is written back itself with the new map (Mesh.source_glb)
     # (UVs read through their maps' transform are written back as read, as floats: the new map is for them)
-    whole = (suffix in (".glb", ".gltf") and not object_name and gutter is None and unusable is None and mesh.has_uvs
-             and unwrap != "always")
-    source = (dequantized if baked_uvs else self_contained_glb(path, gltf)) if whole else None
-    whole = source is not None
-    if suffix in (".glb", ".gltf"):
-        _gltf_details(mesh, tree, whole, path.name)  # the maps as read: without the transforms baked into the UVs
+    paints_whole_file = (suffix in (".glb", ".gltf") and not object_name and gutter is None and unusable is None
+                         and mesh.has_uvs and unwrap != "always")
+    written_back = None
+    if paints_whole_file:
+        written_back = dequantized if baked_uvs else self_contained_glb(path, gltf)
+    if suffix in (".glb", ".gltf"):  # the maps as read: without the transforms baked into the UVs
+        _gltf_details(mesh, tree, written_back is not None, path.name)
         if baked_uvs and unwrap != "always":
             mesh.notes.append("the UVs are stored as integers that the maps read through a texture transform (as "
                               "gltfpack quantizes them): they are read through it, and written back so, as floats")
@@ -524,8 +526,8 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         mesh.uvs = mesh.uv_faces = None
         mesh.notes.append(f"{reason}; the file's UVs are ignored anyway (--unwrap always)")
     mesh.validate()
-    if whole:
-        mesh.source_glb = source
+    if written_back is not None:
+        mesh.source_glb = written_back
     elif note := _animation_note(gltf):
         mesh.notes.append(note)
     return apply_unwrap(mesh, unwrap)
@@ -845,6 +847,10 @@ class _ObjLines(NamedTuple):
     starts: np.ndarray
     kinds: dict[bytes, np.ndarray]
 
+    def line(self, number: int) -> bytes:
+        """Line ``number``'s text, without the blanks around it."""
+        return self.data[self.starts[number]:self.starts[number + 1]].strip()
+
     def copy_lines(self, chosen: np.ndarray) -> np.ndarray:
         """(B,) uint8 a writable copy of the ``chosen`` lines (ascending line numbers), newlines included;
         consecutive lines are copied as one slice."""
@@ -880,7 +886,6 @@ def _obj_faces(text: _ObjLines, filename: str,
     sizes (P,) int64 corners of each ``f`` line, lines (P,) int64 its line number in the file, and whether
     any index was negative. line_numbers : (L,) the file's line number of each line of ``text``.
     """
-    data, starts = text.data, text.starts
     kinds = [text.kinds[keyword] for keyword in (b"v", b"vt", b"vn")]
     face_lines = np.flatnonzero(text.kinds[b"f"])
     above = np.stack([np.cumsum(kind)[face_lines] for kind in kinds], axis=1)  # (P, 3) v, vt, vn lines
@@ -904,7 +909,7 @@ def _obj_faces(text: _ObjLines, filename: str,
     if len(bad_at):
         polygon = int(np.searchsorted(newlines, bad_at.min()))
         line = int(face_lines[polygon])
-        content = data[starts[line]:starts[line + 1]].decode(errors="replace").strip()
+        content = text.line(line).decode(errors="replace")
         reason = " (a face needs 3 corners or more; a line is an 'l' line)" if 0 < sizes[polygon] < 3 else ""
         raise MeshError(f"{filename}: line {line_numbers[line]}: cannot read the face {content!r}{reason}")
 
@@ -953,8 +958,14 @@ def _obj_uv_gap(corners: np.ndarray, sizes: np.ndarray, lines: np.ndarray) -> st
 
 def _obj_object_names(text: _ObjLines) -> list[str]:
     """The name of each ``o`` line of an OBJ, in file order."""
-    return [text.data[text.starts[line]:text.starts[line + 1]].strip()[1:].strip().decode(errors="replace")
+    return [_keyword_and_name(text.line(line))[1].decode(errors="replace")
             for line in np.flatnonzero(text.kinds[b"o"]).tolist()]
+
+
+def _keyword_and_name(content: bytes) -> tuple[bytes, bytes]:
+    """An OBJ line's keyword and the rest of it (a name: b'' when there is none)."""
+    keyword, *name = content.split(None, 1)
+    return keyword, name[0] if name else b""
 
 
 def _obj_only_object(text: _ObjLines, names: list[str], name: str, filename: str) -> Optional[bytes]:
@@ -995,13 +1006,13 @@ def _obj_skeleton(text: _ObjLines, corners: np.ndarray, sizes: np.ndarray) -> Op
         return None
     kept, names = [], {keyword: set() for keyword in PART_KEYWORDS}
     for line in candidates.tolist():
-        content = text.data[text.starts[line]:text.starts[line + 1]].strip()
-        keyword, *name = content.split(None, 1)
+        content = text.line(line)
+        keyword, name = _keyword_and_name(content)
         if keyword not in PART_KEYWORDS:
             continue
         if keyword != b"mtllib" and line > face_lines[0]:
             return None  # a material, object or group that starts after the first face
-        names[keyword].add(name[0] if name else b"")
+        names[keyword].add(name)
         kept.append(content)
     if any(len(names[keyword]) > 1 for keyword in (b"usemtl", b"o", b"g")):
         return None
