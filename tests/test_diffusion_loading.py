@@ -84,6 +84,88 @@ def test_model_card_with_inpainting_unet(tiny_model_dir: TinyDir, tmp_path: Path
     runs(generator)
 
 
+def _weights(module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in module.named_parameters()}
+
+
+@pytest.mark.parametrize("arch", ["sd15-controlnet", "sdxl-controlnet", "sd2-depth"])
+def test_model_card_loras_are_fused_at_their_scales(tiny_model_dir: TinyDir, tmp_path: Path, arch: str) -> None:
+    """A card's LoRAs change the UNet and every text encoder by scale x their delta, and leave no LoRA
+    layers behind (the weights have the base model's names); the report names them."""
+    from texgen.diffusion.base import generator_report
+    from texgen.diffusion.tiny import make_tiny_lora
+
+    make_tiny_lora(tmp_path / "loras" / "style.safetensors", arch, seed=1)
+    make_tiny_lora(tmp_path / "loras" / "detail.safetensors", arch, seed=2)
+    base = build_generator(str(tiny_model_dir(arch)), device="cpu")
+    fused = {}
+    for name, loras in (("style", '"loras/style.safetensors"'), ("half", '{ path = "loras/style.safetensors", '
+                                                                         'scale = 0.5 }'),
+                        ("both", '["loras/style.safetensors", { path = "loras", weight_name = "detail.safetensors", '
+                                 'scale = -1 }]'),
+                        ("detail", '{ path = "loras/detail.safetensors", scale = -1.0 }')):
+        card = tmp_path / f"{name}.toml"
+        card.write_text(f'[model]\nbase = "{tiny_model_dir(arch)}"\nlora = {loras}\n')
+        fused[name] = build_generator(str(card), device="cpu")
+    encoders = [key for key in ("text_encoder", "text_encoder_2") if key in base.components]
+    assert len(encoders) == (2 if arch == "sdxl-controlnet" else 1)
+    for component in ["unet", *encoders]:
+        before = _weights(base.components[component])
+        after = {name: _weights(generator.components[component]) for name, generator in fused.items()}
+        assert all(set(weights) == set(before) for weights in after.values())  # no LoRA layers left
+        delta = {name: {key: after[name][key] - before[key] for key in before} for name in after}
+        assert max(value.abs().max() for value in delta["style"].values()) > 0.01, component
+        for key in before:
+            torch.testing.assert_close(delta["half"][key], 0.5 * delta["style"][key], atol=1e-6, rtol=0)
+            torch.testing.assert_close(delta["both"][key], delta["style"][key] + delta["detail"][key], atol=1e-5,
+                                       rtol=0)
+    runs(fused["both"])
+    assert generator_report(fused["half"], None)["loras"] == [
+        {"path": "loras/style.safetensors", "weight_name": None, "scale": 0.5}]
+    assert "loras" not in generator_report(base, None)
+
+
+def test_model_card_lora_reaches_the_inpainting_unet(tiny_model_dir: TinyDir, tmp_path: Path) -> None:
+    from texgen.diffusion.tiny import make_tiny_lora
+
+    make_tiny_lora(tmp_path / "style.safetensors", "sd15-controlnet")
+    inpaint = tiny_model_dir("sd15-controlnet", inpaint=True)
+    card = tmp_path / "card.toml"
+    card.write_text(f'base = "{tiny_model_dir("sd15-controlnet")}"\ninpaint_unet = "{inpaint}"\n')
+    plain = build_generator(str(card), device="cpu")
+    card.write_text(card.read_text() + 'lora = "style.safetensors"\n')
+    styled = build_generator(str(card), device="cpu")
+    before, after = _weights(plain.components["inpaint_unet"]), _weights(styled.components["inpaint_unet"])
+    assert set(before) == set(after)
+    changed = [key for key in before if not torch.equal(before[key], after[key])]
+    assert changed and all(".attn" in key for key in changed)  # the attention projections, as in the UNet
+
+
+def test_model_card_lora_errors_name_the_lora(tiny_model_dir: TinyDir, tmp_path: Path) -> None:
+    from texgen.diffusion.tiny import make_tiny_lora
+
+    make_tiny_lora(tmp_path / "xl.safetensors", "sdxl-controlnet")
+    card = tmp_path / "card.toml"
+    base = f'base = "{tiny_model_dir("sd15-controlnet")}"\n'
+    card.write_text(base + 'lora = "xl.safetensors"\n')
+    with pytest.raises(ModelError, match=r"xl\.safetensors does not fit StableDiffusionControlNetPipeline.*"
+                                         r"another architecture.*the first: size mismatch"):
+        build_generator(str(card), device="cpu")
+    card.write_text(base + 'lora = ["missing.safetensors"]\n')
+    with pytest.raises(ModelError, match="LoRA 'missing.safetensors' not found; looked at: .*missing.safetensors"):
+        build_generator(str(card), device="cpu")
+    card.write_text(base + 'lora = "texgen-tests/no-lora"\n')
+    with pytest.raises(ModelError, match="LoRA from texgen-tests/no-lora on the hub.*offline"):
+        build_generator(str(card), device="cpu")
+    for lora, message in (('{ path = "xl.safetensors", strength = 1 }', "a lora has unknown keys strength"),
+                          ('{ path = "xl.safetensors", scale = "high" }', "scale of lora 'xl.safetensors' must be a "
+                                                                          "number"),
+                          ("3", "each lora must be a path or a table")):
+        card.write_text(base + f"lora = {lora}\n")
+        with pytest.raises(ModelError, match=message):
+            read_card(card)
+
+
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
 def test_single_file_controlnet_with_local_config(tiny_model_dir: TinyDir, tmp_path: Path, suffix: str) -> None:
     """A single-file ControlNet (diffusers layout) goes through ``from_single_file`` with a local config."""
@@ -348,3 +430,8 @@ def test_cli_make_tiny_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert "architecture: sd2-depth" in out and "5 input channels" in out and "cpu" in out
     assert main(["models", "make-tiny", str(tmp_path / "x"), "--arch", "sd9"]) == 2
+    assert main(["models", "make-tiny", str(tmp_path / "sd15"), "--lora", str(tmp_path / "style.safetensors")]) == 0
+    (tmp_path / "card.toml").write_text('base = "sd15"\nlora = { path = "style.safetensors", scale = 0.7 }\n')
+    capsys.readouterr()
+    assert main(["models", "info", str(tmp_path / "card.toml"), "--device", "cpu", "--offline"]) == 0
+    assert "LoRA fused:   style.safetensors, scale 0.7" in capsys.readouterr().out

@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tiny.add_argument("--arch", default="sd15-controlnet", help=f"architecture: {ARCH_HELP}")
     tiny.add_argument("--inpaint", action="store_true", help="give the UNet 9 input channels (inpainting model)")
     tiny.add_argument("--seed", type=int, default=0, help="weight seed")
+    tiny.add_argument("--lora", metavar="FILE.safetensors", help="also write a random LoRA of the architecture here")
     tiny.set_defaults(func=make_tiny)
 
     info = sub.add_parser("info", help="load a model spec and print its architecture, components and device")
@@ -36,9 +37,16 @@ def make_tiny(args: argparse.Namespace) -> int:
         raise ConfigError(f"--arch: expected {ARCH_HELP}, got {args.arch!r}")
     if args.inpaint and args.arch == "sd2-depth":
         raise ConfigError("--inpaint: sd2-depth has no inpainting UNet (it inpaints by latent blending)")
+    if args.lora and not args.lora.endswith(".safetensors"):
+        raise ConfigError(f"--lora: expected a .safetensors file name, got {args.lora!r}")
     path = write_tiny(args.dir, args.arch, inpaint=args.inpaint, seed=args.seed)
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     print(f"wrote a tiny {args.arch}{' inpainting' if args.inpaint else ''} model to {path} ({size / 1e6:.1f} MB)")
+    if args.lora:
+        from ..diffusion.tiny import make_tiny_lora
+
+        lora = make_tiny_lora(args.lora, args.arch, seed=args.seed)
+        print(f"wrote a random LoRA of it to {lora} ({lora.stat().st_size / 1e3:.0f} kB)")
     return 0
 
 
@@ -51,6 +59,12 @@ def show_info(args: argparse.Namespace) -> int:
     print(f"spec:         {args.spec}")
     print(f"architecture: {generator.arch}")
     print(f"device:       {generator.device} ({str(generator.dtype).removeprefix('torch.')})")
+    if args.spec.endswith(".toml"):
+        from ..diffusion.loading import read_card
+
+        for lora in read_card(args.spec).loras:
+            print(f"LoRA fused:   {lora.ref.location}{f' ({lora.weight_name})' if lora.weight_name else ''}, "
+                  f"scale {lora.scale:g}")
     print("components:")
     for name, component in sorted(generator.components.items()):
         line = f"  {name:15s} {type(component).__name__}"

@@ -18,7 +18,7 @@ import inspect
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Optional
+from typing import Any, ClassVar, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -169,6 +169,7 @@ class DiffusersGenerator:
     components : the pipeline components by diffusers name (unet, vae, text_encoder,
         tokenizer, scheduler, and controlnet, text_encoder_2, ... as the architecture needs),
         plus an optional ``inpaint_unet``; already on ``device`` unless ``cpu_offload``.
+    loras : the LoRAs fused into the components, as reports name them ({"path", "scale"} each)
     Calls are serialised by a lock: one pipeline runs one call at a time.
     """
 
@@ -177,9 +178,10 @@ class DiffusersGenerator:
     latent_rgb_bias: ClassVar[tuple[float, float, float]] = (0.0, 0.0, 0.0)
 
     def __init__(self, components: dict[str, Any], *, name: str, device: torch.device,
-                 dtype: torch.dtype, cpu_offload: bool = False) -> None:
+                 dtype: torch.dtype, cpu_offload: bool = False, loras: Sequence[dict] = ()) -> None:
         self.check_components(components, name)
         self.name = name
+        self.loras = list(loras)
         self.components = components
         self.device = device
         self.dtype = dtype

@@ -32,13 +32,15 @@ def cast_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
 
 def generator_report(generator: object, load_options: Optional["LoadOptions"]) -> dict:
     """A report's fields for ``generator``: its name, the options it was loaded with (when known),
-    its device and dtype (when it has them)."""
+    its device and dtype (when it has them), and the LoRAs fused into it (when there are any)."""
     fields: dict = {"generator": getattr(generator, "name", type(generator).__name__)}
     if load_options is not None:
         fields["loading"] = load_options.to_dict()
     for key in ("device", "dtype"):
         if hasattr(generator, key):
             fields[key] = str(getattr(generator, key)).removeprefix("torch.")
+    if loras := getattr(generator, "loras", None):
+        fields["loras"] = list(loras)
     return fields
 
 

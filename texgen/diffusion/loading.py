@@ -8,7 +8,9 @@ A spec is one of:
 * a TOML model card (``*.toml``) naming ``base`` and optionally ``controlnet``,
   ``inpaint_unet`` and ``vae``; each is a string or a table ``{ path = ..., subfolder = ...,
   config = ... }``, where ``config`` (a diffusers folder or hub id) goes with a single file
-  and relative paths are relative to the card;
+  and relative paths are relative to the card; and ``lora``: one LoRA or a list, each a path
+  (a ``.safetensors`` file, a folder or a hub id) or a table ``{ path = ..., scale = 0.8,
+  weight_name = ..., subfolder = ... }``, fused into the base model (:func:`fuse_loras`);
 * a local diffusers pipeline folder, a hub id ``org/name``, or a single ``.safetensors`` /
   ``.ckpt`` checkpoint of a whole pipeline;
 * ``oracle:PATH``, which texgen.eval handles.
@@ -28,6 +30,7 @@ import logging
 import os
 import re
 import threading
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
@@ -45,7 +48,8 @@ DTYPES = dict(zip(DTYPE_NAMES, (torch.float16, torch.bfloat16, torch.float32)))
 # components texgen never uses: passed as None so they are neither loaded nor downloaded
 _UNUSED = ("safety_checker", "feature_extractor", "depth_estimator", "image_encoder")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w.-]+)*$")
-_CARD_KEYS = ("base", "controlnet", "inpaint_unet", "vae")
+_CARD_KEYS = ("base", "controlnet", "inpaint_unet", "vae", "lora")
+_LORA_KEYS = ("path", "scale", "weight_name", "subfolder")
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,24 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
+class LoraRef:
+    """A LoRA of a model card: where it is, which file of a folder or repo (``weight_name``, None when
+    it holds one), and the scale it is fused with."""
+
+    ref: ModelRef
+    scale: float = 1.0
+    weight_name: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class ModelCard:
-    """The models one generator is built from."""
+    """The models one generator is built from, and the LoRAs fused into them."""
 
     base: ModelRef
     controlnet: Optional[ModelRef] = None
     inpaint_unet: Optional[ModelRef] = None
     vae: Optional[ModelRef] = None
+    loras: tuple[LoraRef, ...] = ()
 
 
 PRESETS: dict[str, ModelCard] = {
@@ -126,6 +141,25 @@ def _ref(value: Any, key: str, base_dir: Optional[Path], where: str) -> ModelRef
     raise ModelError(f"{where}: {key} must be a string or a table with a 'path', got {value!r}")
 
 
+def _lora(value: Any, base_dir: Path, where: str) -> LoraRef:
+    """One entry of a card's ``lora``: a path, or a table of _LORA_KEYS."""
+    if isinstance(value, str):
+        return LoraRef(ModelRef(value, base_dir=base_dir))
+    if not (isinstance(value, dict) and isinstance(value.get("path"), str)):
+        raise ModelError(f"{where}: each lora must be a path or a table with a 'path', got {value!r}")
+    if unknown := set(value) - set(_LORA_KEYS):
+        raise ModelError(f"{where}: a lora has unknown keys {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(_LORA_KEYS)}")
+    scale = value.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale != scale:
+        raise ModelError(f"{where}: the scale of lora {value['path']!r} must be a number, got {scale!r}")
+    for key in ("weight_name", "subfolder"):
+        if not isinstance(value.get(key, ""), str):
+            raise ModelError(f"{where}: the {key} of lora {value['path']!r} must be a string, got {value[key]!r}")
+    return LoraRef(ModelRef(value["path"], value.get("subfolder"), base_dir=base_dir), float(scale),
+                   value.get("weight_name"))
+
+
 def read_card(path: Union[str, Path]) -> ModelCard:
     """Parse a TOML model card (top level or a ``[model]`` table)."""
     path = Path(path)
@@ -135,8 +169,11 @@ def read_card(path: Union[str, Path]) -> ModelCard:
         raise ModelError(f"{path}: unknown keys {', '.join(sorted(unknown))}; known: {', '.join(_CARD_KEYS)}")
     if "base" not in table:
         raise ModelError(f"{path}: a model card needs 'base' (a hub id, diffusers folder or checkpoint)")
-    refs = {key: _ref(table[key], key, path.parent.resolve(), str(path)) for key in _CARD_KEYS if key in table}
-    return ModelCard(**refs)
+    base_dir = path.parent.resolve()
+    refs = {key: _ref(table[key], key, base_dir, str(path)) for key in _CARD_KEYS if key in table and key != "lora"}
+    loras = table.get("lora", [])
+    loras = tuple(_lora(value, base_dir, str(path)) for value in (loras if isinstance(loras, list) else [loras]))
+    return ModelCard(**refs, loras=loras)
 
 
 def resolve_spec(spec: str) -> ModelCard:
@@ -301,7 +338,8 @@ def _offline_config(config: Optional[str], shapes: dict[str, torch.Tensor], path
             f'base = {{ path = "{path.name}", config = "FOLDER" }}') from exc
 
 
-def _load_base(ref: ModelRef, dtype: torch.dtype, is_offline: bool) -> dict[str, Any]:
+def _load_base(ref: ModelRef, dtype: torch.dtype, is_offline: bool) -> Any:
+    """The base model's diffusers pipeline."""
     import diffusers
 
     found = _locate(ref, "model")
@@ -324,7 +362,7 @@ def _load_base(ref: ModelRef, dtype: torch.dtype, is_offline: bool) -> dict[str,
         with _load_errors("the model", location, detail):
             pipe = diffusers.DiffusionPipeline.from_pretrained(location, **_dtype_kwargs(dtype),
                                                                local_files_only=is_offline, **unused)
-    return {name: value for name, value in pipe.components.items() if value is not None}
+    return pipe
 
 
 # card key -> (diffusers model class, the model's subfolder name inside a pipeline)
@@ -365,13 +403,69 @@ def _load_model(ref: ModelRef, key: str, dtype: torch.dtype, is_offline: bool) -
 
 
 def load_components(card: ModelCard, *, dtype: torch.dtype, is_offline: bool) -> dict[str, Any]:
-    """The components of ``card``: the base pipeline's, with the card's models added or replaced."""
-    components = _load_base(card.base, dtype, is_offline)
+    """The components of ``card``: the base pipeline's, with the card's models added or replaced and
+    its LoRAs fused in."""
+    pipe = _load_base(card.base, dtype, is_offline)
+    components = {name: value for name, value in pipe.components.items() if value is not None}
     for key in _CARD_MODELS:
         ref = getattr(card, key)
         if ref is not None:
             components[key] = _load_model(ref, key, dtype, is_offline)
+    if card.loras:
+        fuse_loras(pipe, card.loras, is_offline, inpaint_unet=components.get("inpaint_unet"))
     return components
+
+
+@contextlib.contextmanager
+def _lora_shapes(where: str, model: str) -> Iterator[None]:
+    """A LoRA whose weights have other shapes than the model's: one line, not torch's list of every weight
+    (which diffusers would also log, as an error, before raising it)."""
+    peft_log = logging.getLogger("diffusers.loaders.peft")
+    level = peft_log.level
+    peft_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), None)
+        if first is None:
+            raise
+        raise ModelError(f"the LoRA {where} does not fit {model}: its weights have other shapes (a LoRA of "
+                         f"another architecture?); the first: {first}") from None
+    finally:
+        peft_log.setLevel(level)
+
+
+def fuse_loras(pipe: Any, loras: tuple[LoraRef, ...], is_offline: bool, inpaint_unet: Optional[Any] = None) -> None:
+    """Fuse ``loras``, each at its scale, into ``pipe``'s UNet and text encoders (and a card's
+    ``inpaint_unet``, whose attention layers are the UNet's), then drop the LoRA layers: the
+    models run as fast as without them. Raises ModelError for a LoRA that cannot be read, fits
+    none of the models (a LoRA of another architecture), or whose shapes do not fit."""
+    names = [f"lora{index}" for index in range(len(loras))]
+    for name, lora in zip(names, loras):
+        found = _locate(lora.ref, "LoRA")
+        where = found.location if found.local else f"{found.location} on the hub"
+        kwargs = dict(weight_name=lora.weight_name, subfolder=found.subfolder, local_files_only=is_offline)
+        detail = "" if found.local else _hub_looked(found, is_offline)
+        with _load_errors("the LoRA", where, detail), _lora_shapes(where, type(pipe).__name__), \
+                warnings.catch_warnings():
+            # peft warns that a model holding one adapter gets another: several LoRAs are meant to
+            warnings.filterwarnings("ignore", "Already found a `peft_config`", UserWarning)
+            pipe.load_lora_weights(found.location, adapter_name=name, **kwargs)
+            if not any(name in adapters for adapters in pipe.get_list_adapters().values()):
+                raise ModelError(f"the LoRA {where} fits none of the model's parts (no UNet or text encoder "
+                                 f"weights of {type(pipe).__name__}): a LoRA of another architecture?")
+            if inpaint_unet is not None:
+                state, alphas = pipe.lora_state_dict(found.location, **kwargs)
+                pipe.load_lora_into_unet(state, alphas, unet=inpaint_unet, adapter_name=name)
+    scales = [lora.scale for lora in loras]
+    with _load_errors("the LoRAs", ", ".join(lora.ref.location for lora in loras)):
+        pipe.set_adapters(names, adapter_weights=scales)
+        pipe.fuse_lora(adapter_names=names)
+        pipe.unload_lora_weights()
+        if inpaint_unet is not None:
+            inpaint_unet.set_adapters(names, weights=scales)
+            inpaint_unet.fuse_lora(adapter_names=names)
+            inpaint_unet.unload_lora()
 
 
 # Building and caching generators ----------------------------------------------------------------
@@ -417,12 +511,16 @@ def build_generator(spec: str, *, device: str = "auto", options: Optional[LoadOp
         build_device = torch.device("cpu") if options.cpu_offload else target
         with _load_errors("random weights", spec):
             components = build_components(arch, "full", device=build_device, dtype=dtype)
+        loras = ()
     else:
-        components = load_components(resolve_spec(spec), dtype=dtype, is_offline=offline(options))
+        card = resolve_spec(spec)
+        components = load_components(card, dtype=dtype, is_offline=offline(options))
+        loras = [{"path": lora.ref.location, "weight_name": lora.weight_name, "scale": lora.scale}
+                 for lora in card.loras]
     arch = detect_architecture(components, spec)
     _prepare(components, target, options)
     generator = ARCHITECTURES[arch](components, name=spec, device=target, dtype=dtype,
-                                    cpu_offload=options.cpu_offload)
+                                    cpu_offload=options.cpu_offload, loras=loras)
     log.info("loaded %s as %s on %s (%s)", spec, arch, target, str(dtype).removeprefix("torch."))
     return generator
 

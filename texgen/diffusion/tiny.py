@@ -178,3 +178,32 @@ def make_tiny(directory: Union[str, Path], arch: str, *, inpaint: bool = False, 
     pipeline_class = getattr(diffusers, ARCHITECTURES[arch].folder_class(inpaint))
     assemble(pipeline_class, components).save_pretrained(directory, safe_serialization=True)
     return directory
+
+
+def make_tiny_lora(path: Union[str, Path], arch: str, *, rank: int = 4, seed: int = 0) -> Path:
+    """Write a random LoRA for the tiny ``arch`` as one ``.safetensors`` file, as diffusers' training
+    scripts save one: rank ``rank`` on the UNet's attention projections and the text encoders'.
+
+    Its weights do not depend on the model's, so it fits any tiny model of ``arch``.
+    """
+    import diffusers
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import get_peft_model_state_dict
+
+    from .registry import ARCHITECTURES
+
+    path = Path(path)
+    components = build_components(arch, "tiny", seed=seed)
+    targets = {"unet": ["to_q", "to_k", "to_v", "to_out.0"], "text_encoder": ["q_proj", "k_proj", "v_proj", "out_proj"],
+               "text_encoder_2": ["q_proj", "k_proj", "v_proj", "out_proj"]}
+    torch.manual_seed(seed)
+    layers = {}
+    for key, modules in targets.items():
+        if key in components:  # init_lora_weights=False: both factors random, so the LoRA changes the model
+            config = LoraConfig(r=rank, lora_alpha=rank, target_modules=modules, init_lora_weights=False)
+            inject_adapter_in_model(config, components[key])
+            layers[f"{key}_lora_layers"] = convert_state_dict_to_diffusers(get_peft_model_state_dict(components[key]))
+    pipeline_class = getattr(diffusers, ARCHITECTURES[arch].folder_class(False))
+    pipeline_class.save_lora_weights(path.parent, weight_name=path.name, **layers)
+    return path
