@@ -139,6 +139,9 @@ def test_model_card_lora_reaches_the_inpainting_unet(tiny_model_dir: TinyDir, tm
     assert set(before) == set(after)
     changed = [key for key in before if not torch.equal(before[key], after[key])]
     assert changed and all(".attn" in key for key in changed)  # the attention projections, as in the UNet
+    unet_before, unet_after = _weights(plain.components["unet"]), _weights(styled.components["unet"])
+    for key in changed:  # the same change as the UNet's
+        torch.testing.assert_close(after[key] - before[key], unet_after[key] - unet_before[key], atol=1e-6, rtol=0)
 
 
 def test_model_card_lora_errors_name_the_lora(tiny_model_dir: TinyDir, tmp_path: Path) -> None:
