@@ -16,7 +16,7 @@ from texgen.mesh import load_mesh
 from texgen.pipeline import (UNPAINTED_GREY, ProjectionSettings, Trimap, build_trimap, paint_view, pixel_mask,
                              texture_mesh)
 from texgen.progress import CancelToken, Timer
-from texgen.project import TextureState
+from texgen.project import TextureState, sample_view
 from texgen.render import Renderer
 from texgen.settings import TextureSettings
 from texgen.texels import TexelMap
@@ -55,8 +55,6 @@ def test_keep_texels_are_never_touched(crate):
         for index, camera in enumerate(cameras):
             before = state.color.clone()
             buffers = renderer.render([camera])
-            from texgen.project import sample_view
-
             trimap = build_trimap(state, sample_view(texels, camera, buffers.depth[0], None, ProjectionSettings(),
                                                      buffers.normals[0]))
             paint_view(index, len(cameras), camera, crate, renderer, state, generator, settings,
@@ -113,7 +111,7 @@ def test_pixel_mask_renders_the_paint_and_the_trimap_into_the_view(crate):
         assert (mask[foreground] == 1).all()
 
         state.color[:] = torch.tensor([0.2, 0.9, 1.5])  # painted everywhere; colours are clipped to [0, 1]
-        state.weight[:] = 1.0
+        state.weight[:], state.best_view[:] = 1.0, 0  # as view 0 would have painted them
         image, mask = pixel_mask(renderer, camera, foreground, state, Trimap(nothing, nothing), 0.6)
         expected = torch.tensor([51, 230, 255]) / 255.0  # the 8-bit texture's values
         exact = (image[:, foreground].T - expected).abs().amax(dim=1) < 1e-6  # mipmaps blend in grey at the borders
@@ -122,6 +120,67 @@ def test_pixel_mask_renders_the_paint_and_the_trimap_into_the_view(crate):
 
         _, mask = pixel_mask(renderer, camera, foreground, state, Trimap(nothing, everything), 0.6)
         assert (mask[foreground] == 0.6).all() and (mask[~foreground] == 0).all()
+
+
+def test_pixel_mask_gives_a_starting_texture_its_own_strength(crate):
+    texels = TexelMap.build(crate, 128)
+    camera = default_views(1, 96)[0]
+    everything = torch.ones(texels.count, dtype=torch.bool)
+    with Renderer(crate) as renderer:
+        buffers = renderer.render([camera])
+        foreground = buffers.mask[0]
+        state = TextureState(texels)
+        state.start_from(torch.full((texels.count, 3), 0.3))
+        assert state.painted.all() and not state.seen.any()
+        trimap = build_trimap(state, sample_view(texels, camera, buffers.depth[0], None, ProjectionSettings(),
+                                                 buffers.normals[0]))
+        assert not trimap.generate.any() and trimap.refine.any()  # nothing to generate: the view refines
+        _, mask = pixel_mask(renderer, camera, foreground, state, Trimap(~everything, everything), 0.4, 0.7)
+        assert (mask[foreground] == 0.7).all() and (mask[~foreground] == 0).all()
+        state.best_view[:] = 0  # as if a view had painted every texel: its refine strength again
+        _, mask = pixel_mask(renderer, camera, foreground, state, Trimap(~everything, everything), 0.4, 0.7)
+        assert (mask[foreground] == 0.4).all()
+
+
+def _flat_png(path: Path, color: tuple[int, int, int], size: int = 96) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.full((size, size, 3), color, np.uint8)).save(path)
+    return path
+
+
+def test_a_starting_texture_is_repainted_where_views_see_it_and_kept_elsewhere(crate, tmp_path: Path):
+    start = _flat_png(tmp_path / "magenta.png", (255, 0, 255))
+    size = 128
+    result = texture_mesh(crate, "crate", generator=OracleGenerator(crate), views=2, view_size=size,
+                          texture_size=size, init_texture=str(start), init_strength=1.0)
+    report = result.report
+    assert all(v["generated_fraction"] == 0 and v["refined_fraction"] > 0.05 for v in report["views"])
+    assert 0.2 < report["coverage_views"] < 0.9 and report["coverage"] == 1.0
+    assert any("started from a 96x96 texture, resampled" in note for note in report["mesh"]["notes"])
+    texels = TexelMap.build(crate, size)
+    painted = texels.gather(result.texture).astype(int)
+    kept = (np.abs(painted - (255, 0, 255)) <= 1).all(axis=1)
+    # what no view saw keeps the starting texture (the seam smoothing aside); the rest is the views' paint
+    assert abs(kept.mean() - (1 - report["coverage_views"])) < 0.05
+    single = ~texels.overlap.numpy() & ~kept
+    reference = texels.gather(resample_reference(crate.texture, size))
+    assert psnr(painted[single] / 255.0, reference[single]) > 25
+    # views=auto counts texels no view painted as new: it paints, then stops
+    auto = texture_mesh(crate, "crate", generator=OracleGenerator(crate), views="auto", max_views=3,
+                        view_size=size, texture_size=size, init_texture=str(start), init_strength=1.0)
+    assert 1 <= len(auto.report["views"]) <= 3
+
+
+def test_starting_texture_errors_name_the_problem(crate, tmp_path: Path):
+    from texgen.errors import ImageError
+
+    with pytest.raises(ImageError, match="no base-colour texture to start from.*--init-texture PNG"):
+        texture_mesh(ASSETS / "knot.ply", "x", generator=OracleGenerator(crate), init_texture="mesh")
+    with pytest.raises(ImageError, match="texture file not found: .*nothing.png"):
+        texture_mesh(crate, "x", generator=OracleGenerator(crate), init_texture=str(tmp_path / "nothing.png"))
+    with pytest.raises(ConfigError, match="init_strength: must be in \\[0, 1\\], got 1.5"):
+        texture_mesh(crate, "x", generator=OracleGenerator(crate), init_texture="mesh", init_strength=1.5)
 
 
 def test_auto_views_stop_at_the_budget_or_when_nothing_is_new(crate):
@@ -203,6 +262,25 @@ def test_cli_end_to_end_with_a_tiny_model(asset: Path, tiny_sd15, tmp_path: Path
         assert any("xatlas" in note for note in report["mesh"]["notes"])
     # a second run refuses to overwrite, before painting anything
     assert main(["texture", str(asset), "--prompt", "x", "--model", str(tiny_sd15), "--out", str(out)]) == 2
+
+
+def test_cli_init_texture_at_strength_zero_keeps_the_texture(tiny_sd15, tmp_path: Path):
+    """--init-strength 0: the views change nothing they see, so the mesh's own texture comes back."""
+    from PIL import Image
+
+    from texgen.cli import main
+
+    size = 64
+    code = main(["texture", str(ASSETS / "crate.obj"), "--prompt", "crate", "--model", str(tiny_sd15), "--views",
+                 "4", "--view-size", "256", "--texture-size", str(size), "--steps", "1", "--init-texture", "mesh",
+                 "--init-strength", "0", "--out", str(tmp_path)])
+    assert code == 0
+    crate = load_mesh(ASSETS / "crate.obj")
+    texels = TexelMap.build(crate, size)
+    out = texels.gather(np.asarray(Image.open(tmp_path / "crate_albedo.png").convert("RGB")) / 255.0)
+    assert psnr(out, texels.gather(resample_reference(crate.texture, size))) > 40
+    report = json.loads((tmp_path / "crate_report.json").read_text())
+    assert report["settings"]["init_texture"] == "mesh" and report["settings"]["init_strength"] == 0
 
 
 def test_toml_config_supplies_defaults_and_bad_keys_are_named(tmp_path: Path, capsys):

@@ -255,6 +255,42 @@ def test_run_remote_writes_the_same_outputs_as_a_local_run(server, tiny: str, lo
     np.testing.assert_array_equal(remote.texture, local.texture)
 
 
+def test_a_job_started_from_a_texture_matches_a_local_run(server, tiny: str, tmp_path) -> None:
+    """The client reads --init-texture's file and sends it as the job's texture frame."""
+    from PIL import Image
+
+    from texgen.client_jobs import run_remote
+    from texgen.diffusion import load_generator
+    from texgen.mesh import Mesh
+    from texgen.pipeline import texture_mesh
+    from texgen.settings import LoadOptions, TextureSettings
+
+    start = np.random.default_rng(3).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    Image.fromarray(start).save(tmp_path / "start.png")
+    settings = TextureSettings(**QUICK, model=tiny, init_texture=str(tmp_path / "start.png"), init_strength=0.3)
+    mesh = Mesh.from_arrays(*mesh_args(uv_sphere()), name="sphere")
+    remote = run_remote(server.address, mesh, settings)
+    local = texture_mesh(Mesh.from_arrays(*mesh_args(uv_sphere()), name="sphere"), settings=settings,
+                         generator=load_generator(tiny, device="cpu"), load_options=LoadOptions())
+    np.testing.assert_array_equal(remote.texture, local.texture)
+    plain = texture_mesh(Mesh.from_arrays(*mesh_args(uv_sphere()), name="sphere"), settings=TextureSettings(**QUICK),
+                         generator=load_generator(tiny, device="cpu"))
+    assert not np.array_equal(remote.texture, plain.texture)
+    assert remote.report["settings"]["init_texture"] == "mesh" and remote.report["settings"]["init_strength"] == 0.3
+
+    frame = {**uv_sphere(), "texture": start}
+    cases = [(job_frames({**QUICK, "init_texture": "/etc/hosts.png"}), "'/etc/hosts.png' without"),
+             (job_frames({**QUICK, "init_texture": "mesh"}), "'mesh' without"),
+             (job_frames(QUICK, mesh=frame), "'' with")]
+    with raw_socket(server.address) as sock:
+        for frames, words in cases:
+            reply = exchange(sock, frames)
+            assert (reply.type, reply.fields["code"], reply.fields.get("field")) == (
+                "error", protocol.INVALID_OPTIONS, "options.init_texture"), reply
+            assert words in reply.fields["message"] and "texture frame" in reply.fields["message"]
+    wait_idle(server.address)
+
+
 def test_inpaint_seams_job_matches_a_local_run(server, tiny: str, local_run) -> None:
     from texgen.client_jobs import run_remote
     from texgen.diffusion import load_generator

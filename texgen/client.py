@@ -269,11 +269,17 @@ class Client:
 
     def submit_texture(self, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
                        uv_faces: Optional[np.ndarray] = None, *, options: Optional[Mapping[str, Any]] = None,
-                       name: str = "mesh", job_id: Optional[str] = None, png: bool = False) -> "JobHandle":
+                       name: str = "mesh", job_id: Optional[str] = None, png: bool = False,
+                       texture: Optional[np.ndarray] = None) -> "JobHandle":
         """Queue a texture job and return at once. ``options`` uses `texgen texture`'s names
         (prompt, seed, views, view_size, texture_size, steps, guidance, model...).
-        ``png`` asks for PNG-encoded images (smaller on slow links, slower to encode)."""
-        return self._submit("texture", _mesh_arrays(positions, faces, uvs, uv_faces), options, name, job_id, png)
+        ``png`` asks for PNG-encoded images (smaller on slow links, slower to encode).
+        ``texture`` : the texture to start from, (H, W[, 1|3|4]) uint8 or float in [0, 1]; it goes
+        with options init_texture = "mesh" (and init_strength)."""
+        arrays = _mesh_arrays(positions, faces, uvs, uv_faces)
+        if texture is not None:
+            arrays["texture"] = _image_u8(texture)
+        return self._submit("texture", arrays, options, name, job_id, png)
 
     def submit_inpaint_seams(self, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
                              texture: np.ndarray, *, options: Optional[Mapping[str, Any]] = None,

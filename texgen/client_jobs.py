@@ -72,8 +72,13 @@ def run_remote(server: str, mesh: Union[Mesh, str, Path], settings: Any, *, job:
     try:
         with remote.Client(server, server_public_key=server_key, client_keys=client_key, timeout=timeout) as client:
             if job == "texture":
+                image = None
+                if start := options.get("init_texture", ""):  # read here, sent as the job's texture frame
+                    from .pipeline import starting_image
+
+                    image, options["init_texture"] = starting_image(mesh, start), "mesh"
                 handle = client.submit_texture(mesh.positions, mesh.faces, mesh.uvs, mesh.uv_faces, options=options,
-                                               name=mesh.name)
+                                               name=mesh.name, texture=image)
             else:
                 image = _texture(texture, mesh)
                 handle = client.submit_inpaint_seams(mesh.positions, mesh.faces, mesh.uvs, mesh.uv_faces, image,

@@ -14,6 +14,8 @@
 The trimap follows TEXTure and Text2Tex: *generate* texels are visible and never painted,
 *refine* texels are seen clearly more frontally than by the view that painted them (cos
 better by ``REFINE_MARGIN``), *keep* texels are everything else and are never written.
+Started from a texture (``init_texture``), every texel is painted by no view: a view refines
+what it sees of it with ``init_strength``, and texels no view sees keep it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from . import __version__
 from .camera import Camera, candidate_views, default_views, orbit_camera
 from .diffusion.base import Generator, SamplerSettings, ViewBatch, generator_report
-from .errors import MeshError
+from .errors import ImageError, MeshError
 from .fill import fill_unseen, pad_texture
 from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
@@ -39,6 +41,7 @@ from .project import ProjectionSettings, TextureState, ViewSamples, dilate, samp
 from .render import Renderer, ViewBuffers, texture_bytes
 from .result import TextureResult, with_new_base_colour
 from .seam_blend import band_for_size, smooth_seams
+from .seams_repair import read_texture, resample_square
 from .seams import edge_pairs, seam_stats
 from .settings import LoadOptions, TextureSettings, settings_from_mapping
 from .texels import TexelMap, build_in_background
@@ -103,6 +106,27 @@ def prepare_mesh(mesh: Union[Mesh, str, Path], settings: TextureSettings) -> Mes
     return mesh
 
 
+def starting_image(mesh: Mesh, init_texture: str) -> np.ndarray:
+    """The (H, W, 3) uint8 image ``init_texture`` names: "mesh" for the mesh's own base-colour map,
+    else an image file. Raises ImageError for a mesh without one, or a missing or unreadable file."""
+    if init_texture == "mesh" and mesh.texture is None:
+        raise ImageError(f"{mesh.name}: the mesh has no base-colour texture to start from; give an image "
+                         "(--init-texture PNG)")
+    return read_texture(None if init_texture == "mesh" else init_texture, mesh)[:, :, :3]
+
+
+def starting_texture(mesh: Mesh, settings: TextureSettings) -> Optional[np.ndarray]:
+    """The (N, N, 3) float32 texture ``settings.init_texture`` names (:func:`starting_image`), at the
+    texture size, or None when painting starts from nothing."""
+    if not settings.init_texture:
+        return None
+    image = starting_image(mesh, settings.init_texture)
+    if image.shape[:2] != (settings.texture_size,) * 2:
+        mesh.notes.append(f"started from a {image.shape[1]}x{image.shape[0]} texture, resampled to the texture "
+                          f"size {settings.texture_size}x{settings.texture_size}")
+    return resample_square(image, settings.texture_size).astype(np.float32) / 255.0
+
+
 def build_trimap(state: TextureState, samples: ViewSamples) -> Trimap:
     """Generate = visible and never painted; refine = visible and seen much better than before."""
     painted = state.painted[samples.texel]
@@ -111,31 +135,33 @@ def build_trimap(state: TextureState, samples: ViewSamples) -> Trimap:
 
 
 def pixel_mask(renderer: Renderer, camera: Camera, foreground: torch.Tensor, state: TextureState, trimap: Trimap,
-               refine_strength: float) -> tuple[torch.Tensor, torch.Tensor]:
+               refine_strength: float, init_strength: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Render the paint and the trimap into the view.
 
     foreground : (H, W) bool, the view's mesh pixels (``ViewBuffers.mask``)
 
     returns : the current paint (3, H, W) with unpainted pixels grey, and the mask (H, W):
         1 where the model generates (unpainted surface, dilated), ``refine_strength`` where it
-        refines, 0 where it keeps
+        refines what a view painted, ``init_strength`` where it refines the starting texture
+        (:meth:`TextureState.start_from`), 0 where it keeps
     """
     texels = state.texels
     # the paint (grey where unpainted) and the records as the 8-bit texels render_texture would make (rounded
     # half to even, as texture_bytes does): per valid texel in torch and padded as bytes, not as a float image
     # 4x the size, nor with numpy's strided copies (twice as slow)
     paint = torch.where(state.painted[:, None], state.color, UNPAINTED_GREY).clamp_(0, 1).mul_(255).round_()
-    records = torch.stack([state.painted, trimap.refine], dim=1).to(torch.uint8).mul_(255)
+    records = torch.stack([state.painted, trimap.refine, trimap.refine & ~state.seen], dim=1).to(torch.uint8).mul_(255)
     per_texel = torch.cat([paint.to(torch.uint8), records], dim=1)
-    image = torch.zeros((texels.size * texels.size, 5), dtype=torch.uint8)
+    image = torch.zeros((texels.size * texels.size, 6), dtype=torch.uint8)
     image[:, :3] = int(texture_bytes(np.float32(UNPAINTED_GREY)))
     image.index_copy_(0, texels.index, per_texel)
-    planes = cv2.split(pad_texture(texels, image.numpy().reshape(texels.size, texels.size, 5), 2))  # contiguous each
+    planes = cv2.split(pad_texture(texels, image.numpy().reshape(texels.size, texels.size, 6), 2))  # contiguous each
     rendered, flags = (image[0] for image in renderer.render_textures(
         [camera], [cv2.merge(planes[:3]), cv2.merge(planes[3:])], smooth=[True, False]))
     unpainted = (flags[0] < 0.5) & foreground
     unpainted = dilate(unpainted.float()[None], GENERATE_DILATE_PX)[0] > 0
-    mask = torch.where(unpainted, 1.0, torch.where((flags[1] > 0.5) & foreground, refine_strength, 0.0))
+    strength = torch.where(flags[2] > 0.5, init_strength, refine_strength)
+    mask = torch.where(unpainted, 1.0, torch.where((flags[1] > 0.5) & foreground, strength, 0.0))
     image = torch.where(foreground[None], rendered, torch.full_like(rendered, UNPAINTED_GREY))
     return image, mask
 
@@ -159,8 +185,9 @@ class NextBestView:
                 continue
             trimap = build_trimap(state, samples)
             heat = float(trimap.generate.sum()) + 0.5 * float(trimap.refine.sum())  # Text2Tex's heat
-            if heat > best_heat:
-                best, best_heat, best_new = index, heat, float(trimap.generate.float().mean())
+            if heat > best_heat:  # new: what no view has painted yet (a starting texture's texels too)
+                fresh = trimap.generate | (trimap.refine & ~state.seen)
+                best, best_heat, best_new = index, heat, float(fresh.float().mean())
         if best is None or (state.painted.any() and best_new < MIN_NEW_FRACTION):
             return None
         self.used.add(best)
@@ -190,6 +217,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     settings = resolve_settings(prompt, settings, overrides)
     progress(ProgressEvent("load", message="loading the mesh"))
     mesh = prepare_mesh(mesh, settings)
+    start = starting_texture(mesh, settings)  # read now: a bad image is reported before the model loads
     timer.lap("load_mesh")
     texels_ready = build_in_background(mesh, settings.texture_size)
     if generator is None:
@@ -208,6 +236,8 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         nonlocal state
         if state is None:
             state = TextureState(texels_ready.result())
+            if start is not None:
+                state.start_from(torch.from_numpy(state.texels.gather(start)))
             timer.lap("rasterise_uv")  # what was left of it when it was first needed
         return state
 
@@ -217,6 +247,8 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     try:
         # a fixed schedule for a view count; for "auto", views are chosen as painting goes
         cameras = None if settings.views == "auto" else default_views(int(settings.views), settings.view_size)
+        if start is not None:  # the first view refines the starting texture: it needs it before it runs
+            texture_state()
         planner = None if cameras is not None else NextBestView(texture_state().texels, renderer, settings, projection)
         budget = len(cameras) if cameras is not None else settings.max_views
         timer.lap("plan")
@@ -236,7 +268,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         progress(ProgressEvent("fill", message="filling unseen texels"))
         state = texture_state()
         texels = state.texels
-        painted = state.painted.clone()
+        painted, seen = state.painted.clone(), state.seen.clone()
         texels.prepare_padding(settings.pad)
         color = fill_unseen(texels, state.color, painted)
         progress(ProgressEvent("fill", message="smoothing seams"))
@@ -254,7 +286,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     finally:
         renderer.close()
     coverage = float(torch.isfinite(color).all(dim=1).float().mean())
-    report = _report(mesh, settings, generator, load_options, texels, painted, coverage, records, seams.as_dict(),
+    report = _report(mesh, settings, generator, load_options, texels, seen, coverage, records, seams.as_dict(),
                      timer.timings)
     progress(ProgressEvent("done", views=len(records), message="done"))
     return TextureResult(with_new_base_colour(mesh), texture8, report, preview)
@@ -284,7 +316,8 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
     if first:
         image = mask = None
     else:
-        image, mask = pixel_mask(renderer, camera, buffers.mask[0], state, trimap, settings.refine_strength)
+        image, mask = pixel_mask(renderer, camera, buffers.mask[0], state, trimap, settings.refine_strength,
+                                 settings.init_strength)
     prompt = settings.prompt + (f", {camera.direction_word}" if settings.direction_prompts else "")
     batch = ViewBatch([prompt], buffers.control_depth(), settings.negative_prompt, [camera],
                       None if first else image[None], None if first else mask[None], view_indices=[index])
@@ -329,12 +362,13 @@ def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.n
 
 
 def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, load_options: Optional[LoadOptions],
-            texels: TexelMap, painted: torch.Tensor, coverage: float, records: list[ViewRecord], seams: dict,
+            texels: TexelMap, seen: torch.Tensor, coverage: float, records: list[ViewRecord], seams: dict,
             timings: dict[str, float]) -> dict:
-    """The report; ``load_options`` are None when the caller gave a generator and no options."""
+    """The report; ``load_options`` are None when the caller gave a generator and no options.
+    seen : (M,) bool the texels views painted"""
     diffusion = timings.get("diffusion", 0.0)
     total = sum(timings.values())
-    coverage_views = float(painted.float().mean())
+    coverage_views = float(seen.float().mean())
     return {
         "texgen_version": __version__,
         "mesh": {"name": mesh.name, "vertices": len(mesh.positions), "faces": len(mesh.faces),

@@ -30,6 +30,7 @@ from .render import ViewBuffers
 from .texels import TexelMap
 
 LOOKUP_SPLIT = 65_536  # _lookup splits larger sets of points over the CPU threads
+START_WEIGHT = 1e-3  # TextureState.start_from's weight: painted, and next to nothing in a view's weighted mean
 
 
 @dataclass(frozen=True)
@@ -260,8 +261,21 @@ class TextureState:
 
     @property
     def painted(self) -> torch.Tensor:
-        """(M,) bool texels that some view has painted."""
+        """(M,) bool texels that have a colour: some view painted them, or :meth:`start_from` gave one."""
         return self.weight > 0
+
+    @property
+    def seen(self) -> torch.Tensor:
+        """(M,) bool texels that some view has painted."""
+        return self.best_view >= 0
+
+    def start_from(self, color: torch.Tensor) -> None:
+        """Give every texel a starting colour (M, C) that no view has painted: views refine it (their
+        trimaps see it as painted, with best_cos 0) and replace it; texels no view sees keep it."""
+        self.color.copy_(color)
+        self.weight.fill_(START_WEIGHT)
+        self.best_cos.zero_()
+        self.best_view.fill_(-1)
 
     def accumulate(self, samples: ViewSamples, view: int, allow: Optional[torch.Tensor] = None) -> None:
         """Blend a view into the texture with its weights (a weighted running mean).

@@ -107,7 +107,7 @@ IMAGE = ArraySpec(U8, (None, None, (3, 4)), image=True)
 SCHEMAS: dict[str, Schema] = {
     # client -> server
     "hello": Schema({"client": (str, False)}),
-    "texture": Schema(JOB_FIELDS, MESH_ARRAYS, needs_job=True),
+    "texture": Schema(JOB_FIELDS, {**MESH_ARRAYS, "texture": IMAGE}, needs_job=True),  # texture: init_texture "mesh"
     "inpaint_seams": Schema(JOB_FIELDS, {**MESH_ARRAYS, "texture": ArraySpec(U8, (None, None, (3, 4)), True, True)},
                             needs_job=True),
     "cancel": Schema({}, needs_job=True),

@@ -201,6 +201,13 @@ def fit_texture(image: np.ndarray, size: int, notes: list[str]) -> np.ndarray:
             f"{size}x{size} square; resampled it to {size}x{size}")
     warnings.warn(note, stacklevel=3)
     notes.append(note)
+    return resample_square(image, size)
+
+
+def resample_square(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` (H, W, C) resampled to (size, size, C): area-averaged down, bilinear up."""
+    if image.shape[:2] == (size, size):
+        return image
     shrink = size < max(image.shape[:2])
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 

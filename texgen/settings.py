@@ -28,6 +28,9 @@ class TextureSettings:
     views : a number of views from the default schedule, or "auto" for next-best-view selection
     view_size : square view resolution in pixels (multiple of 8)
     texture_size : square UV texture resolution in texels
+    init_texture : "" paints from nothing; "mesh" starts from the mesh's own base-colour map, a path
+        from that image: each view then repaints what it sees of it with ``init_strength``, and what
+        no view sees keeps it
     """
 
     prompt: str = ""
@@ -43,6 +46,8 @@ class TextureSettings:
     seed: int = 0
     direction_prompts: bool = True
     refine_strength: float = 0.4
+    init_texture: str = ""
+    init_strength: float = 0.6
     unwrap: str = "auto"
     object: str = ""
     device: str = "auto"
@@ -69,6 +74,8 @@ class TextureSettings:
             raise ConfigError(f"guidance: must be >= 0, got {self.guidance}")
         if not 0.0 <= self.refine_strength <= 1.0:
             raise ConfigError(f"refine_strength: must be in [0, 1], got {self.refine_strength}")
+        if not 0.0 <= self.init_strength <= 1.0:
+            raise ConfigError(f"init_strength: must be in [0, 1], got {self.init_strength}")
         if self.unwrap not in ("auto", "always", "never"):
             raise ConfigError(f"unwrap: must be auto, always or never, got {self.unwrap!r}")
         if not 0 <= self.pad <= 256:

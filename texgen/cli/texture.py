@@ -22,6 +22,10 @@ TEXTURE_OPTIONS: OptionTable = {
     "--guidance": ("guidance", float, "classifier-free guidance scale (default 7.5)"),
     "--controlnet-scale": ("controlnet_scale", float, "depth conditioning strength (default 1.0)"),
     "--refine-strength": ("refine_strength", float, "denoising strength where a view refines (default 0.4)"),
+    "--init-texture": ("init_texture", str, "start from a texture and repaint it: 'mesh' (the mesh's own "
+                                            "base-colour map) or an image file (default: paint from nothing)"),
+    "--init-strength": ("init_strength", float, "denoising strength of the views over --init-texture, 0 keeps "
+                                                "it, 1 repaints it (default 0.6)"),
     "--seed": ("seed", int, "random seed (default 0)"),
     "--device": ("device", str, "cuda, mps, cpu or auto (default auto)"),
     "--unwrap": ("unwrap", str, "auto (only when the mesh has no UVs), always or never"),

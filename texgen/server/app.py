@@ -277,6 +277,12 @@ class Server:
                 settings_from_mapping(TextureSettings, options, where="options")
             except ConfigError as exc:
                 raise ProtocolError(str(exc), code=protocol.INVALID_OPTIONS, field="options") from None
+            start, sent = options.get("init_texture", ""), "texture" in message.arrays
+            if start not in ("", "mesh") or sent != (start == "mesh"):
+                raise ProtocolError("options.init_texture: a starting texture travels as the job's texture frame, "
+                                    f"with init_texture = \"mesh\"; got init_texture {start!r} "
+                                    f"{'with' if sent else 'without'} a texture frame",
+                                    code=protocol.INVALID_OPTIONS, field="options.init_texture")
 
     def _cancel(self, identity: bytes, job_id: str) -> None:
         job = self.jobs.get(job_id)

@@ -128,6 +128,8 @@ class Worker:
         start = time.perf_counter()
         mesh = Mesh.from_arrays(arrays["positions"], arrays["faces"], arrays.get("uvs"), arrays.get("uv_faces"),
                                 name=message.fields.get("name") or "mesh")  # views of the received frames
+        if message.type == "texture" and "texture" in arrays:  # the starting texture (init_texture "mesh")
+            mesh.texture = np.array(arrays["texture"])
 
         def progress(event: ProgressEvent) -> None:
             self._send(_progress_message(job, event), png)
