@@ -30,14 +30,16 @@ def server_config(server: ServerArg = None) -> ServerConfig:
 
 def texture_objects(objects: Iterable[bpy.types.Object], prompt: str, *, server: ServerArg = None,
                     together: bool = False, space: str = "WORLD", create_uvs: bool = False, storage: str = "PACK",
-                    keep_old_materials: bool = True, material_mode: str = "EXISTING",
+                    keep_old_materials: bool = True, material_mode: str = "EXISTING", start_from_image: bool = False,
                     timeout: Optional[float] = None, **options: Any) -> list[bpy.types.Image]:
     """Texture ``objects`` and wait; return the images made or updated.
 
     material_mode : "EXISTING" paints a copy of each slot's material (its Principled BSDF's base colour
         reads the image; roughness, normal map and the rest stay), "NEW" puts one new material in every slot
+    start_from_image : repaint the image each object's material shows on Base Color (with the option
+        init_strength, 0 to 1) instead of painting from nothing
     options : texgen's names: negative_prompt, model, seed, views (0 = auto), view_size,
-        texture_size, steps, guidance
+        texture_size, steps, guidance, init_strength
     Raises TexgenAddonError when any job fails; the objects that succeeded keep their results,
     the others are left as they were.
     """
@@ -45,7 +47,7 @@ def texture_objects(objects: Iterable[bpy.types.Object], prompt: str, *, server:
     placement = Placement(storage, keep_old_materials, material_mode)
     settings = TextureOptions(prompt=prompt, **options)
     plans = plan_texture(bpy.context, list(objects), settings, space=space, together=together,
-                         create_uvs=create_uvs)
+                         create_uvs=create_uvs, start_from_image=start_from_image)
     return _run(plans, config, placement, timeout)
 
 

@@ -98,7 +98,8 @@ def plan_selected(context: bpy.types.Context, create_uvs: bool = False) -> list[
     settings = context.scene.texgen
     create = create_uvs or settings.missing_uvs == "SMART_PROJECT"
     return runner.plan_texture(context, context.selected_objects, settings.as_options(), space=settings.space,
-                               together=settings.together, create_uvs=create)
+                               together=settings.together, create_uvs=create,
+                               start_from_image=settings.start_from_image)
 
 
 def plan_active(context: bpy.types.Context) -> list[runner.Plan]:

@@ -41,6 +41,11 @@ class TEXGEN_PT_main(_Panel, bpy.types.Panel):
         column.prop(settings, "texture_size")
         column.prop(settings, "steps")
         column.prop(settings, "guidance")
+        row = column.row(align=True)
+        row.prop(settings, "start_from_image")
+        strength = row.row(align=True)
+        strength.active = settings.start_from_image
+        strength.prop(settings, "init_strength")
 
         layout.operator("texgen.texture_selected", icon="BRUSH_DATA")
         layout.operator("texgen.inpaint_seams", icon="MOD_UVPROJECT")

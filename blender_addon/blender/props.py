@@ -63,6 +63,12 @@ class TexgenSettings(bpy.types.PropertyGroup):
     texture_size: IntProperty(name="Texture size", default=1024, min=16, max=8192, subtype="PIXEL")
     steps: IntProperty(name="Steps", default=25, min=1, max=200)
     guidance: FloatProperty(name="Guidance", default=7.5, min=0.0, max=50.0)
+    start_from_image: BoolProperty(name="Start from current image", default=False,
+                                   description="Repaint the image the material shows on Base Color instead of "
+                                   "painting from nothing; what no view sees keeps it")
+    init_strength: FloatProperty(name="Strength", default=0.6, min=0.0, max=1.0, subtype="FACTOR",
+                                 description="How much the views repaint the current image: 0 keeps it, "
+                                 "1 repaints it")
     space: EnumProperty(name="Space", default="WORLD", items=[
         ("WORLD", "World", "Send the mesh with its world transform (up and front as in the scene)"),
         ("LOCAL", "Local", "Send the mesh in its own coordinates")])
@@ -95,7 +101,7 @@ class TexgenSettings(bpy.types.PropertyGroup):
 
     def as_options(self) -> TextureOptions:
         return TextureOptions(self.prompt, self.negative_prompt, self.model.strip(), self.seed, self.views,
-                              self.view_size, self.texture_size, self.steps, self.guidance)
+                              self.view_size, self.texture_size, self.steps, self.guidance, self.init_strength)
 
     def as_seam_options(self) -> SeamOptions:
         return SeamOptions(self.seam_method, self.seam_band, self.seam_threshold, self.prompt, self.negative_prompt,

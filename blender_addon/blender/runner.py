@@ -109,9 +109,12 @@ def start(plans: list[Plan], config: ServerConfig, placement: Placement,
 
 
 def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object], options: TextureOptions, *,
-                 space: str = "WORLD", together: bool = False, create_uvs: bool = False) -> list[Plan]:
+                 space: str = "WORLD", together: bool = False, create_uvs: bool = False,
+                 start_from_image: bool = False) -> list[Plan]:
     """Turn objects into texture jobs. Objects without a UV map get one by Smart UV Project when
-    ``create_uvs``; otherwise they are refused. Nothing is left changed when planning fails."""
+    ``create_uvs``; otherwise they are refused. ``start_from_image``: each job starts from the image
+    its object's material shows on Base Color (:func:`base_colour_image`), which the views repaint
+    with ``options.init_strength``. Nothing is left changed when planning fails."""
     try:
         options.validate()
     except RequestError as exc:
@@ -119,6 +122,11 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
     meshes = [obj for obj in objects if obj.type == "MESH"]
     if not meshes:
         raise TexgenAddonError("Select one or more mesh objects to texture")
+    starts: list[Optional[np.ndarray]] = [None] * len(meshes)
+    if start_from_image:
+        if together and len(meshes) > 1:
+            raise TexgenAddonError("Start from image paints objects one by one: turn off Together as one scene")
+        starts = [materials.read_texture(base_colour_image(obj)) for obj in meshes]
     missing = [obj for obj in meshes if mesh_io.active_uv_name(obj) is None]
     if missing and not create_uvs:
         raise TexgenAddonError(f"{', '.join(o.name for o in missing)}: no UV map. Unwrap it, or let texgen "
@@ -145,8 +153,17 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
         scene_options = options.replace(texture_size=options.texture_size * layout.tiles)
         request = JobRequest("texture", merged, scene_options, tuple(t.name for t in targets))
         return [Plan(request, targets, layout)]
-    return [Plan(JobRequest("texture", mesh, options, (target.name,)), [target])
-            for mesh, target in zip(arrays, targets, strict=True)]
+    return [Plan(JobRequest("texture", mesh, options, (target.name,), start), [target])
+            for mesh, target, start in zip(arrays, targets, starts, strict=True)]
+
+
+def base_colour_image(obj: bpy.types.Object) -> bpy.types.Image:
+    """The image ``obj``'s texgen material (else its active material) reads as base colour; raises
+    TexgenAddonError naming the object when there is none with pixels."""
+    image = materials.material_image(materials.texgen_material(obj) or obj.active_material)
+    if image is None or not image.has_data:
+        raise TexgenAddonError(f"{obj.name}: its material has no image on Base Color: run Texture Selected first")
+    return image
 
 
 def plan_inpaint(context: bpy.types.Context, obj: Optional[bpy.types.Object], options: SeamOptions, *,
@@ -158,9 +175,7 @@ def plan_inpaint(context: bpy.types.Context, obj: Optional[bpy.types.Object], op
         raise TexgenAddonError(str(exc)) from None
     if obj is None or obj.type != "MESH":
         raise TexgenAddonError("Make a mesh object active to inpaint its seams")
-    image = materials.material_image(materials.texgen_material(obj) or obj.active_material)
-    if image is None or not image.has_data:
-        raise TexgenAddonError(f"{obj.name}: its material has no image on Base Color: run Texture Selected first")
+    image = base_colour_image(obj)
     if image.size[0] != image.size[1]:
         raise TexgenAddonError(f"{image.name} is {image.size[0]}x{image.size[1]}: Inpaint Seams works on square "
                                "textures (as Texture Selected makes them)")

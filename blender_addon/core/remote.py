@@ -39,10 +39,11 @@ class ClientRemote:
     def run(self, ticket: Ticket, emit: Emit) -> None:
         request, mesh = ticket.request, ticket.request.mesh
         arrays = (mesh.positions, mesh.faces, mesh.uvs, mesh.uv_faces)
-        options = request.options.to_wire()
+        options = request.wire_options()
         try:
             if request.kind == "texture":
-                handle = self._client.submit_texture(*arrays, options=options, name=mesh.name, job_id=ticket.id)
+                handle = self._client.submit_texture(*arrays, options=options, name=mesh.name, job_id=ticket.id,
+                                                     texture=request.texture)
             else:
                 handle = self._client.submit_inpaint_seams(*arrays, request.texture, options=options, name=mesh.name,
                                                            job_id=ticket.id)

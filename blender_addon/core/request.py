@@ -80,7 +80,8 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class TextureOptions:
-    """The panel's generation settings; ``views`` 0 means "auto" (next-best-view selection)."""
+    """The panel's generation settings; ``views`` 0 means "auto" (next-best-view selection);
+    ``init_strength`` is how much the views repaint a starting image (a texture job's ``texture``)."""
 
     prompt: str = ""
     negative_prompt: str = ""
@@ -91,6 +92,7 @@ class TextureOptions:
     texture_size: int = 1024
     steps: int = 25
     guidance: float = 7.5
+    init_strength: float = 0.6
 
     def validate(self) -> "TextureOptions":
         if not self.prompt.strip():
@@ -100,7 +102,8 @@ class TextureOptions:
         return self
 
     def to_wire(self) -> dict[str, Any]:
-        """Options as texgen names them; an empty model means the server's default."""
+        """Options as texgen names them; an empty model means the server's default. A job that
+        starts from an image adds init_texture = "mesh" (:meth:`JobRequest.wire_options`)."""
         options: dict[str, Any] = asdict(self)
         options["views"] = self.views if self.views > 0 else "auto"
         if not self.model:
@@ -153,11 +156,12 @@ Options = Union[TextureOptions, SeamOptions]
 
 @dataclass(frozen=True)
 class JobRequest:
-    """One job: a mesh, what to paint on it, and (for ``inpaint_seams``) the texture to repair.
+    """One job: a mesh, what to paint on it, and the texture to repair (``inpaint_seams``) or to
+    start from (``texture``, optional).
 
     targets : the Blender object names whose images the result goes to (several when the
         objects were sent together as one scene)
-    texture : (N, N, 3) uint8, top row first; only for ``inpaint_seams``
+    texture : (H, W, 3) uint8, top row first
     """
 
     kind: str
@@ -169,8 +173,15 @@ class JobRequest:
     def __post_init__(self) -> None:
         if self.kind not in JOB_KINDS:
             raise RequestError(f"job kind must be one of {JOB_KINDS}, got {self.kind!r}")
-        if (self.kind == "inpaint_seams") != (self.texture is not None):
-            raise RequestError("an inpaint_seams job carries a texture, and only it does")
+        if self.kind == "inpaint_seams" and self.texture is None:
+            raise RequestError("an inpaint_seams job carries the texture to repair")
         wanted = SeamOptions if self.kind == "inpaint_seams" else TextureOptions
         if not isinstance(self.options, wanted):
             raise RequestError(f"a {self.kind} job takes {wanted.__name__}, not {type(self.options).__name__}")
+
+    def wire_options(self) -> dict[str, Any]:
+        """The job's options on the wire: a texture job with a ``texture`` starts from it."""
+        options = self.options.to_wire()
+        if self.kind == "texture" and self.texture is not None:
+            options["init_texture"] = "mesh"  # the texture frame, as the server reads it
+        return options

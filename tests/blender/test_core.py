@@ -134,7 +134,14 @@ def test_options_use_texgen_names(core):
     wire = options.to_wire()
     assert wire["views"] == "auto" and "model" not in wire and wire["seed"] == 3
     assert set(wire) <= {"prompt", "negative_prompt", "model", "seed", "views", "view_size", "texture_size",
-                         "steps", "guidance"}
+                         "steps", "guidance", "init_strength"}
+    md = core.meshdata
+    mesh = md.MeshArrays("m", np.zeros((3, 3)), np.array([[0, 1, 2]]), np.zeros((3, 2)), np.array([[0, 1, 2]]))
+    plain = core.request.JobRequest("texture", mesh, options, ("o",))
+    started = core.request.JobRequest("texture", mesh, options, ("o",), np.zeros((4, 4, 3), np.uint8))
+    assert "init_texture" not in plain.wire_options() and started.wire_options()["init_texture"] == "mesh"
+    with pytest.raises(core.request.RequestError, match="carries the texture to repair"):
+        core.request.JobRequest("inpaint_seams", mesh, core.request.SeamOptions(), ("o",))
     with pytest.raises(core.request.RequestError, match="Prompt is empty"):
         core.request.TextureOptions().validate()
 

@@ -230,6 +230,33 @@ def test_cancel_a_running_job_on_the_server(connected, mods):
     assert not cube.material_slots
 
 
+def test_start_from_the_current_image_at_strength_zero_keeps_it(connected, server, mods):
+    """The image the material shows goes to the server as the starting texture; at strength 0 the
+    views change nothing, so it comes back (into a texgen copy of the material; the original stays)."""
+    import texgen_addon
+
+    bpy.ops.mesh.primitive_cube_add(**CUBE)
+    cube = bpy.context.active_object
+    start = mods.materials.apply_texture(cube, reference_texture(), cube.data.uv_layers.active.name, storage="PACK",
+                                         keep_old_materials=True, transaction=mods.materials.Transaction())
+    assert bpy.ops.texgen.test_connection() == {"FINISHED"}
+    tiny = bpy.context.window_manager.texgen.models[1].name
+    (image,) = texgen_addon.texture_objects([cube], "brick wall", server=server, model=tiny, views=4, view_size=256,
+                                            texture_size=SIZE, steps=1, start_from_image=True, init_strength=0.0)
+    assert image == start  # the texgen image is updated in place
+    painted = mods.materials.read_texture(image).astype(float)
+    inside = away_from_seams(uv_mask(cube, margin=0.0)) & uv_mask(cube)
+    error = np.abs(painted - reference_texture().astype(float))[inside].max(axis=1)
+    assert np.median(error) <= 2 and error.mean() < 4, (np.median(error), error.mean())
+
+    bpy.ops.mesh.primitive_cube_add(**CUBE)
+    bare = bpy.context.active_object
+    with pytest.raises(texgen_addon.TexgenAddonError, match=f"{bare.name}: its material has no image on Base Color"):
+        texgen_addon.texture_objects([bare], "x", server=server, start_from_image=True)
+    with pytest.raises(texgen_addon.TexgenAddonError, match="turn off Together as one scene"):
+        texgen_addon.texture_objects([cube, bare], "x", server=server, start_from_image=True, together=True)
+
+
 def test_example_script_textures_and_saves(connected, server, mods, tmp_path):
     import runpy
 
