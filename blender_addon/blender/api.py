@@ -37,7 +37,8 @@ def texture_objects(objects: Iterable[bpy.types.Object], prompt: str, *, server:
     material_mode : "EXISTING" paints a copy of each slot's material (its Principled BSDF's base colour
         reads the image; roughness, normal map and the rest stay), "NEW" puts one new material in every slot
     start_from_image : repaint the image each object's material shows on Base Color (with the option
-        init_strength, 0 to 1) instead of painting from nothing
+        init_strength, 0 to 1) instead of painting from nothing; objects sent together start from
+        their images side by side in the atlas
     options : texgen's names: negative_prompt, model, seed, views (0 = auto), view_size,
         texture_size, steps, guidance, init_strength
     Raises TexgenAddonError when any job fails; the objects that succeeded keep their results,

@@ -16,7 +16,7 @@ import bpy
 import numpy as np
 
 from ..core.jobs import Job, JobBoard, JobState
-from ..core.meshdata import AtlasLayout, combine, split_atlas
+from ..core.meshdata import AtlasLayout, combine, join_atlas, split_atlas
 from ..core.request import JobRequest, RequestError, SeamOptions, ServerConfig, TextureOptions
 from ..core.worker import Remote, Ticket, Worker, describe
 from . import materials, mesh_io
@@ -113,8 +113,9 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
                  start_from_image: bool = False) -> list[Plan]:
     """Turn objects into texture jobs. Objects without a UV map get one by Smart UV Project when
     ``create_uvs``; otherwise they are refused. ``start_from_image``: each job starts from the image
-    its object's material shows on Base Color (:func:`base_colour_image`), which the views repaint
-    with ``options.init_strength``. Nothing is left changed when planning fails."""
+    its object's material shows on Base Color (:func:`base_colour_image`; objects sent together, from
+    their images side by side in the atlas), which the views repaint with ``options.init_strength``.
+    Nothing is left changed when planning fails."""
     try:
         options.validate()
     except RequestError as exc:
@@ -124,8 +125,9 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
         raise TexgenAddonError("Select one or more mesh objects to texture")
     starts: list[Optional[np.ndarray]] = [None] * len(meshes)
     if start_from_image:
-        if together and len(meshes) > 1:
-            raise TexgenAddonError("Start from image paints objects one by one: turn off Together as one scene")
+        if unmapped := [obj.name for obj in meshes if mesh_io.active_uv_name(obj) is None]:
+            raise TexgenAddonError(f"{', '.join(unmapped)}: no UV map that an image to start from could be on; "
+                                   "turn off Start from current image, or unwrap it")
         starts = [materials.read_texture(base_colour_image(obj)) for obj in meshes]
     missing = [obj for obj in meshes if mesh_io.active_uv_name(obj) is None]
     if missing and not create_uvs:
@@ -151,7 +153,8 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
             _remove_created_uvs(targets)
             raise TexgenAddonError(str(exc)) from None
         scene_options = options.replace(texture_size=options.texture_size * layout.tiles)
-        request = JobRequest("texture", merged, scene_options, tuple(t.name for t in targets))
+        start = join_atlas(starts, layout, options.texture_size) if start_from_image else None
+        request = JobRequest("texture", merged, scene_options, tuple(t.name for t in targets), start)
         return [Plan(request, targets, layout)]
     return [Plan(JobRequest("texture", mesh, options, (target.name,), start), [target])
             for mesh, target, start in zip(arrays, targets, starts, strict=True)]

@@ -136,6 +136,19 @@ def split_atlas(texture: np.ndarray, layout: AtlasLayout) -> dict[str, np.ndarra
             for i, name in enumerate(layout.names)}
 
 
+def join_atlas(textures: Sequence[np.ndarray], layout: AtlasLayout, size: int) -> np.ndarray:
+    """The atlas that :func:`split_atlas` cuts: each mesh's texture (H, W, 3+) uint8, in ``layout``
+    order, resampled to ``size`` x ``size`` (nearest texel) and put in its square."""
+    atlas = np.zeros((size * layout.tiles, size * layout.tiles, 3), np.uint8)
+    centres = (np.arange(size) + 0.5) / size
+    for index, texture in enumerate(textures):
+        rows = np.minimum((centres * texture.shape[0]).astype(np.int64), texture.shape[0] - 1)
+        cols = np.minimum((centres * texture.shape[1]).astype(np.int64), texture.shape[1] - 1)
+        top, left = (index // layout.tiles) * size, (index % layout.tiles) * size
+        atlas[top:top + size, left:left + size] = texture[rows[:, None], cols[None, :], :3]
+    return atlas
+
+
 def texture_to_pixels(texture: np.ndarray) -> np.ndarray:
     """(H, W, 3|4) uint8, top row first -> flat float32 RGBA, bottom row first (``Image.pixels``)."""
     texture = np.asarray(texture)

@@ -77,6 +77,14 @@ def test_combine_then_split_atlas_round_trips(core):
     assert [int(parts[f"m{i}"].mean()) for i in range(3)] == [50, 100, 150]
     # Mesh 0's UV square is the atlas's top-left: its UV (0, 1) maps to atlas UV (0, 1).
     assert np.allclose(merged.uvs[merged.uv_faces[0]][2], [0.25, 1.0])
+    # starting images go the other way: joined into the atlas, each resampled to the tile size
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), rng.integers(0, 256, (2, 2, 4), dtype=np.uint8),
+              rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)]
+    joined = md.split_atlas(md.join_atlas(images, layout, 4), layout)
+    assert np.array_equal(joined["m0"], images[0])
+    assert np.array_equal(joined["m1"], np.repeat(np.repeat(images[1][:, :, :3], 2, axis=0), 2, axis=1))
+    assert np.array_equal(joined["m2"], images[2][1::2, 1::2])
 
 
 def test_combine_places_faces_in_other_uv_tiles_where_a_repeating_sampler_reads_them(core):

@@ -250,11 +250,27 @@ def test_start_from_the_current_image_at_strength_zero_keeps_it(connected, serve
     assert np.median(error) <= 2 and error.mean() < 4, (np.median(error), error.mean())
 
     bpy.ops.mesh.primitive_cube_add(**CUBE)
-    bare = bpy.context.active_object
-    with pytest.raises(texgen_addon.TexgenAddonError, match=f"{bare.name}: its material has no image on Base Color"):
-        texgen_addon.texture_objects([bare], "x", server=server, start_from_image=True)
-    with pytest.raises(texgen_addon.TexgenAddonError, match="turn off Together as one scene"):
-        texgen_addon.texture_objects([cube, bare], "x", server=server, start_from_image=True, together=True)
+    other = bpy.context.active_object
+    with pytest.raises(texgen_addon.TexgenAddonError, match=f"{other.name}: its material has no image on Base Color"):
+        texgen_addon.texture_objects([other], "x", server=server, start_from_image=True)
+    bpy.ops.mesh.primitive_cube_add(**CUBE)
+    unmapped = bpy.context.active_object
+    unmapped.data.uv_layers.remove(unmapped.data.uv_layers[0])
+    with pytest.raises(texgen_addon.TexgenAddonError, match=f"{unmapped.name}: no UV map that an image to start"):
+        texgen_addon.texture_objects([unmapped], "x", server=server, start_from_image=True, create_uvs=True)
+    bpy.data.objects.remove(unmapped)
+    # sent together, the two images travel side by side in the atlas and each comes back to its object
+    other.location.x += 3
+    flipped = np.ascontiguousarray(reference_texture()[::-1])
+    mods.materials.apply_texture(other, flipped, other.data.uv_layers.active.name, storage="PACK",
+                                 keep_old_materials=True, transaction=mods.materials.Transaction())
+    images = texgen_addon.texture_objects([cube, other], "brick wall", server=server, model=tiny, views=4,
+                                          view_size=256, texture_size=SIZE, steps=1, start_from_image=True,
+                                          init_strength=0.0, together=True)
+    for obj, expected, image in zip((cube, other), (reference_texture(), flipped), images, strict=True):
+        inside = away_from_seams(uv_mask(obj, margin=0.0)) & uv_mask(obj)
+        error = np.abs(mods.materials.read_texture(image).astype(float) - expected)[inside].max(axis=1)
+        assert np.median(error) <= 2 and error.mean() < 6, (obj.name, np.median(error), error.mean())
 
 
 def test_example_script_textures_and_saves(connected, server, mods, tmp_path):
