@@ -166,6 +166,9 @@ def test_a_starting_texture_is_repainted_where_views_see_it_and_kept_elsewhere(c
     single = ~texels.overlap.numpy() & ~kept
     reference = texels.gather(resample_reference(crate.texture, size))
     assert psnr(painted[single] / 255.0, reference[single]) > 25
+    # the preview shows the starting texture beside the result: a whole tile of it
+    magenta = (np.abs(result.preview.astype(int) - (255, 0, 255)) <= 2).all(axis=2)
+    assert (magenta.sum(axis=1) >= 250).sum() >= 200
     # views=auto counts texels no view painted as new: it paints, then stops
     auto = texture_mesh(crate, "crate", generator=OracleGenerator(crate), views="auto", max_views=3,
                         view_size=size, texture_size=size, init_texture=str(start), init_strength=1.0)

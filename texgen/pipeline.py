@@ -281,7 +281,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         # 6. report and preview
         seams = seam_stats(mesh, texture8, pairs=pairs)
         timer.lap("metrics")
-        preview = _preview(records, texture8, mesh)
+        preview = _preview(records, texture8, mesh, None if start is None else texture_bytes(start))
         timer.lap("preview")
     finally:
         renderer.close()
@@ -347,8 +347,10 @@ def paint_view(index: int, budget: int, camera: Camera, mesh: Mesh, renderer: Re
                       int(trimap.generate.sum()), int(trimap.refine.sum()))
 
 
-def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.ndarray:
-    """Contact sheet: each view's depth, image and mask, the UV texture, renders of the result."""
+def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh, start: Optional[np.ndarray] = None
+             ) -> np.ndarray:
+    """Contact sheet: each view's depth, image and mask, the starting texture (when there is one) beside
+    the UV texture, renders of the result."""
     from .export import contact_sheet, texture_renders, view_picture
 
     tiles = []
@@ -356,6 +358,8 @@ def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh) -> np.n
         tiles += [(f"view {number} depth", view_picture(record.depth)),
                   (f"view {number} {record.camera.direction_word}", view_picture(record.image)),
                   (f"view {number} mask", view_picture(record.mask))]
+    if start is not None:
+        tiles.append(("starting texture", start))
     tiles.append(("UV texture", texture))
     tiles += texture_renders(mesh, texture)
     return contact_sheet(tiles, columns=6, tile_size=256)
