@@ -121,6 +121,21 @@ def test_path_traversal_is_refused(src: Path, tmp_path: Path) -> None:
     assert not assets["crate.obj"].error
 
 
+def test_a_rows_starting_texture_is_relative_to_src_and_stays_inside(src: Path, tmp_path: Path) -> None:
+    touch(src / "props" / "old.png")
+    outside = touch(tmp_path / "outside" / "secret.png")
+    rows = [("crate.obj", "props/old.png"), ("props/barrel.obj", "../outside/secret.png"),
+            ("props/deep/lamp.glb", str(outside))]
+    manifest = touch(tmp_path / "m.jsonl", "\n".join(json.dumps({"path": mesh, "prompt": "x", "init_texture": start})
+                                                     for mesh, start in rows))
+    assets = plan(src, tmp_path / "dst", manifest=manifest)
+    assert assets["crate.obj"].settings.init_texture == str(src / "props" / "old.png")
+    assert "refused: init_texture '../outside/secret.png': '..'" in assets["props/barrel.obj"].error
+    assert "absolute path" in assets["props/deep/lamp.glb"].error
+    own = touch(tmp_path / "own.jsonl", json.dumps({"path": "crate.obj", "prompt": "x", "init_texture": "mesh"}))
+    assert plan(src, tmp_path / "dst", manifest=own)["crate.obj"].settings.init_texture == "mesh"
+
+
 def test_dst_equal_to_src_and_glob_with_manifest(src: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is SRC itself"):
         plan(src, src, prompt="x")

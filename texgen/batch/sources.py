@@ -2,13 +2,14 @@
 
 Assets come from ``SRC`` by glob, or from a manifest (CSV, JSON Lines or TOML ``[[asset]]``
 tables) whose rows name a ``path`` relative to SRC plus ``prompt``, ``negative_prompt``, ``seed``
-and any other TextureSettings key. A prompt comes from the manifest row, else from a sidecar
-``MESH.prompt.txt`` (or ``MESH.obj.prompt.txt``) next to the mesh, else from the batch prompt,
-a template filled from ``{stem}``, ``{name}``, ``{parent}`` and ``{relpath}``.
+and any other TextureSettings key (a row's ``init_texture`` image is relative to SRC too). A
+prompt comes from the manifest row, else from a sidecar ``MESH.prompt.txt`` (or
+``MESH.obj.prompt.txt``) next to the mesh, else from the batch prompt, a template filled from
+``{stem}``, ``{name}``, ``{parent}`` and ``{relpath}``.
 
-Path safety: an asset is refused (and recorded as failed) when its path is absolute, contains
-``..``, or resolves (through symlinks) outside SRC, or when its output folder would resolve
-outside DST.
+Path safety: an asset is refused (and recorded as failed) when its path (or its row's
+``init_texture`` image) is absolute, contains ``..``, or resolves (through symlinks) outside SRC,
+or when its output folder would resolve outside DST.
 """
 
 from __future__ import annotations
@@ -242,6 +243,13 @@ def _asset(src: Path, dst: Path, where: str, row: dict[str, Any], source: BatchS
     if mesh.suffix.lower() not in MESH_SUFFIXES:
         return Asset(key, None, out_dir, name, None,
                      f"unsupported mesh format {mesh.suffix!r}; use one of {', '.join(MESH_SUFFIXES)}", where)
+    start = str(overrides.get("init_texture", ""))
+    if start not in ("", "mesh"):  # an image of the row's own, relative to SRC like its mesh
+        image = (src / start).resolve()
+        reason = unsafe_reason(start) or ("" if image.is_relative_to(src) else "resolves outside SRC (a symlink?)")
+        if reason:
+            return Asset(key, None, out_dir, name, None, f"refused: init_texture {start!r}: {reason}", where)
+        settings = replace(settings, init_texture=str(image))
     if overrides.get("prompt"):
         return Asset(key, mesh, out_dir, name, settings, "", where)
     prompt, origin = _fallback_prompt(src, src / relpath, relpath, source.defaults.prompt)
