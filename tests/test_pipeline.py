@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -179,7 +180,14 @@ def test_starting_texture_errors_name_the_problem(crate, tmp_path: Path):
     from texgen.errors import ImageError
 
     with pytest.raises(ImageError, match="no base-colour texture to start from.*--init-texture PNG"):
-        texture_mesh(ASSETS / "knot.ply", "x", generator=OracleGenerator(crate), init_texture="mesh")
+        texture_mesh(dataclasses.replace(crate, texture=None), "x", generator=OracleGenerator(crate),
+                     init_texture="mesh")
+    start = _flat_png(tmp_path / "grey.png", (128, 128, 128))
+    for mesh, unwrap in ((ASSETS / "knot.ply", "auto"), (crate, "always")):  # no image lies on UVs texgen made
+        with pytest.raises(ImageError, match="start from lies on the mesh's own UVs, and these were made by texgen"):
+            texture_mesh(mesh, "x", generator=OracleGenerator(crate), init_texture=str(start), unwrap=unwrap)
+    # the caller's Mesh was unwrapped in a copy: it keeps its UVs, texture and notes
+    assert crate.texture is not None and not crate.unwrapped and not any("xatlas" in n for n in crate.notes)
     with pytest.raises(ImageError, match="texture file not found: .*nothing.png"):
         texture_mesh(crate, "x", generator=OracleGenerator(crate), init_texture=str(tmp_path / "nothing.png"))
     with pytest.raises(ConfigError, match="init_strength: must be in \\[0, 1\\], got 1.5"):

@@ -92,7 +92,7 @@ def run_remote(server: str, mesh: Union[Mesh, str, Path], settings: Any, *, job:
         raise TexgenError(str(exc)) from None
     if result.uvs is not None:  # the server unwrapped a mesh that had no UVs
         mesh = dataclasses.replace(mesh, uvs=np.array(result.uvs, np.float64),
-                                   uv_faces=np.array(result.uv_faces, np.int64),
+                                   uv_faces=np.array(result.uv_faces, np.int64), unwrapped=True,
                                    notes=[*mesh.notes, "the mesh had no UVs; unwrapped on the server"])
     preview = None if result.preview is None else np.array(result.preview)
     return TextureResult(mesh=with_new_base_colour(mesh), texture=np.array(result.texture), report=result.report,

@@ -95,6 +95,7 @@ class Mesh:
         all of its triangles with the file's own UVs (TEXCOORD_0): the GLB export then writes that
         file with the new base colour map, keeping its nodes, skins, animations and the rest
         (:func:`texgen.gltf_json.with_base_colour_map`). None otherwise, and once the UVs are replaced.
+    unwrapped : texgen made ``uvs`` (xatlas, :func:`apply_unwrap`): no image of the file follows them
     """
 
     positions: np.ndarray
@@ -113,6 +114,7 @@ class Mesh:
     uvs2: Optional[np.ndarray] = None
     uv2_faces: Optional[np.ndarray] = None
     source_glb: Optional[bytes] = field(default=None, repr=False)
+    unwrapped: bool = False
 
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
@@ -1375,7 +1377,7 @@ def apply_unwrap(mesh: Mesh, unwrap: str = "auto") -> Mesh:
     uvs = np.asarray(uvs, dtype=np.float64)
     if not ok.all():  # degenerate faces get a zero-area UV triangle at the first UV
         uv_faces[~ok] = 0
-    mesh.uvs, mesh.uv_faces = uvs, uv_faces
+    mesh.uvs, mesh.uv_faces, mesh.unwrapped = uvs, uv_faces, True
     mesh.texture = mesh.texture_alpha = None
     note = ("the mesh had no UVs; unwrapped with xatlas" if unwrap == "auto"
             else "UVs replaced by a new xatlas unwrap (--unwrap always)")

@@ -95,9 +95,10 @@ def resolve_settings(prompt: Optional[str], settings: Optional[TextureSettings],
 
 
 def prepare_mesh(mesh: Union[Mesh, str, Path], settings: TextureSettings) -> Mesh:
-    """Load (or take) the mesh and make sure it has a UV layout, as ``settings.unwrap`` says."""
+    """Load (or take) the mesh and make sure it has a UV layout, as ``settings.unwrap`` says. A given
+    Mesh is left as it is: unwrapping and the run's notes go to a copy (its arrays are shared)."""
     if isinstance(mesh, Mesh):
-        mesh = apply_unwrap(mesh, settings.unwrap)
+        mesh = apply_unwrap(dataclasses.replace(mesh, notes=list(mesh.notes)), settings.unwrap)
     else:
         mesh = load_mesh(mesh, object_name=settings.object, unwrap=settings.unwrap)
     if not mesh.has_uvs:
@@ -108,7 +109,12 @@ def prepare_mesh(mesh: Union[Mesh, str, Path], settings: TextureSettings) -> Mes
 
 def starting_image(mesh: Mesh, init_texture: str) -> np.ndarray:
     """The (H, W, 3) uint8 image ``init_texture`` names: "mesh" for the mesh's own base-colour map,
-    else an image file. Raises ImageError for a mesh without one, or a missing or unreadable file."""
+    else an image file. Raises ImageError for a mesh without one, or a missing or unreadable file,
+    and for a mesh whose UVs texgen made (no image lies on them)."""
+    if mesh.unwrapped:
+        raise ImageError(f"{mesh.name}: a texture to start from lies on the mesh's own UVs, and these were made "
+                         "by texgen (the mesh had none, or --unwrap always); give the mesh its UVs, or leave out "
+                         "--init-texture")
     if init_texture == "mesh" and mesh.texture is None:
         raise ImageError(f"{mesh.name}: the mesh has no base-colour texture to start from; give an image "
                          "(--init-texture PNG)")
@@ -202,7 +208,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
                  **overrides) -> TextureResult:
     """Texture ``mesh`` from ``prompt`` into its own UV map.
 
-    mesh : a Mesh or a path to a mesh file
+    mesh : a Mesh (left as it is) or a path to a mesh file
     settings : defaults for every option; ``prompt`` and keyword ``overrides`` win over them
     generator : a loaded Generator; by default ``settings.model`` is loaded (and cached) with ``load_options``
     load_options : how the model is loaded (default LoadOptions()); the report records them, when given
