@@ -222,6 +222,8 @@ def _textured_copy(material: bpy.types.Material, transaction: Transaction) -> bp
     copy = material.copy()
     copy.name = f"{material.name}_texgen"
     copy.use_fake_user = False
+    if bpy.app.version < (5, 0, 0):  # before 5.0 a material may keep a node tree it does not render with
+        copy.use_nodes = True
     return _marked(copy, transaction)
 
 
