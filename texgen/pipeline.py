@@ -274,7 +274,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
         progress(ProgressEvent("fill", message="filling unseen texels"))
         state = texture_state()
         texels = state.texels
-        painted, seen = state.painted.clone(), state.seen.clone()
+        painted, seen = state.painted.clone(), state.seen  # seen is computed afresh: no copy needed
         texels.prepare_padding(settings.pad)
         color = fill_unseen(texels, state.color, painted)
         progress(ProgressEvent("fill", message="smoothing seams"))

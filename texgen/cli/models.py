@@ -59,12 +59,9 @@ def show_info(args: argparse.Namespace) -> int:
     print(f"spec:         {args.spec}")
     print(f"architecture: {generator.arch}")
     print(f"device:       {generator.device} ({str(generator.dtype).removeprefix('torch.')})")
-    if args.spec.endswith(".toml"):
-        from ..diffusion.loading import read_card
-
-        for lora in read_card(args.spec).loras:
-            print(f"LoRA fused:   {lora.ref.location}{f' ({lora.weight_name})' if lora.weight_name else ''}, "
-                  f"scale {lora.scale:g}")
+    for lora in generator.loras:  # as the report names them
+        weight_name = f" ({lora['weight_name']})" if lora["weight_name"] else ""
+        print(f"LoRA fused:   {lora['path']}{weight_name}, scale {lora['scale']:g}")
     print("components:")
     for name, component in sorted(generator.components.items()):
         line = f"  {name:15s} {type(component).__name__}"

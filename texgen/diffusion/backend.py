@@ -169,7 +169,7 @@ class DiffusersGenerator:
     components : the pipeline components by diffusers name (unet, vae, text_encoder,
         tokenizer, scheduler, and controlnet, text_encoder_2, ... as the architecture needs),
         plus an optional ``inpaint_unet``; already on ``device`` unless ``cpu_offload``.
-    loras : the LoRAs fused into the components, as reports name them ({"path", "scale"} each)
+    loras : the LoRAs fused into the components, as reports name them ({"path", "weight_name", "scale"} each)
     Calls are serialised by a lock: one pipeline runs one call at a time.
     """
 

@@ -136,14 +136,13 @@ class Worker:
 
         if message.type == "texture":
             from ..pipeline import texture_mesh
-            from ..settings import TextureSettings, settings_from_mapping
+            from ..settings import TextureSettings
 
             settings = settings_from_mapping(TextureSettings, options, where="options")
             result = texture_mesh(mesh, settings=settings, generator=generators[model], progress=progress,
                                   cancel=token, load_options=self.load_options)
         else:
             from ..seams_repair import SeamSettings, inpaint_seams
-            from ..settings import settings_from_mapping
 
             settings = settings_from_mapping(SeamSettings, options, where="options")
             result = inpaint_seams(mesh, np.array(arrays["texture"]), settings=settings,  # alpha marks holes
