@@ -120,9 +120,9 @@ def test_model_card_loras_are_fused_at_their_scales(tiny_model_dir: TinyDir, tmp
             torch.testing.assert_close(delta["both"][key], delta["style"][key] + delta["detail"][key], atol=1e-5,
                                        rtol=0)
     runs(fused["both"])
-    assert generator_report(fused["half"], None)["loras"] == [
+    assert generator_report(fused["half"])["loras"] == [
         {"path": "loras/style.safetensors", "weight_name": None, "scale": 0.5}]
-    assert "loras" not in generator_report(base, None)
+    assert "loras" not in generator_report(base)
 
 
 def test_model_card_lora_reaches_the_inpainting_unet(tiny_model_dir: TinyDir, tmp_path: Path) -> None:

@@ -299,10 +299,11 @@ def test_toml_config_supplies_defaults_and_bad_keys_are_named(tmp_path: Path, ca
 
     config = tmp_path / "studio.toml"
     config.write_text('[texture]\nview_size = 64\ntexture_size = 64\nviews = 1\nprompt = "crate"\n'
-                      f'model = "oracle:{ASSETS / "crate.obj"}"\n')
+                      f'model = "oracle:{ASSETS / "crate.obj"}"\n[loading]\nvae_slicing = true\n')
     assert main(["texture", str(ASSETS / "crate.obj"), "--config", str(config), "--out", str(tmp_path / "o")]) == 0
     report = json.loads((tmp_path / "o" / "crate_report.json").read_text())
     assert report["settings"]["view_size"] == 64 and report["settings"]["prompt"] == "crate"
+    assert report["generator"].startswith("oracle:") and "loading" not in report  # the oracle loads no model
     config.write_text("[texture]\nview_sise = 64\n")
     assert main(["texture", str(ASSETS / "crate.obj"), "--config", str(config), "--out", str(tmp_path / "p")]) == 2
     assert "view_sise" in capsys.readouterr().err
@@ -317,10 +318,10 @@ def test_loading_options_come_from_the_config_then_the_flags_and_load_the_model(
     config.write_text(f'view_size = 64\ntexture_size = 64\nviews = 1\nsteps = 2\nmodel = "{tiny_sd15}"\n'
                       '[loading]\nscheduler = "ddim"\nvae_slicing = true\n')
     args = ["texture", str(ASSETS / "crate.obj"), "--prompt", "crate", "--config", str(config)]
-    assert main([*args, "--vae-tiling", "--out", str(tmp_path / "o")]) == 0
+    assert main([*args, "--vae-tiling", "--cpu-offload", "--out", str(tmp_path / "o")]) == 0
     report = json.loads((tmp_path / "o" / "crate_report.json").read_text())
-    expected = LoadOptions(scheduler="ddim", vae_slicing=True, vae_tiling=True)
-    assert report["loading"] == expected.to_dict()
+    expected = LoadOptions(scheduler="ddim", vae_slicing=True, vae_tiling=True, cpu_offload=True)
+    assert report["loading"] == dataclasses.replace(expected, cpu_offload=False).to_dict()  # as it took effect
     assert (report["device"], report["dtype"]) == ("cpu", "float32")
     assert release(str(tiny_sd15), options=expected)  # the run loaded, and cached, the model with these options
     capsys.readouterr()

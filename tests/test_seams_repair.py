@@ -233,7 +233,7 @@ def test_a_mismatched_texture_size_is_resampled_with_a_warning(sphere: Asset) ->
 
 
 def test_diffusion_runs_end_to_end_with_a_tiny_model(sphere: Asset, tiny_model_dir: Callable[..., Path]) -> None:
-    from texgen.diffusion.loading import release
+    from texgen.diffusion.loading import load_generator, release
     from texgen.settings import LoadOptions
 
     small = make_asset(sphere.mesh, 256)
@@ -241,6 +241,9 @@ def test_diffusion_runs_end_to_end_with_a_tiny_model(sphere: Asset, tiny_model_d
     result = inpaint_seams(small.mesh, small.punched, method="diffusion", model=model, device="cpu",
                            load_options=options, threshold="all", hole_color="#ff00ff", view_size=64, steps=2,
                            views=2, band=6)
+    classical = inpaint_seams(small.mesh, small.punched, generator=load_generator(model, device="cpu", options=options),
+                              threshold="all", band=6).report  # a server passes its model to every job
+    assert classical["method"] == "classical" and classical["generator"] is None and "loading" not in classical
     assert release(model, device="cpu", options=options)  # it was loaded, and cached, with these options
     report = result.report
     assert report["loading"] == options.to_dict() and (report["device"], report["dtype"]) == ("cpu", "float32")

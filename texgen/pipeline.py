@@ -211,7 +211,8 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     mesh : a Mesh (left as it is) or a path to a mesh file
     settings : defaults for every option; ``prompt`` and keyword ``overrides`` win over them
     generator : a loaded Generator; by default ``settings.model`` is loaded (and cached) with ``load_options``
-    load_options : how the model is loaded (default LoadOptions()); the report records them, when given
+    load_options : how ``settings.model`` is loaded when no generator is given (default LoadOptions()); the
+        report records the options the generator was loaded with
         or used
     progress : receives ProgressEvents; cancel : checked between steps and views
     """
@@ -292,7 +293,7 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     finally:
         renderer.close()
     coverage = float(torch.isfinite(color).all(dim=1).float().mean())
-    report = _report(mesh, settings, generator, load_options, texels, seen, coverage, records, seams.as_dict(),
+    report = _report(mesh, settings, generator, texels, seen, coverage, records, seams.as_dict(),
                      timer.timings)
     progress(ProgressEvent("done", views=len(records), message="done"))
     return TextureResult(with_new_base_colour(mesh), texture8, report, preview)
@@ -371,10 +372,10 @@ def _preview(records: list[ViewRecord], texture: np.ndarray, mesh: Mesh, start: 
     return contact_sheet(tiles, columns=6, tile_size=256)
 
 
-def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, load_options: Optional[LoadOptions],
+def _report(mesh: Mesh, settings: TextureSettings, generator: Generator,
             texels: TexelMap, seen: torch.Tensor, coverage: float, records: list[ViewRecord], seams: dict,
             timings: dict[str, float]) -> dict:
-    """The report; ``load_options`` are None when the caller gave a generator and no options.
+    """The report.
     seen : (M,) bool the texels views painted"""
     diffusion = timings.get("diffusion", 0.0)
     total = sum(timings.values())
@@ -386,7 +387,7 @@ def _report(mesh: Mesh, settings: TextureSettings, generator: Generator, load_op
         "settings": settings.to_dict(),
         "seed": settings.seed,
         "model": settings.model,
-        **generator_report(generator, load_options),
+        **generator_report(generator),
         "views": [record.summary(texels.count) for record in records],
         "coverage_views": coverage_views,
         "coverage": coverage,

@@ -235,7 +235,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
     texture : an image array or file, or None for the mesh's own base-colour map
     settings : defaults for every option; keyword ``overrides`` win over them
     generator : for ``method="diffusion"``, a loaded Generator (default: ``settings.model`` loaded with
-        ``load_options``, which the report records when given or used)
+        ``load_options``); the report names it, and the options it was loaded with, for that method only
     returns : TextureResult with the repaired (N, N, 3) uint8 texture, a report and a preview
     """
     progress = progress or no_progress
@@ -309,7 +309,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
                  "notes": list(mesh.notes)},
         "settings": settings.to_dict(),
         "method": settings.method,
-        **({"generator": None} if generator is None else generator_report(generator, load_options)),
+        **(generator_report(generator) if settings.method == "diffusion" else {"generator": None}),
         "texture_size": int(original.shape[0]),
         "notes": notes,
         "seam_edges": before.seam_edges,

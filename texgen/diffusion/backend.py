@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..errors import Cancelled, ModelError, OutOfMemoryError
 from ..progress import CancelToken, ProgressCallback, ProgressEvent
+from ..settings import LoadOptions
 from .base import SamplerSettings, ViewBatch, cast_dtype
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ class DiffusersGenerator:
 
     components : the pipeline components by diffusers name (unet, vae, text_encoder,
         tokenizer, scheduler, and controlnet, text_encoder_2, ... as the architecture needs),
-        plus an optional ``inpaint_unet``; already on ``device`` unless ``cpu_offload``.
+        plus an optional ``inpaint_unet``; already on ``device`` unless ``load_options.cpu_offload``.
+    load_options : the options the components were loaded with, as they took effect (reports record them)
     loras : the LoRAs fused into the components, as reports name them ({"path", "weight_name", "scale"} each)
     Calls are serialised by a lock: one pipeline runs one call at a time.
     """
@@ -178,14 +180,15 @@ class DiffusersGenerator:
     latent_rgb_bias: ClassVar[tuple[float, float, float]] = (0.0, 0.0, 0.0)
 
     def __init__(self, components: dict[str, Any], *, name: str, device: torch.device,
-                 dtype: torch.dtype, cpu_offload: bool = False, loras: Sequence[dict] = ()) -> None:
+                 dtype: torch.dtype, load_options: LoadOptions = LoadOptions(), loras: Sequence[dict] = ()) -> None:
         self.check_components(components, name)
         self.name = name
         self.loras = list(loras)
         self.components = components
         self.device = device
         self.dtype = dtype
-        self.cpu_offload = cpu_offload
+        self.load_options = load_options
+        self.cpu_offload = load_options.cpu_offload
         self.pipelines = self.build_pipelines(components)
         self._lock = threading.Lock()
         self._hooked: Any = None  # the pipeline whose offload hooks are installed

@@ -7,14 +7,11 @@ generator's device; images are float in [0, 1], channels first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Protocol, runtime_checkable
+from typing import Optional, Protocol, runtime_checkable
 
 import torch
 
 from ..progress import CancelToken, ProgressCallback
-
-if TYPE_CHECKING:
-    from ..settings import LoadOptions
 
 
 def cast_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
@@ -30,11 +27,12 @@ def cast_dtype(module: torch.nn.Module, dtype: torch.dtype) -> None:
         torch.nn.Module.to(module, dtype)
 
 
-def generator_report(generator: object, load_options: Optional["LoadOptions"]) -> dict:
-    """A report's fields for ``generator``: its name, the options it was loaded with (when known),
-    its device and dtype (when it has them), and the LoRAs fused into it (when there are any)."""
+def generator_report(generator: object) -> dict:
+    """A report's fields for ``generator``: its name, the options it was loaded with as they took
+    effect (a generator that has none, such as the oracle, records none), its device and dtype
+    (when it has them), and the LoRAs fused into it (when there are any)."""
     fields: dict = {"generator": getattr(generator, "name", type(generator).__name__)}
-    if load_options is not None:
+    if (load_options := getattr(generator, "load_options", None)) is not None:
         fields["loading"] = load_options.to_dict()
     for key in ("device", "dtype"):
         if hasattr(generator, key):

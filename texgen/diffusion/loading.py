@@ -520,7 +520,7 @@ def build_generator(spec: str, *, device: str = "auto", options: Optional[LoadOp
     arch = detect_architecture(components, spec)
     _prepare(components, target, options)
     generator = ARCHITECTURES[arch](components, name=spec, device=target, dtype=dtype,
-                                    cpu_offload=options.cpu_offload, loras=loras)
+                                    load_options=options, loras=loras)
     log.info("loaded %s as %s on %s (%s)", spec, arch, target, str(dtype).removeprefix("torch."))
     return generator
 

@@ -140,14 +140,13 @@ class Worker:
 
             settings = settings_from_mapping(TextureSettings, options, where="options")
             result = texture_mesh(mesh, settings=settings, generator=generators[model], progress=progress,
-                                  cancel=token, load_options=self.load_options)
+                                  cancel=token)
         else:
             from ..seams_repair import SeamSettings, inpaint_seams
 
             settings = settings_from_mapping(SeamSettings, options, where="options")
             result = inpaint_seams(mesh, np.array(arrays["texture"]), settings=settings,  # alpha marks holes
-                                   generator=generators[model], progress=progress, cancel=token,
-                                   load_options=self.load_options)
+                                   generator=generators[model], progress=progress, cancel=token)
         compute_s = time.perf_counter() - start
         out = {"texture": result.texture}
         if result.preview is not None:
