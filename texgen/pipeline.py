@@ -33,7 +33,8 @@ import torch
 from . import __version__
 from .camera import Camera, candidate_views, default_views, orbit_camera
 from .diffusion.base import Generator, SamplerSettings, ViewBatch, generator_report
-from .errors import ImageError, MeshError
+from .errors import MeshError
+from .images import resample_square, starting_image
 from .fill import fill_unseen, pad_texture
 from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
@@ -41,7 +42,6 @@ from .project import ProjectionSettings, TextureState, ViewSamples, dilate, samp
 from .render import Renderer, ViewBuffers, texture_bytes
 from .result import TextureResult, with_new_base_colour
 from .seam_blend import band_for_size, smooth_seams
-from .seams_repair import read_texture, resample_square
 from .seams import edge_pairs, seam_stats
 from .settings import LoadOptions, TextureSettings, settings_from_mapping
 from .texels import TexelMap, build_in_background
@@ -105,20 +105,6 @@ def prepare_mesh(mesh: Union[Mesh, str, Path], settings: TextureSettings) -> Mes
         raise MeshError(f"{mesh.name}: the mesh has no UV map and unwrap is 'never'; "
                         "use --unwrap auto to let texgen unwrap it with xatlas")
     return mesh
-
-
-def starting_image(mesh: Mesh, init_texture: str) -> np.ndarray:
-    """The (H, W, 3) uint8 image ``init_texture`` names: "mesh" for the mesh's own base-colour map,
-    else an image file. Raises ImageError for a mesh without one, or a missing or unreadable file,
-    and for a mesh whose UVs texgen made (no image lies on them)."""
-    if mesh.unwrapped:
-        raise ImageError(f"{mesh.name}: a texture to start from lies on the mesh's own UVs, and these were made "
-                         "by texgen (the mesh had none, or --unwrap always); give the mesh its UVs, or leave out "
-                         "--init-texture")
-    if init_texture == "mesh" and mesh.texture is None:
-        raise ImageError(f"{mesh.name}: the mesh has no base-colour texture to start from; give an image "
-                         "(--init-texture PNG)")
-    return read_texture(None if init_texture == "mesh" else init_texture, mesh)[:, :, :3]
 
 
 def starting_texture(mesh: Mesh, settings: TextureSettings) -> Optional[np.ndarray]:

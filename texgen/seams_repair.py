@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-import cv2
 import numpy as np
 import torch
 
 from . import __version__
-from .errors import ConfigError, ImageError, MeshError
+from .errors import ConfigError, MeshError
 from .diffusion.base import generator_report
 from .fill import fill_unseen, pad_texture
+from .images import read_texture, resample_square
 from .mesh import Mesh, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
 from .render import texture_bytes
@@ -146,49 +146,6 @@ def prepare_mesh(mesh: Mesh | str | Path, settings: SeamSettings) -> Mesh:
     return mesh
 
 
-def read_texture(texture: np.ndarray | str | Path | None, mesh: Mesh) -> np.ndarray:
-    """The texture as an (H, W, 4) uint8 RGBA array (alpha 255 where the source has none).
-
-    texture : an image array (H, W), (H, W, 3) or (H, W, 4), uint8 or float in [0, 1]; an image
-        file; or None for the mesh's own base-colour map
-    """
-    if texture is None:
-        if mesh.texture is None:
-            raise ImageError(f"{mesh.name}: the mesh has no base-colour texture; give one (--texture PNG)")
-        texture = mesh.texture
-    elif not isinstance(texture, np.ndarray):
-        texture = _read_image_file(Path(texture))
-    image = np.asarray(texture)
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
-        raise ImageError(f"texture must be an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        if not np.issubdtype(image.dtype, np.number):
-            raise ImageError(f"texture must hold numbers, got {image.dtype}")
-        if np.issubdtype(image.dtype, np.floating):
-            image = np.round(np.nan_to_num(image.astype(np.float64)) * 255.0)
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    if image.shape[2] == 3:
-        image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    return np.ascontiguousarray(image)
-
-
-def _read_image_file(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise ImageError(f"texture file not found: {path}")
-    try:
-        with Image.open(path) as opened:
-            return np.asarray(opened.convert("RGBA" if "A" in opened.getbands() else "RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(f"{path.name}: not an image texgen can read ({type(exc).__name__}: {exc}); "
-                         "use a PNG, JPEG, TGA, BMP or TIFF file") from None
-
-
 def fit_texture(image: np.ndarray, size: int, notes: list[str]) -> np.ndarray:
     """Resample the texture to the square ``size`` the UV layout is rasterised at, with a warning.
 
@@ -202,14 +159,6 @@ def fit_texture(image: np.ndarray, size: int, notes: list[str]) -> np.ndarray:
     warnings.warn(note, stacklevel=3)
     notes.append(note)
     return resample_square(image, size)
-
-
-def resample_square(image: np.ndarray, size: int) -> np.ndarray:
-    """``image`` (H, W, C) resampled to (size, size, C): area-averaged down, bilinear up."""
-    if image.shape[:2] == (size, size):
-        return image
-    shrink = size < max(image.shape[:2])
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def find_holes(texels: TexelMap, image: np.ndarray, settings: SeamSettings) -> np.ndarray:
