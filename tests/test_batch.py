@@ -202,10 +202,12 @@ def test_kill_9_then_resume_matches_a_clean_run(tmp_path: Path) -> None:
         np.testing.assert_array_equal(albedo(dst, key), albedo(clean, key))
 
 
-def test_loading_flags_reach_the_local_executor_and_are_refused_for_servers(tmp_path: Path, capsys) -> None:
+def test_loading_flags_reach_the_local_executor_and_are_refused_for_servers(tmp_path: Path, capsys,
+                                                                          tiny_model_dir) -> None:
     src = crate_folder(tmp_path / "src", 1)
     dst = tmp_path / "dst"
-    args = ["batch", str(src), "--out", str(dst), "--prompt", "a crate", "--model", oracle(CRATE), *SMALL_FLAGS]
+    model = str(tiny_model_dir("sd15-controlnet"))  # a model loads with the flags (the oracle loads none)
+    args = ["batch", str(src), "--out", str(dst), "--prompt", "a crate", "--model", model, *SMALL_FLAGS]
     assert main([*args, "--scheduler", "ddim"]) == 0
     reports = list(dst.rglob("*_report.json"))
     assert len(reports) == 1 and json.loads(reports[0].read_text())["loading"]["scheduler"] == "ddim"
