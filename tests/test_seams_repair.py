@@ -16,12 +16,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from texgen.errors import ImageError, MeshError
+from texgen.errors import ConfigError, ImageError, MeshError
 from texgen.fill import pad_islands
 from texgen.mesh import Mesh, apply_unwrap, load_mesh
 from texgen.seam_blend import seam_band, smooth_seams
-from texgen.seams import edge_pairs, seam_stats
+from texgen.seams import edge_pairs, edge_turns, seam_stats
 from texgen.seams_repair import SeamSettings, inpaint_seams
 from texgen.texels import TexelMap
 
@@ -29,6 +30,7 @@ SIZE = 512
 BAND = 8
 MAGENTA = (255, 0, 255)
 SPOT = Path(__file__).resolve().parents[2] / "shared" / "eval-meshes" / "spot" / "spot_triangulated.obj"
+DUCK = SPOT.parents[1] / "duck" / "Duck.glb"
 
 
 @dataclass
@@ -281,8 +283,77 @@ def test_cli_writes_the_four_outputs(sphere: Asset, tmp_path: Path) -> None:
 def test_classical_on_spot_with_island_offsets() -> None:
     mesh = load_mesh(SPOT)
     asset = make_asset(mesh, 512, seed=2)
-    result = inpaint_seams(mesh, asset.offset, threshold="all", band=BAND)
+    # the offsets are made up, and the colour underneath is smooth across every edge: repair the hard ones too
+    result = inpaint_seams(mesh, asset.offset, threshold="all", band=BAND, hard_edge_deg=180)
     reference = seam_stats(mesh, asset.reference).seam_delta_e
     assert result.report["seam_delta_e_before"] > reference + 10
     assert result.report["seam_delta_e_after"] <= reference + 1.0
     assert_only_region_changed(asset, asset.offset, result.texture, seam_band(mesh, asset.texels, BAND).mask)
+    default = inpaint_seams(mesh, asset.offset, threshold="all", band=BAND).report  # spot's ears and horns
+    assert default["seams_on_hard_edges"] > 0
+    assert default["seams_repaired"] + default["seams_on_hard_edges"] == default["seam_edges"]
+
+
+# ---------------------------------------------------------------------- hard edges
+
+
+def hinge(angle_deg: float, normals: np.ndarray | None = None) -> Mesh:
+    """Two triangles folded by ``angle_deg`` along their shared edge (x from 0 to 1), each with its own UVs."""
+    fold = np.radians(angle_deg)
+    positions = np.array([[0, 0, 0], [1, 0, 0], [0.5, 1, 0], [0.5, -np.cos(fold), np.sin(fold)]])
+    uvs = np.array([[0.1, 0.5], [0.4, 0.5], [0.25, 0.9], [0.6, 0.5], [0.9, 0.5], [0.75, 0.1]])
+    mesh = Mesh.from_arrays(positions, np.array([[0, 1, 2], [1, 0, 3]]), uvs, np.array([[0, 1, 2], [4, 3, 5]]))
+    if normals is not None:
+        mesh.normals, mesh.normal_faces = normals, np.array([[0, 1, 2], [3, 4, 5]])
+    return mesh
+
+
+def test_edge_turns_reads_the_faces_and_the_files_normals() -> None:
+    for angle in (0.0, 20.0, 90.0, 150.0):
+        mesh = hinge(angle)
+        pairs = edge_pairs(mesh)
+        assert pairs.seam.tolist() == [True]
+        assert edge_turns(mesh, pairs) == pytest.approx([angle], abs=1e-3)
+    up = [0.0, 0.0, 1.0]
+    tilted = [0.0, np.sin(np.radians(40)), np.cos(np.radians(40))]
+    smooth, split = np.array([up] * 6), np.array([up] * 3 + [tilted] * 3)
+    assert edge_turns(hinge(0.0, smooth), edge_pairs(hinge(0.0))) == pytest.approx([0.0], abs=1e-3)
+    assert edge_turns(hinge(0.0, split), edge_pairs(hinge(0.0))) == pytest.approx([40.0], abs=1e-3)  # a hard edge
+    assert edge_turns(hinge(90.0, smooth), edge_pairs(hinge(90.0))) == pytest.approx([90.0], abs=1e-3)  # a crease
+
+
+def test_seams_on_hard_edges_are_left_alone_unless_asked() -> None:
+    mesh = load_mesh(Path(__file__).resolve().parents[1] / "assets" / "crate.obj")  # a box: every seam on a corner
+    asset = make_asset(mesh, 256)
+    kept = inpaint_seams(mesh, asset.offset, threshold="all", band=BAND)
+    report = kept.report
+    assert report["seams_repaired"] == 0 and report["seams_on_hard_edges"] == report["seam_edges"] > 0
+    assert np.array_equal(kept.texture, asset.offset)
+    assert any("hard edges alone" in note and "--hard-edge-deg 180" in note for note in report["notes"])
+    repaired = inpaint_seams(mesh, asset.offset, threshold="all", band=BAND, hard_edge_deg=180).report
+    assert repaired["seams_repaired"] == report["seam_edges"] and repaired["seams_on_hard_edges"] == 0
+    assert repaired["seam_delta_e_after"] < report["seam_delta_e_after"]
+    with pytest.raises(ConfigError, match="hard_edge_deg"):
+        inpaint_seams(mesh, asset.offset, hard_edge_deg=0)
+
+
+@pytest.mark.skipif(not DUCK.is_file(), reason="shared eval mesh Duck is absent")
+def test_the_ducks_painted_eye_rims_are_not_smeared(tmp_path: Path, capsys) -> None:
+    """The Duck's pupils meet the socket's walls on hard edges, black against yellow by design:
+    repairing those seams smeared dark bands across the head."""
+    from texgen.cli import main
+
+    mesh = load_mesh(DUCK)
+    pairs = edge_pairs(mesh)
+    hard = edge_turns(mesh, pairs)[pairs.seam] > 30
+    assert main(["inpaint-seams", str(DUCK), "--method", "classical", "--out", str(tmp_path / "kept")]) == 0
+    assert "on hard edges left alone" in capsys.readouterr().out
+    report = json.loads((tmp_path / "kept" / "Duck_report.json").read_text())
+    assert report["seams_on_hard_edges"] == int((hard & (seam_stats(mesh, mesh.texture[:, :, :3], pairs=pairs)
+                                                          .per_seam > 2.3)).sum()) > 40
+    after = np.asarray(Image.open(tmp_path / "kept" / "Duck_albedo.png").convert("RGB"))
+    before, repaired = (seam_stats(mesh, image, pairs=pairs).per_seam for image in (mesh.texture[:, :, :3], after))
+    assert np.abs(repaired[hard] - before[hard]).max() < 1.0  # the rims keep their colours
+    assert main(["inpaint-seams", str(DUCK), "--method", "classical", "--hard-edge-deg", "180",
+                 "--out", str(tmp_path / "all")]) == 0
+    assert json.loads((tmp_path / "all" / "Duck_report.json").read_text())["seams_on_hard_edges"] == 0

@@ -31,6 +31,8 @@ class EdgePairs:
     uv_a, uv_b : (E, 2, 2) the edge's two endpoints in UV, as seen from face a and face b
     opposite_a, opposite_b : (E, 2) UV of the third corner of face a and face b
     face_a, face_b : (E,) face indices
+    corner_a, corner_b : (E, 2) the edge's two ends as face corners (3 face + corner) of face a and face b,
+        in the order of ``uv_a`` and ``uv_b``
     seam : (E,) bool, the two sides use different UVs
     """
 
@@ -40,6 +42,8 @@ class EdgePairs:
     opposite_b: np.ndarray
     face_a: np.ndarray
     face_b: np.ndarray
+    corner_a: np.ndarray
+    corner_b: np.ndarray
     seam: np.ndarray
 
 
@@ -62,14 +66,29 @@ def edge_pairs(mesh: Mesh) -> EdgePairs:
     pair = first[counts == 2]
     i, j = np.take(order, pair), np.take(order, pair + 1)
 
-    def endpoints(k: np.ndarray) -> np.ndarray:  # (E, 2, 2), ordered by welded vertex index
-        uv = np.stack([np.take(corners, start[k], axis=0), np.take(corners, end[k], axis=0)], axis=1)
-        return np.where(flip[k][:, None, None], uv[:, ::-1], uv)
+    def ends(k: np.ndarray) -> np.ndarray:  # (E, 2) corners, ordered by welded vertex index
+        return np.where(flip[k][:, None], np.stack([end[k], start[k]], axis=1), np.stack([start[k], end[k]], axis=1))
 
-    uv_a, uv_b = endpoints(i), endpoints(j)
+    corner_a, corner_b = ends(i), ends(j)
+    uv_a, uv_b = np.take(corners, corner_a, axis=0), np.take(corners, corner_b, axis=0)
     seam = np.abs(uv_a - uv_b).max(axis=(1, 2)) > UV_MATCH
     return EdgePairs(uv_a, uv_b, np.take(corners, opposite[i], axis=0), np.take(corners, opposite[j], axis=0),
-                     face[i], face[j], seam)
+                     face[i], face[j], corner_a, corner_b, seam)
+
+
+def edge_turns(mesh: Mesh, pairs: EdgePairs) -> np.ndarray:
+    """(E,) float the angle in degrees by which the surface turns across each edge: between the two
+    faces, or between the two sides' shading normals at the edge's ends where the mesh has its file's
+    normals (an artist's hard edges split them), whichever is larger."""
+    face_normals = mesh.face_normals
+    cosine = (np.take(face_normals, pairs.face_a, axis=0) * np.take(face_normals, pairs.face_b, axis=0)).sum(axis=1)
+    if mesh.normals is not None:
+        normals = mesh.normals / np.maximum(np.linalg.norm(mesh.normals, axis=1, keepdims=True), 1e-20)
+        corner_normals = np.take(normals, mesh.normal_faces.reshape(-1), axis=0)  # row 3 f + c: corner c of face f
+        shading = (np.take(corner_normals, pairs.corner_a, axis=0)
+                   * np.take(corner_normals, pairs.corner_b, axis=0)).sum(axis=-1).min(axis=1)
+        cosine = np.minimum(cosine, shading)
+    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
 def _inward(uv: np.ndarray, opposite: np.ndarray, offset: float) -> np.ndarray:

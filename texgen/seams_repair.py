@@ -38,7 +38,7 @@ from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_pr
 from .render import texture_bytes
 from .result import TextureResult
 from .seam_blend import SeamBand, seam_band, smooth_seams
-from .seams import edge_pairs, seam_stats
+from .seams import edge_pairs, edge_turns, seam_stats
 from .settings import DEFAULT_MODEL, LoadOptions, settings_from_mapping
 from .texels import TexelMap
 
@@ -54,6 +54,9 @@ class SeamSettings:
     method : "classical" (no model) or "diffusion" (depth-conditioned inpainting)
     band : width of the repair band on each side of a seam, in texels
     threshold : repair seams whose mean colour jump is above this (CIE76 Delta E), or "all"
+    hard_edge_deg : seams where the surface turns by more than this (:func:`texgen.seams.edge_turns`)
+        are hard edges, where colours may change by design (an eye's rim, the cut of a fruit, a
+        box's corner): they are left alone; 180 repairs them too
     hole_color : "#RRGGBB" colour that marks unpainted texels ("" = only transparent texels)
     hole_tolerance : how far (8-bit levels per channel) a texel may be from ``hole_color``
     texture_size : resample the texture to this square size first (0 = keep its own size)
@@ -65,6 +68,7 @@ class SeamSettings:
     method: str = "classical"
     band: int = 8
     threshold: Union[float, str] = 2.3  # Union: settings_from_mapping reads typing.Union
+    hard_edge_deg: float = 30.0  # Blender's default Auto Smooth angle
     hole_color: str = ""
     hole_tolerance: int = 2
     texture_size: int = 0
@@ -94,6 +98,8 @@ class SeamSettings:
                 raise ConfigError(f"threshold: expected a Delta E number or 'all', got {self.threshold!r}") from None
         if isinstance(self.threshold, float) and not (math.isfinite(self.threshold) and self.threshold >= 0):
             raise ConfigError(f"threshold: must be a Delta E >= 0 or 'all', got {self.threshold}")
+        if not 0 < self.hard_edge_deg <= 180:
+            raise ConfigError(f"hard_edge_deg: must be in (0, 180] degrees, got {self.hard_edge_deg}")
         parse_color(self.hole_color)
         if not 0 <= self.hole_tolerance <= 255:
             raise ConfigError(f"hole_tolerance: must be between 0 and 255, got {self.hole_tolerance}")
@@ -214,9 +220,15 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
     color = torch.from_numpy(texels.gather(original).astype(np.float32) / 255.0)
     color = fill_unseen(texels, color, torch.from_numpy(~holes))
     filled = seam_stats(mesh, _to_uint8(texels, color, original), pairs=pairs)
+    seams = np.flatnonzero(pairs.seam)
+    jumps = np.full(len(seams), True) if settings.threshold == "all" else filled.per_seam > settings.threshold
+    hard = edge_turns(mesh, pairs)[seams] > settings.hard_edge_deg
     chosen = np.zeros(len(pairs.seam), dtype=bool)
-    chosen[np.flatnonzero(pairs.seam)] = (True if settings.threshold == "all"
-                                          else filled.per_seam > settings.threshold)
+    chosen[seams] = jumps & ~hard
+    if hard_left := int((jumps & hard).sum()):
+        notes.append(f"left {hard_left} seam edge{'s' * (hard_left != 1)} on hard edges alone: the surface turns "
+                     f"by more than {settings.hard_edge_deg:g} degrees there, where colours may change by design; "
+                     "--hard-edge-deg 180 repairs them too")
     band = seam_band(mesh, texels, settings.band, chosen, pairs)
     core = CORE_FRACTION * settings.band
     timer.lap("fill")
@@ -263,6 +275,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
         "notes": notes,
         "seam_edges": before.seam_edges,
         "seams_repaired": int(chosen.sum()),
+        "seams_on_hard_edges": hard_left,
         "seam_ratio_before": before.seam_ratio, "seam_ratio_after": after.seam_ratio,
         "seam_delta_e_before": before.seam_delta_e, "seam_delta_e_after": after.seam_delta_e,
         "interior_delta_e": before.interior_delta_e,

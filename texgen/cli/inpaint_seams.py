@@ -12,6 +12,8 @@ SEAM_OPTIONS: OptionTable = {
     "--method": ("method", str, "classical (no model, default) or diffusion"),
     "--band": ("band", int, "repair band width on each side of a seam, in texels (default 8)"),
     "--threshold": ("threshold", str, "repair seams whose colour jump is above this Delta E, or 'all' (default 2.3)"),
+    "--hard-edge-deg": ("hard_edge_deg", float, "leave seams alone where the surface turns by more than this many "
+                        "degrees, as colours may change there by design (default 30; 180 repairs every seam)"),
     "--hole-color": ("hole_color", str, "#RRGGBB colour of unpainted texels (default: only transparent texels)"),
     "--hole-tolerance": ("hole_tolerance", int, "8-bit levels a texel may differ from --hole-color (default 2)"),
     "--texture-size": ("texture_size", int, "resample the texture to this square size first (default: keep)"),
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
                                    load_options=load_options)
     paths = write_outputs(result, args.out, name, overwrite=args.overwrite)
     report = result.report
-    print(f"{report['seams_repaired']} of {report['seam_edges']} seam edges repaired: seam ratio "
+    hard = f" ({report['seams_on_hard_edges']} on hard edges left alone)" if report["seams_on_hard_edges"] else ""
+    print(f"{report['seams_repaired']} of {report['seam_edges']} seam edges repaired{hard}: seam ratio "
           f"{report['seam_ratio_before']:.2f} -> {report['seam_ratio_after']:.2f}, Delta E "
           f"{report['seam_delta_e_before']:.2f} -> {report['seam_delta_e_after']:.2f}; holes "
           f"{report['holes_before']} -> {report['holes_after']} texels")
