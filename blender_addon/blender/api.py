@@ -57,7 +57,8 @@ def inpaint_seams(obj: bpy.types.Object, *, server: ServerArg = None, space: str
     """Repaint the UV-seam band of ``obj``'s texture in place and wait; return the image.
 
     options : texgen's seam names: method ("classical" or "diffusion"), band, threshold (0 = every
-        seam), and for diffusion prompt, negative_prompt, model, seed, views, view_size, steps, guidance
+        seam), hard_edge_deg (180 = seams on hard edges too), and for diffusion prompt, negative_prompt,
+        model, seed, views, view_size, steps, guidance
     """
     config = _checked(server)
     plan = plan_inpaint(bpy.context, obj, SeamOptions(**options), space=space)

@@ -85,6 +85,7 @@ class TEXGEN_PT_seams(_Panel, bpy.types.Panel):
         column.prop(settings, "seam_method")
         column.prop(settings, "seam_band")
         column.prop(settings, "seam_threshold")
+        column.prop(settings, "seam_hard_edge")
 
 
 class TEXGEN_PT_server(_Panel, bpy.types.Panel):

@@ -6,6 +6,8 @@ Each group turns itself into the core's typed objects once (``as_config`` / ``as
 
 from __future__ import annotations
 
+import math
+
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
@@ -98,14 +100,20 @@ class TexgenSettings(bpy.types.PropertyGroup):
     seam_threshold: FloatProperty(name="Threshold", default=2.3, min=0.0, max=100.0,
                                   description="Repair seams whose colour jump (Delta E) is above this; "
                                   "0 repairs every seam")
+    seam_hard_edge: FloatProperty(name="Hard Edges", default=math.radians(30.0), min=math.radians(1.0), max=math.pi,
+                                  subtype="ANGLE", description="Leave seams alone where the surface turns by more "
+                                  "than this angle, as colours may change there by design (an eye's rim, a box's "
+                                  "corner); 180° repairs every seam")
 
     def as_options(self) -> TextureOptions:
         return TextureOptions(self.prompt, self.negative_prompt, self.model.strip(), self.seed, self.views,
                               self.view_size, self.texture_size, self.steps, self.guidance, self.init_strength)
 
     def as_seam_options(self) -> SeamOptions:
-        return SeamOptions(self.seam_method, self.seam_band, self.seam_threshold, self.prompt, self.negative_prompt,
-                           self.model.strip(), self.seed, self.views, self.view_size, self.steps, self.guidance)
+        hard_edge_deg = round(math.degrees(self.seam_hard_edge), 3)  # float32 pi reads as 180.0000025 degrees
+        return SeamOptions(self.seam_method, self.seam_band, self.seam_threshold, hard_edge_deg, self.prompt,
+                           self.negative_prompt, self.model.strip(), self.seed, self.views, self.view_size, self.steps,
+                           self.guidance)
 
 
 class TexgenModelName(bpy.types.PropertyGroup):

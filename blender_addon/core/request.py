@@ -120,12 +120,15 @@ class SeamOptions:
 
     method : "classical" (no model) or "diffusion"; band : repair width on each side of a seam,
     in texels; threshold : repair seams whose colour jump (CIE Delta E) is above it, 0 for every
-    seam; the rest matter for "diffusion" only (``views`` 0 keeps the server's default)
+    seam; hard_edge_deg : leave seams alone where the surface turns by more than this, as colours
+    may change there by design (180 repairs them too); the rest matter for "diffusion" only
+    (``views`` 0 keeps the server's default)
     """
 
     method: str = "classical"
     band: int = 8
     threshold: float = 2.3
+    hard_edge_deg: float = 30.0
     prompt: str = ""
     negative_prompt: str = ""
     model: str = ""
@@ -140,6 +143,8 @@ class SeamOptions:
             raise RequestError(f"Seam method must be classical or diffusion, got {self.method!r}")
         if self.view_size % 8:
             raise RequestError(f"View size must be a multiple of 8, got {self.view_size}")
+        if not 0 < self.hard_edge_deg <= 180:
+            raise RequestError(f"Hard edge angle must be above 0 and at most 180 degrees, got {self.hard_edge_deg:g}")
         return self
 
     def to_wire(self) -> dict[str, Any]:

@@ -158,11 +158,14 @@ def test_seam_options_use_seam_settings_names(core):
     seams = core.request.SeamOptions(band=4, threshold=0).to_wire()
     assert seams["threshold"] == "all" and seams["band"] == 4 and seams["method"] == "classical"
     assert "views" not in seams and "model" not in seams and "texture_size" not in seams
-    assert set(seams) <= {"method", "band", "threshold", "prompt", "negative_prompt", "model", "seed", "views",
-                          "view_size", "steps", "guidance"}
+    assert set(seams) <= {"method", "band", "threshold", "hard_edge_deg", "prompt", "negative_prompt", "model", "seed",
+                          "views", "view_size", "steps", "guidance"}
+    assert seams["hard_edge_deg"] == 30.0
     assert core.request.SeamOptions(threshold=5.0, views=3).to_wire()["views"] == 3
     with pytest.raises(core.request.RequestError, match="classical or diffusion"):
         core.request.SeamOptions(method="magic").validate()
+    with pytest.raises(core.request.RequestError, match="Hard edge angle"):
+        core.request.SeamOptions(hard_edge_deg=0).validate()
     md = core.meshdata
     mesh = md.MeshArrays("m", np.zeros((3, 3)), np.array([[0, 1, 2]]), np.zeros((3, 2)), np.array([[0, 1, 2]]))
     with pytest.raises(core.request.RequestError, match="takes SeamOptions"):

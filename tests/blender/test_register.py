@@ -41,7 +41,7 @@ def test_panel_properties_exist_with_texgen_names(scene):
     for name in ("prompt", "negative_prompt", "model", "seed", "views", "view_size", "texture_size", "steps",
                  "guidance", "space", "together", "missing_uvs", "image_storage", "material_mode",
                  "keep_old_materials",
-                 "seam_method", "seam_band", "seam_threshold"):
+                 "seam_method", "seam_band", "seam_threshold", "seam_hard_edge"):
         assert hasattr(settings, name), name
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     for name in ("address", "server_key", "client_public_key", "client_secret_key", "connect_timeout_s",
