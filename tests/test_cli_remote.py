@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,42 @@ def test_inpaint_seams_over_the_wire_equals_a_local_run(address: str, tmp_path: 
     assert main([*common, "--out", str(tmp_path / "local")]) == 0
     assert main([*common, "--server", address, "--out", str(tmp_path / "remote")]) == 0
     assert np.array_equal(albedo(tmp_path / "local"), albedo(tmp_path / "remote"))
+
+
+def split_normal_plane(folder: Path) -> tuple[Path, Path]:
+    """A flat 8 x 8 grid in two UV islands (left and right half), its normals split along the seam
+    between them (a hard edge an artist marked on a flat surface), and a texture whose islands differ."""
+    steps = np.linspace(0.0, 1.0, 9)
+    lines = [f"v {x} {y} 0" for y in steps for x in steps]
+    lines += [f"vt {0.05 + 0.8 * x} {0.05 + 0.9 * y}" for y in steps for x in steps[:5]]  # the left island
+    lines += [f"vt {0.15 + 0.8 * x} {0.05 + 0.9 * y}" for y in steps for x in steps[4:]]  # the right one
+    lines += ["vn 0 0 1", "vn 0.6428 0 0.7660"]  # 40 degrees apart
+    left_uv = {(i, j): 1 + n for n, (j, i) in enumerate((j, i) for j in range(9) for i in range(5))}
+    right_uv = {(i, j): 46 + n for n, (j, i) in enumerate((j, i) for j in range(9) for i in range(4, 9))}
+    for j in range(8):
+        for i in range(8):
+            uv, normal = (left_uv, 1) if i < 4 else (right_uv, 2)
+            corners = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)]
+            refs = [f"{1 + c[1] * 9 + c[0]}/{uv[c]}/{normal}" for c in corners]
+            lines += [f"f {refs[0]} {refs[1]} {refs[2]}", f"f {refs[0]} {refs[2]} {refs[3]}"]
+    mesh = folder / "plane.obj"
+    mesh.write_text("\n".join(lines) + "\n")
+    texture = np.zeros((64, 64, 3), np.uint8)
+    texture[:, :32] = (200, 60, 40)
+    texture[:, 32:] = (40, 60, 200)
+    Image.fromarray(texture).save(folder / "plane.png")
+    return mesh, folder / "plane.png"
+
+
+def test_hard_edges_over_the_wire_come_from_the_files_normals_as_locally(address: str, tmp_path: Path):
+    mesh, texture = split_normal_plane(tmp_path)
+    common = ["inpaint-seams", str(mesh), "--texture", str(texture), "--method", "classical"]
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
+    assert main([*common, "--server", address, "--out", str(tmp_path / "remote")]) == 0
+    local, remote = (json.loads((tmp_path / side / "plane_report.json").read_text()) for side in ("local", "remote"))
+    assert remote["seams_on_hard_edges"] == local["seams_on_hard_edges"] == local["seam_edges"] == 8
+    assert local["seams_repaired"] == 0
+    assert np.array_equal(*(np.asarray(Image.open(tmp_path / side / "plane_albedo.png")) for side in ("local", "remote")))
 
 
 def test_a_texture_file_is_read_over_the_wire_as_a_local_run_reads_it(address: str, tmp_path: Path, capsys):

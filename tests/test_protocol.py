@@ -197,6 +197,24 @@ def test_mesh_values_are_validated() -> None:
                                                                    "faces": np.zeros((0, 3), np.int64)}))
 
 
+def test_an_inpaint_job_may_carry_the_files_normals() -> None:
+    normals = {"normals": np.tile([[0.0, 0.0, 1.0]], (12, 1)), "normal_faces": np.arange(12).reshape(-1, 3)}
+    seams = {**mesh_arrays(), "texture": np.zeros((8, 8, 3), np.uint8)}
+    decoded = protocol.decode(protocol.encode(Message("inpaint_seams", "j", {"options": {}}, {**seams, **normals})))
+    assert np.array_equal(decoded.arrays["normals"], normals["normals"])
+    assert np.array_equal(decoded.arrays["normal_faces"], normals["normal_faces"])
+    cases = {"normal_faces": {**normals, "normal_faces": normals["normal_faces"] + 1},
+             "normals": {**normals, "normals": np.full((12, 3), np.nan)}}
+    for field, bad in cases.items():
+        message = Message("inpaint_seams", "j", {"options": {}}, {**seams, **bad})
+        frames = [header_of_bytes(message)] + [np.ascontiguousarray(a).tobytes() for a in message.arrays.values()]
+        assert "out of range" in str(refused(frames, field)) or "NaN" in str(refused(frames, field))
+    with pytest.raises(ProtocolError, match="together"):
+        protocol.encode(Message("inpaint_seams", "j", {"options": {}}, {**seams, "normals": normals["normals"]}))
+    with pytest.raises(ProtocolError, match="unexpected array 'normals'"):  # a texture job has no use for them
+        protocol.encode(Message("texture", "j", {"options": {}}, {**mesh_arrays(), **normals}))
+
+
 def header_of_bytes(message: Message) -> bytes:
     """A header for ``message`` without the sender-side validation (to build bad messages)."""
     table = [[n, a.dtype.name, list(a.shape), "raw"] for n, a in message.arrays.items()]

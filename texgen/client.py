@@ -283,10 +283,15 @@ class Client:
 
     def submit_inpaint_seams(self, positions: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
                              texture: np.ndarray, *, options: Optional[Mapping[str, Any]] = None,
-                             name: str = "mesh", job_id: Optional[str] = None, png: bool = False) -> "JobHandle":
+                             name: str = "mesh", job_id: Optional[str] = None, png: bool = False,
+                             normals: Optional[np.ndarray] = None,
+                             normal_faces: Optional[np.ndarray] = None) -> "JobHandle":
         """Queue a seam-inpainting job for ``texture`` on the mesh's UVs: (H, W[, 1|3|4]) uint8, or
-        float in [0, 1]; alpha below 128 marks holes to fill."""
+        float in [0, 1]; alpha below 128 marks holes to fill. ``normals`` (K, 3) and ``normal_faces``
+        (F, 3), the mesh's shading normals per face corner, mark its hard edges where they split."""
         arrays = _mesh_arrays(positions, faces, uvs, uv_faces)
+        if normals is not None:
+            arrays["normals"], arrays["normal_faces"] = _floats(normals), _ints(normal_faces)
         arrays["texture"] = _image_u8(texture)
         return self._submit("inpaint_seams", arrays, options, name, job_id, png)
 

@@ -81,7 +81,8 @@ def run_remote(server: str, mesh: Union[Mesh, str, Path], settings: Any, *, job:
             else:
                 image = _texture(texture, mesh)
                 handle = client.submit_inpaint_seams(mesh.positions, mesh.faces, mesh.uvs, mesh.uv_faces, image,
-                                                     options=options, name=mesh.name)
+                                                     options=options, name=mesh.name, normals=mesh.normals,
+                                                     normal_faces=mesh.normal_faces)
             result = _follow(handle, progress, cancel)
     except remote.JobCancelled as exc:
         raise Cancelled(str(exc)) from None

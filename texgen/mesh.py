@@ -119,11 +119,12 @@ class Mesh:
     @classmethod
     def from_arrays(cls, positions: np.ndarray, faces: np.ndarray, uvs: Optional[np.ndarray] = None,
                     uv_faces: Optional[np.ndarray] = None, texture: Optional[np.ndarray] = None,
-                    name: str = "mesh") -> "Mesh":
+                    name: str = "mesh", normals: Optional[np.ndarray] = None,
+                    normal_faces: Optional[np.ndarray] = None) -> "Mesh":
         """Build and validate a mesh from plain arrays (the wire and the add-on use this).
 
         When ``uvs`` is given without ``uv_faces``, it must be per-vertex (V, 2) or
-        per-corner (F * 3, 2).
+        per-corner (F * 3, 2). ``normals`` (K, 3) go with ``normal_faces`` (F, 3).
         """
         positions = np.asarray(positions, dtype=np.float64)
         faces = np.asarray(faces)
@@ -137,7 +138,9 @@ class Mesh:
                 else:
                     raise MeshError(f"{name}: uvs has {len(uvs)} rows; expected one per vertex "
                                     f"({len(positions)}) or one per face corner ({3 * len(faces)})")
-        mesh = cls(positions, faces, uvs, None if uv_faces is None else np.asarray(uv_faces), texture, name)
+        mesh = cls(positions, faces, uvs, None if uv_faces is None else np.asarray(uv_faces), texture, name,
+                   normals=None if normals is None else np.asarray(normals, dtype=np.float64),
+                   normal_faces=None if normal_faces is None else np.asarray(normal_faces))
         mesh.validate()
         return mesh
 

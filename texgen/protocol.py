@@ -101,6 +101,8 @@ MESH_ARRAYS = {
     "uvs": ArraySpec(FLOATS, ("T", 2)),
     "uv_faces": ArraySpec(INTS, ("F", 3)),
 }
+# the file's shading normals per face corner (OBJ style), optional: inpaint_seams reads hard edges from them
+NORMAL_ARRAYS = {"normals": ArraySpec(FLOATS, ("K", 3)), "normal_faces": ArraySpec(INTS, ("F", 3))}
 JOB_FIELDS = {"options": (dict, True), "name": (str, False), "image_encoding": (str, False)}
 IMAGE = ArraySpec(U8, (None, None, (3, 4)), image=True)
 
@@ -108,8 +110,8 @@ SCHEMAS: dict[str, Schema] = {
     # client -> server
     "hello": Schema({"client": (str, False)}),
     "texture": Schema(JOB_FIELDS, {**MESH_ARRAYS, "texture": IMAGE}, needs_job=True),  # texture: init_texture "mesh"
-    "inpaint_seams": Schema(JOB_FIELDS, {**MESH_ARRAYS, "texture": ArraySpec(U8, (None, None, (3, 4)), True, True)},
-                            needs_job=True),
+    "inpaint_seams": Schema(JOB_FIELDS, {**MESH_ARRAYS, **NORMAL_ARRAYS,
+                                         "texture": ArraySpec(U8, (None, None, (3, 4)), True, True)}, needs_job=True),
     "cancel": Schema({}, needs_job=True),
     "status": Schema({}),
     "ping": Schema({}),
@@ -348,6 +350,13 @@ def _check_mesh(arrays: dict[str, np.ndarray]) -> None:
         if not np.isfinite(arrays["uvs"]).all():
             raise ProtocolError("uvs: UVs contain NaN or infinite values", field="uvs")
         _check_indices("uv_faces", arrays["uv_faces"], len(arrays["uvs"]))
+    if ("normals" in arrays) != ("normal_faces" in arrays):
+        raise ProtocolError("normals: normals and normal_faces travel together (per-corner normals, OBJ style)",
+                            field="normals")
+    if "normals" in arrays:
+        if not np.isfinite(arrays["normals"]).all():
+            raise ProtocolError("normals: normals contain NaN or infinite values", field="normals")
+        _check_indices("normal_faces", arrays["normal_faces"], len(arrays["normals"]))
 
 
 def _check_indices(name: str, indices: np.ndarray, count: int) -> None:

@@ -127,7 +127,8 @@ class Worker:
         options.update(model=model, device=self.device)
         start = time.perf_counter()
         mesh = Mesh.from_arrays(arrays["positions"], arrays["faces"], arrays.get("uvs"), arrays.get("uv_faces"),
-                                name=message.fields.get("name") or "mesh")  # views of the received frames
+                                name=message.fields.get("name") or "mesh", normals=arrays.get("normals"),
+                                normal_faces=arrays.get("normal_faces"))  # views of the received frames
         if message.type == "texture" and "texture" in arrays:  # the starting texture (init_texture "mesh")
             mesh.texture = np.array(arrays["texture"])
 
