@@ -77,7 +77,9 @@ def test_hard_edges_over_the_wire_come_from_the_files_normals_as_locally(address
     local, remote = (json.loads((tmp_path / side / "plane_report.json").read_text()) for side in ("local", "remote"))
     assert remote["seams_on_hard_edges"] == local["seams_on_hard_edges"] == local["seam_edges"] == 8
     assert local["seams_repaired"] == 0
-    assert np.array_equal(*(np.asarray(Image.open(tmp_path / side / "plane_albedo.png")) for side in ("local", "remote")))
+    local_albedo, remote_albedo = (np.asarray(Image.open(tmp_path / side / "plane_albedo.png"))
+                                   for side in ("local", "remote"))
+    assert np.array_equal(local_albedo, remote_albedo)
 
 
 def test_a_texture_file_is_read_over_the_wire_as_a_local_run_reads_it(address: str, tmp_path: Path, capsys):
