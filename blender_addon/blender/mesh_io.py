@@ -41,10 +41,11 @@ def export_object(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph, space: 
         tri_vertices = _read(mesh.loop_triangles, "vertices", np.int32, 3)
         tri_loops = _read(mesh.loop_triangles, "loops", np.int32, 3)
         loop_uvs = _read(layer.data, "uv", np.float32, 2)
+        loop_normals = _read(mesh.corner_normals, "vector", np.float32, 3)  # split at sharp edges
         matrix = np.array(evaluated.matrix_world, dtype=np.float64) if space == "WORLD" else None
     finally:
         evaluated.to_mesh_clear()
-    return from_loop_triangles(obj.name, vertices, tri_vertices, tri_loops, loop_uvs, matrix)
+    return from_loop_triangles(obj.name, vertices, tri_vertices, tri_loops, loop_uvs, matrix, loop_normals)
 
 
 def _read(collection: bpy.types.bpy_prop_collection, attribute: str, dtype: type, width: int) -> np.ndarray:

@@ -26,6 +26,8 @@ class MeshArrays:
     uvs : (T, 2) float64, welded: corners that share a vertex and a UV share an index, so an
         edge is a UV seam exactly when its two faces use different UV indices on it
     uv_faces : (F, 3) int64
+    normals : optional (K, 3) float64 shading normals (Blender's corner normals, split at sharp edges)
+    normal_faces : optional (F, 3) int64 indexing ``normals`` per face corner
     """
 
     name: str
@@ -33,10 +35,8 @@ class MeshArrays:
     faces: np.ndarray
     uvs: np.ndarray
     uv_faces: np.ndarray
-
-    def wire_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays a ``texture`` or ``inpaint_seams`` message carries."""
-        return {"positions": self.positions, "faces": self.faces, "uvs": self.uvs, "uv_faces": self.uv_faces}
+    normals: Optional[np.ndarray] = None
+    normal_faces: Optional[np.ndarray] = None
 
 
 def blender_to_texgen(points: np.ndarray) -> np.ndarray:
@@ -52,12 +52,14 @@ def texgen_to_blender(points: np.ndarray) -> np.ndarray:
 
 
 def from_loop_triangles(name: str, vertices: np.ndarray, tri_vertices: np.ndarray, tri_loops: np.ndarray,
-                        loop_uvs: np.ndarray, matrix: Optional[np.ndarray] = None) -> MeshArrays:
+                        loop_uvs: np.ndarray, matrix: Optional[np.ndarray] = None,
+                        loop_normals: Optional[np.ndarray] = None) -> MeshArrays:
     """Build :class:`MeshArrays` from what ``Mesh.loop_triangles`` and a UV layer hold.
 
     vertices : (V, 3) Blender coordinates; matrix : optional (4, 4) transform applied first
     tri_vertices, tri_loops : (F, 3) vertex and loop (face corner) indices of each triangle
     loop_uvs : (L, 2) UV of each loop of the original polygons
+    loop_normals : optional (L, 3) shading normal of each loop (``Mesh.corner_normals``)
     """
     vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     if matrix is not None:
@@ -67,7 +69,14 @@ def from_loop_triangles(name: str, vertices: np.ndarray, tri_vertices: np.ndarra
     tri_loops = np.asarray(tri_loops, dtype=np.int64).reshape(-1, 3)
     loop_uvs = np.asarray(loop_uvs, dtype=np.float64).reshape(-1, 2)
     uvs, uv_faces = weld_corner_uvs(tri_vertices, loop_uvs[tri_loops])
-    return MeshArrays(name, blender_to_texgen(vertices), tri_vertices, uvs, uv_faces)
+    normals = None
+    if loop_normals is not None:
+        normals = np.asarray(loop_normals, dtype=np.float64).reshape(-1, 3)
+        if matrix is not None:  # normals transform by the inverse transpose (non-uniform scale)
+            normals = normals @ np.linalg.inv(matrix[:3, :3])
+        normals = blender_to_texgen(normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-20))
+    return MeshArrays(name, blender_to_texgen(vertices), tri_vertices, uvs, uv_faces, normals,
+                      None if normals is None else tri_loops)
 
 
 def weld_corner_uvs(faces: np.ndarray, corner_uvs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

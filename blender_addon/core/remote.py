@@ -46,7 +46,8 @@ class ClientRemote:
                                                      texture=request.texture)
             else:
                 handle = self._client.submit_inpaint_seams(*arrays, request.texture, options=options, name=mesh.name,
-                                                           job_id=ticket.id)
+                                                           job_id=ticket.id, normals=mesh.normals,
+                                                           normal_faces=mesh.normal_faces)
             for event in handle.events():
                 if ticket.cancel_event.is_set():
                     handle.cancel()

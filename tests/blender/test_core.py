@@ -61,6 +61,17 @@ def test_from_loop_triangles_applies_matrix_then_axes(core):
                                              [[0, 1, 2]], [[0, 0], [1, 0], [0, 1]], matrix)
     assert mesh.positions.tolist() == [[1, 3, -2], [2, 3, -2], [1, 3, -3]]
     assert mesh.faces.dtype == np.int64 and mesh.uv_faces.tolist() == [[0, 1, 2]]
+    assert mesh.normals is None and mesh.normal_faces is None
+
+
+def test_from_loop_triangles_carries_corner_normals_through_the_matrix(core):
+    matrix = np.diag([2.0, 1.0, 1.0, 1.0])  # a stretch along x: normals turn away from it
+    loop_normals = np.array([[1, 1, 0], [0, 0, 1], [0, 0, 1], [0, 1, 0]]) / np.array([[2 ** 0.5], [1], [1], [1]])
+    mesh = core.meshdata.from_loop_triangles("t", np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]]), [[0, 1, 2]],
+                                             [[3, 0, 1]], np.zeros((4, 2)), matrix, loop_normals)
+    assert mesh.normal_faces.tolist() == [[3, 0, 1]]  # one normal per loop, indexed by the triangle's loops
+    expected = np.array([0.5, 0.0, -1.0]) / np.linalg.norm([0.5, 0.0, -1.0])  # inverse transpose, then Y-up
+    assert np.allclose(mesh.normals[0], expected) and np.allclose(mesh.normals[1], [0, 1, 0])
 
 
 def test_combine_then_split_atlas_round_trips(core):

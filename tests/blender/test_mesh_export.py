@@ -86,6 +86,16 @@ def test_cube_round_trips_with_marked_seams(scene, mesh_io, meshdata):
     exported, seams = _check_round_trip(obj, arrays, meshdata)
     assert seams and exported == seams  # UV seams on the wire are exactly Blender's marked seams
     assert len(arrays.uvs) == 14  # the default cube's 14 distinct UV corners
+    corners = arrays.normals[arrays.normal_faces]  # (F, 3, 3): flat shading, so each face's own normal
+    face_normals = np.cross(*(arrays.positions[arrays.faces[:, 1:]] - arrays.positions[arrays.faces[:, :1]])
+                            .transpose(1, 0, 2))
+    face_normals /= np.linalg.norm(face_normals, axis=1, keepdims=True)
+    assert np.allclose(corners, face_normals[:, None], atol=1e-5)
+    bpy.ops.object.shade_smooth()  # one normal per vertex: no hard edge left
+    smooth = mesh_io.export_object(obj, bpy.context.evaluated_depsgraph_get(), "WORLD")
+    by_vertex = {}
+    for vertex, normal in zip(smooth.faces.reshape(-1), smooth.normals[smooth.normal_faces].reshape(-1, 3)):
+        assert np.allclose(by_vertex.setdefault(int(vertex), normal), normal, atol=1e-5)
 
 
 def test_modifiers_ngons_and_local_space(scene, mesh_io, meshdata):
