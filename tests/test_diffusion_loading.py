@@ -50,6 +50,19 @@ def test_local_folder_offline_detects_architecture(tiny_model_dir: TinyDir, arch
     runs(generator)
 
 
+def test_loading_draws_no_progress_bars_of_its_own(tiny_model_dir: TinyDir, capfd) -> None:
+    import diffusers
+    import transformers
+
+    switches = (diffusers.utils.logging, transformers.utils.logging)
+    assert all(switch.is_progress_bar_enabled() for switch in switches)
+    capfd.readouterr()
+    build_generator(str(tiny_model_dir("sd15-controlnet", inpaint=True)), device="cpu")
+    printed = capfd.readouterr()
+    assert "Loading" not in printed.err + printed.out and "it/s" not in printed.err
+    assert all(switch.is_progress_bar_enabled() for switch in switches)  # as they were before
+
+
 def test_load_options_take_effect(tiny_model_dir: TinyDir) -> None:
     options = LoadOptions(scheduler="ddim", vae_slicing=True, vae_tiling=True, channels_last=True)
     generator = build_generator(str(tiny_model_dir("sd15-controlnet")), device="cpu", options=options)

@@ -405,15 +405,36 @@ def _load_model(ref: ModelRef, key: str, dtype: torch.dtype, is_offline: bool) -
 def load_components(card: ModelCard, *, dtype: torch.dtype, is_offline: bool) -> dict[str, Any]:
     """The components of ``card``: the base pipeline's, with the card's models added or replaced and
     its LoRAs fused in."""
-    pipe = _load_base(card.base, dtype, is_offline)
-    components = {name: value for name, value in pipe.components.items() if value is not None}
-    for key in _CARD_MODELS:
-        ref = getattr(card, key)
-        if ref is not None:
-            components[key] = _load_model(ref, key, dtype, is_offline)
+    with _without_loading_bars():
+        pipe = _load_base(card.base, dtype, is_offline)
+        components = {name: value for name, value in pipe.components.items() if value is not None}
+        for key in _CARD_MODELS:
+            ref = getattr(card, key)
+            if ref is not None:
+                components[key] = _load_model(ref, key, dtype, is_offline)
     if card.loras:
         fuse_loras(pipe, card.loras, is_offline, inpaint_unet=components.get("inpaint_unet"))
     return components
+
+
+@contextlib.contextmanager
+def _without_loading_bars() -> Iterator[None]:
+    """Turn off diffusers' and transformers' progress bars over loading ("Loading pipeline components",
+    "Loading weights"): they break up texgen's own progress display, which shows the load as a stage.
+    Downloads keep huggingface_hub's bars."""
+    import diffusers
+    import transformers
+
+    switches = [module.utils.logging for module in (diffusers, transformers)]
+    enabled = [switch.is_progress_bar_enabled() for switch in switches]
+    for switch in switches:
+        switch.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for switch, was_enabled in zip(switches, enabled):
+            if was_enabled:
+                switch.enable_progress_bar()
 
 
 @contextlib.contextmanager
