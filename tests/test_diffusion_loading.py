@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -61,6 +63,14 @@ def test_loading_draws_no_progress_bars_of_its_own(tiny_model_dir: TinyDir, capf
     printed = capfd.readouterr()
     assert "Loading" not in printed.err + printed.out and "it/s" not in printed.err
     assert all(switch.is_progress_bar_enabled() for switch in switches)  # as they were before
+
+
+def test_a_fresh_process_loads_a_model_without_advice_it_cannot_use(tiny_model_dir: TinyDir) -> None:
+    script = ("from texgen.diffusion.loading import build_generator; "
+              f"build_generator({str(tiny_model_dir('sd15-controlnet'))!r}, device='cpu')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "torchvision" not in done.stderr and "Loading" not in done.stderr, done.stderr
 
 
 def test_load_options_take_effect(tiny_model_dir: TinyDir) -> None:

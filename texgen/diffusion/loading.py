@@ -44,6 +44,18 @@ from .base import Generator
 
 log = logging.getLogger(__name__)
 
+
+class _WithoutTorchvisionAdvice(logging.Filter):
+    """transformers advises installing torchvision when diffusers' pipelines import its image processors,
+    which texgen never runs (it loads no feature extractor); on the CPU build of torch, PyPI's
+    torchvision would not even import."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision" not in record.getMessage()
+
+
+logging.getLogger("transformers.utils.import_utils").addFilter(_WithoutTorchvisionAdvice())
+
 DTYPES = dict(zip(DTYPE_NAMES, (torch.float16, torch.bfloat16, torch.float32)))
 # components texgen never uses: passed as None so they are neither loaded nor downloaded
 _UNUSED = ("safety_checker", "feature_extractor", "depth_estimator", "image_encoder")
