@@ -26,6 +26,7 @@ def test_the_crate_and_its_uv_layout(tmp_path: Path, capsys: pytest.CaptureFixtu
                          "--uv-png", str(tmp_path / "uv.png"))
     assert (facts["vertices"], facts["faces"], facts["triangles"]) == (866, 1728, 1728)
     assert facts["uvs"]["islands"] == 6 and facts["uvs"]["overlap"] == 0 and 0.5 < facts["uvs"]["coverage"] < 0.8
+    assert facts["uvs"]["seam_edges"] == facts["uvs"]["seams_on_hard_edges"] == 144  # a box's seams: its corners
     assert facts["texture"] == {"width": 512, "height": 512, "alpha": False} and facts["notes"] == []
     assert facts["glb_output"] == "built from the mesh"  # an OBJ
     layout = np.asarray(Image.open(tmp_path / "uv.png"))
@@ -45,5 +46,6 @@ def test_polygons_normals_and_the_unwrap_are_reported(tmp_path: Path, capsys: py
 def test_the_ducks_mirrored_uvs_show_as_overlap(capsys: pytest.CaptureFixture) -> None:
     facts = inspect_json(capsys, str(DUCK), "--texture-size", "256")
     assert facts["uvs"]["overlap"] > 0.9 and facts["normals"] == "file"
+    assert 0 < facts["uvs"]["seams_on_hard_edges"] < facts["uvs"]["seam_edges"] == 166  # its eyes' rims are hard
     assert facts["material"]["maps"] == [] and facts["material"]["alpha_mode"] == "OPAQUE"
     assert facts["glb_output"] == "the file itself, with the new base colour map"

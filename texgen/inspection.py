@@ -1,7 +1,8 @@
 """What texgen reads in a mesh file, before a long job: ``texgen inspect``.
 
 :func:`inspect_mesh` gathers the facts a pipeline checks an asset for (topology, UV islands,
-how much of the texture the UVs use and where they overlap, the file's normals, texture and
+how much of the texture the UVs use and where they overlap, its UV seams and how many lie on hard
+edges (which ``texgen inpaint-seams`` leaves alone by default), the file's normals, texture and
 material, whether the GLB output is the file itself (:attr:`texgen.mesh.Mesh.source_glb`), and
 what loading changed); :func:`uv_layout` draws the UV layout over the texture.
 """
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from .mesh import Mesh, sorted_unique
+from .seams import HARD_EDGE_DEG, edge_pairs, edge_turns
 from .texels import TexelMap
 
 
@@ -39,7 +41,10 @@ def inspect_mesh(mesh: Mesh, texels: TexelMap | None = None) -> dict[str, Any]:
         "notes": list(mesh.notes),
     }
     if mesh.has_uvs:
+        pairs = edge_pairs(mesh)
         facts["uvs"] = {"count": len(mesh.uvs), "islands": len(sorted_unique(mesh.face_islands)),
+                        "seam_edges": int(pairs.seam.sum()),
+                        "seams_on_hard_edges": int((edge_turns(mesh, pairs)[pairs.seam] > HARD_EDGE_DEG).sum()),
                         "wrapped_from_other_tiles": mesh.uv_tiles_wrapped,
                         "second_set": None if mesh.uvs2 is None else len(mesh.uvs2)}
         if texels is not None:

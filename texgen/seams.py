@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .mesh import Mesh
 
 SAMPLES_PER_EDGE = 5
+HARD_EDGE_DEG = 30.0  # a surface turning more sharply than this has a hard edge (Blender's Auto Smooth angle)
 UV_MATCH = 1e-6
 # the interior statistic is a mean over at most this many interior edges, a fixed random subset (evenly
 # spaced ones can all be one kind of edge of a regular mesh): a 1M-face scan's 1.5M took 4 s to measure

@@ -38,7 +38,7 @@ from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_pr
 from .render import texture_bytes
 from .result import TextureResult
 from .seam_blend import SeamBand, seam_band, smooth_seams
-from .seams import edge_pairs, edge_turns, seam_stats
+from .seams import HARD_EDGE_DEG, edge_pairs, edge_turns, seam_stats
 from .settings import DEFAULT_MODEL, LoadOptions, settings_from_mapping
 from .texels import TexelMap
 
@@ -68,7 +68,7 @@ class SeamSettings:
     method: str = "classical"
     band: int = 8
     threshold: Union[float, str] = 2.3  # Union: settings_from_mapping reads typing.Union
-    hard_edge_deg: float = 30.0  # Blender's default Auto Smooth angle
+    hard_edge_deg: float = HARD_EDGE_DEG
     hole_color: str = ""
     hole_tolerance: int = 2
     texture_size: int = 0
