@@ -335,6 +335,10 @@ def test_seams_on_hard_edges_are_left_alone_unless_asked() -> None:
     assert repaired["seam_delta_e_after"] < report["seam_delta_e_after"]
     with pytest.raises(ConfigError, match="hard_edge_deg"):
         inpaint_seams(mesh, asset.offset, hard_edge_deg=0)
+    # nothing left to repaint: the diffusion method does not load its model (this one does not exist)
+    idle = inpaint_seams(mesh, asset.offset, threshold="all", method="diffusion", model=str(Path("no") / "model"))
+    assert np.array_equal(idle.texture, asset.offset) and idle.report["generator"] is None
+    assert any("the model was not loaded" in note for note in idle.report["notes"])
 
 
 @pytest.mark.skipif(not DUCK.is_file(), reason="shared eval mesh Duck is absent")

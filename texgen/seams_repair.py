@@ -190,7 +190,8 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
     texture : an image array or file, or None for the mesh's own base-colour map
     settings : defaults for every option; keyword ``overrides`` win over them
     generator : for ``method="diffusion"``, a loaded Generator (default: ``settings.model`` loaded with
-        ``load_options``); the report names it, and the options it was loaded with, for that method only
+        ``load_options``, when there are seams or holes to repaint); the report names it, and the options
+        it was loaded with, when it painted
     returns : TextureResult with the repaired (N, N, 3) uint8 texture, a report and a preview
     """
     progress = progress or no_progress
@@ -234,10 +235,13 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
     timer.lap("fill")
     cancel.raise_if_cancelled()
 
-    # 4. repair
+    # 4. repair (a model only where there is something to repaint)
     views: list[dict] = []
     preview_views: list[tuple[str, np.ndarray]] = []
-    if settings.method == "diffusion":
+    repaints = settings.method == "diffusion" and bool(chosen.any() or holes.any())
+    if settings.method == "diffusion" and not repaints:
+        notes.append("nothing to repaint (no seam to repair, no holes): the model was not loaded")
+    if repaints:
         from .seams_repair_diffusion import repaint
 
         if generator is None:
@@ -270,7 +274,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
                  "notes": list(mesh.notes)},
         "settings": settings.to_dict(),
         "method": settings.method,
-        **(generator_report(generator) if settings.method == "diffusion" else {"generator": None}),
+        **(generator_report(generator) if repaints else {"generator": None}),
         "texture_size": int(original.shape[0]),
         "notes": notes,
         "seam_edges": before.seam_edges,

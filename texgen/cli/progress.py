@@ -33,6 +33,6 @@ def progress_bar() -> Iterator[ProgressCallback]:
             elif event.message:
                 bar.update(views, description=event.message)
             if event.stage == "done":
-                bar.update(views, completed=event.views, total=event.views or 1)
+                bar.update(views, completed=event.views or 1, total=event.views or 1)  # a job without views: 1/1
 
         yield update
