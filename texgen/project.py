@@ -67,7 +67,8 @@ class ViewSamples:
 
     count : M, the number of valid texels of the map
     texel : (K,) int64 ascending indices of the texels the view sees
-    color : (K, C) float32 sampled colour (C = 0 when only visibility was asked for)
+    color : (K, C) float32 sampled colour (C = 0 when only visibility was asked for), contiguous: rows
+        taken from a transposed (C, K) view cost 4x more (the paint loop's masked blends take them)
     weight : (K,) float32 blending weight, > 0
     cos : (K,) float32 cos(normal, direction to camera)
     """
@@ -166,7 +167,7 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     if image is None:
         color = weight.new_zeros((len(visible), 0))
     else:
-        color = _lookup(image.float(), "bilinear", grid.index_select(0, visible)).T
+        color = _lookup(image.float(), "bilinear", grid.index_select(0, visible)).T.contiguous()
     return ViewSamples(texels.count, candidates.index_select(0, visible), color, weight.index_select(0, visible),
                        cos.index_select(0, visible))
 
@@ -204,7 +205,7 @@ def sample_colour(texels: TexelMap, camera: Camera, visibility: ViewSamples, ima
     a view before it is generated and projects the generated image afterwards.
     """
     grid, _ = camera.sample_grid(texels.position.index_select(0, visibility.texel))
-    color = _lookup(image.float(), "bilinear", grid).T
+    color = _lookup(image.float(), "bilinear", grid).T.contiguous()
     return ViewSamples(visibility.count, visibility.texel, color, visibility.weight, visibility.cos)
 
 
