@@ -322,6 +322,31 @@ def test_edge_turns_reads_the_faces_and_the_files_normals() -> None:
     assert edge_turns(hinge(90.0, smooth), edge_pairs(hinge(90.0))) == pytest.approx([90.0], abs=1e-3)  # a crease
 
 
+def test_a_bump_beside_a_seam_is_no_hard_edge() -> None:
+    """A scan's noise folds single faces; each side's normal is the fan of faces around the edge's ends."""
+    steps = np.linspace(0.0, 1.0, 9)
+    positions = np.array([[x, y, 0.0] for y in steps for x in steps])
+    positions[4 * 9 + 3, 2] = 0.12  # a bump one column left of the seam at x = 0.5
+    faces, uv_faces, uvs, uv_ids = [], [], [], {}
+    for j in range(8):
+        for i in range(8):
+            side = int(i >= 4)  # two UV islands, the left and the right half
+            corners = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)]
+            for x, y in corners:
+                uv_ids.setdefault((x, y, side), len(uvs))
+                if len(uvs) < len(uv_ids):
+                    uvs.append([0.05 + 0.1 * side + 0.8 * steps[x], 0.05 + 0.9 * steps[y]])
+            for tri in ((0, 1, 2), (0, 2, 3)):
+                faces.append([corners[k][1] * 9 + corners[k][0] for k in tri])
+                uv_faces.append([uv_ids[(*corners[k], side)] for k in tri])
+    mesh = Mesh.from_arrays(positions, np.array(faces), np.array(uvs), np.array(uv_faces))
+    pairs = edge_pairs(mesh)
+    normals = mesh.face_normals
+    single = np.degrees(np.arccos((normals[pairs.face_a] * normals[pairs.face_b]).sum(axis=1).clip(-1, 1)))
+    assert pairs.seam.sum() == 8 and single[pairs.seam].max() > 40  # two faces alone make a crease
+    assert edge_turns(mesh, pairs)[pairs.seam].max() < 30  # their fans do not
+
+
 def test_seams_on_hard_edges_are_left_alone_unless_asked() -> None:
     mesh = load_mesh(Path(__file__).resolve().parents[1] / "assets" / "crate.obj")  # a box: every seam on a corner
     asset = make_asset(mesh, 256)

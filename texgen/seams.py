@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .mesh import Mesh
+from .mesh import Mesh, row_groups
 
 SAMPLES_PER_EDGE = 5
 HARD_EDGE_DEG = 30.0  # a surface turning more sharply than this has a hard edge (Blender's Auto Smooth angle)
@@ -79,17 +79,35 @@ def edge_pairs(mesh: Mesh) -> EdgePairs:
 
 def edge_turns(mesh: Mesh, pairs: EdgePairs) -> np.ndarray:
     """(E,) float the angle in degrees by which the surface turns across each edge: between the two
-    faces, or between the two sides' shading normals at the edge's ends where the mesh has its file's
-    normals (an artist's hard edges split them), whichever is larger."""
-    face_normals = mesh.face_normals
-    cosine = (np.take(face_normals, pairs.face_a, axis=0) * np.take(face_normals, pairs.face_b, axis=0)).sum(axis=1)
+    sides' normals, each averaged by area over the faces around the edge's ends on its side of any UV
+    seam (:func:`fan_normals`: a scan's noisy single faces do not read as a crease, a fold does), or
+    between the file's shading normals on the two sides (an artist's hard edges split them), where
+    the mesh has them, whichever is larger."""
+    def sides(per_corner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (E, 2, 3) at the edge's ends, each side
+        return np.take(per_corner, pairs.corner_a, axis=0), np.take(per_corner, pairs.corner_b, axis=0)
+
+    fan_a, fan_b = sides(fan_normals(mesh))
+    cosine = _cosine(fan_a.sum(axis=1), fan_b.sum(axis=1))
     if mesh.normals is not None:
-        normals = mesh.normals / np.maximum(np.linalg.norm(mesh.normals, axis=1, keepdims=True), 1e-20)
-        corner_normals = np.take(normals, mesh.normal_faces.reshape(-1), axis=0)  # row 3 f + c: corner c of face f
-        shading = (np.take(corner_normals, pairs.corner_a, axis=0)
-                   * np.take(corner_normals, pairs.corner_b, axis=0)).sum(axis=-1).min(axis=1)
-        cosine = np.minimum(cosine, shading)
+        shading_a, shading_b = sides(np.take(mesh.normals, mesh.normal_faces.reshape(-1), axis=0))  # row 3 f + c
+        cosine = np.minimum(cosine, _cosine(shading_a, shading_b).min(axis=1))
     return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+
+def fan_normals(mesh: Mesh) -> np.ndarray:
+    """(F * 3, 3) for each face corner (row 3 f + c), the area-weighted sum of the normals of the faces
+    around its vertex whose corner there has the same UV: the fan on its side of any UV seam."""
+    corners = np.column_stack([mesh.welded_faces.reshape(-1).astype(np.float64), mesh.corner_uvs().reshape(-1, 2)])
+    fan = row_groups(corners)
+    weighted = np.repeat(mesh.face_cross * mesh.face_ok[:, None], 3, axis=0)  # |cross| = twice the face's area
+    sums = np.stack([np.bincount(fan, weights=weighted[:, k]) for k in range(3)], axis=1)
+    return np.take(sums, fan, axis=0)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(...) cosine of the angle between vectors (..., 3); 0 where one is zero."""
+    lengths = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return (a * b).sum(axis=-1) / np.maximum(lengths, 1e-300)
 
 
 def _inward(uv: np.ndarray, opposite: np.ndarray, offset: float) -> np.ndarray:
