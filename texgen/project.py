@@ -67,8 +67,8 @@ class ViewSamples:
 
     count : M, the number of valid texels of the map
     texel : (K,) int64 ascending indices of the texels the view sees
-    color : (K, C) float32 sampled colour (C = 0 when only visibility was asked for), contiguous: rows
-        taken from a transposed (C, K) view cost 4x more (the paint loop's masked blends take them)
+    color : (K, C) float32 sampled colour (C = 0 when only visibility was asked for); the samplers give
+        the transpose of a contiguous (C, K), as grid_sample makes it
     weight : (K,) float32 blending weight, > 0
     cos : (K,) float32 cos(normal, direction to camera)
     """
@@ -167,7 +167,7 @@ def sample_view(texels: TexelMap, camera: Camera, depth: torch.Tensor, image: Op
     if image is None:
         color = weight.new_zeros((len(visible), 0))
     else:
-        color = _lookup(image.float(), "bilinear", grid.index_select(0, visible)).T.contiguous()
+        color = _lookup(image.float(), "bilinear", grid.index_select(0, visible)).T
     return ViewSamples(texels.count, candidates.index_select(0, visible), color, weight.index_select(0, visible),
                        cos.index_select(0, visible))
 
@@ -205,7 +205,7 @@ def sample_colour(texels: TexelMap, camera: Camera, visibility: ViewSamples, ima
     a view before it is generated and projects the generated image afterwards.
     """
     grid, _ = camera.sample_grid(texels.position.index_select(0, visibility.texel))
-    color = _lookup(image.float(), "bilinear", grid).T.contiguous()
+    color = _lookup(image.float(), "bilinear", grid).T
     return ViewSamples(visibility.count, visibility.texel, color, visibility.weight, visibility.cos)
 
 
@@ -301,7 +301,9 @@ class TextureState:
         changed, added, color, cos = samples.texel, samples.weight, samples.color, samples.cos
         if allow is not None:
             keep = where_true(allow.index_select(0, changed))
-            changed, added, color, cos = (x.index_select(0, keep) for x in (changed, added, color, cos))
+            changed, added, cos = (x.index_select(0, keep) for x in (changed, added, cos))
+            # the rows of a transposed (C, K) are taken as columns of it: 4x faster than rows of the strided view
+            color = color.T.index_select(1, keep).T
         # a view's texels are distinct: each is read once and written back once (index_copy_, no masks)
         before = self.weight.index_select(0, changed)
         total = before + added
