@@ -229,7 +229,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
     if hard_left := int((jumps & hard).sum()):
         notes.append(f"left {hard_left} seam edge{'s' * (hard_left != 1)} on hard edges alone: the surface turns "
                      f"by more than {settings.hard_edge_deg:g} degrees there, where colours may change by design; "
-                     "--hard-edge-deg 180 repairs them too")
+                     "--hard-edge-deg 180 (Hard Edges 180° in Blender) repairs them too")
     band = seam_band(mesh, texels, settings.band, chosen, pairs)
     core = CORE_FRACTION * settings.band
     timer.lap("fill")
