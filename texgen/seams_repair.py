@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+import cv2
 import numpy as np
 import torch
 
@@ -45,6 +46,7 @@ from .texels import TexelMap
 ALPHA_HOLE = 128  # texels with less alpha than this are holes
 CORE_FRACTION = 0.25  # the band's full-strength core, as a fraction of its width
 CROPS = 3  # worst seams shown before/after in the preview
+HARD_EDGE_TINT = (0, 255, 0)  # the preview's lines along seams left alone on hard edges
 
 
 @dataclass
@@ -224,9 +226,9 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
     seams = np.flatnonzero(pairs.seam)
     jumps = np.full(len(seams), True) if settings.threshold == "all" else filled.per_seam > settings.threshold
     hard = edge_turns(mesh, pairs)[seams] > settings.hard_edge_deg
-    chosen = np.zeros(len(pairs.seam), dtype=bool)
-    chosen[seams] = jumps & ~hard
-    if hard_left := int((jumps & hard).sum()):
+    chosen, left = np.zeros(len(pairs.seam), dtype=bool), np.zeros(len(pairs.seam), dtype=bool)
+    chosen[seams], left[seams] = jumps & ~hard, jumps & hard
+    if hard_left := int(left.sum()):
         notes.append(f"left {hard_left} seam edge{'s' * (hard_left != 1)} on hard edges alone: the surface turns "
                      f"by more than {settings.hard_edge_deg:g} degrees there, where colours may change by design; "
                      "--hard-edge-deg 180 (Hard Edges 180° in Blender) repairs them too")
@@ -265,7 +267,7 @@ def inpaint_seams(mesh: Mesh | str | Path, texture: np.ndarray | str | Path | No
     timer.lap("write_back")
 
     # 6. report and preview
-    preview = _preview(mesh, original, repaired, texels, band, holes, pairs, before.per_seam, chosen,
+    preview = _preview(mesh, original, repaired, texels, band, holes, pairs, before.per_seam, chosen, left,
                        preview_views)
     timer.lap("preview")
     report = {
@@ -321,20 +323,26 @@ def write_back(texels: TexelMap, original: np.ndarray, color: torch.Tensor, regi
 
 
 def _preview(mesh: Mesh, before: np.ndarray, after: np.ndarray, texels: TexelMap, band: SeamBand,
-             holes: np.ndarray, pairs, per_seam: np.ndarray, chosen: np.ndarray,
+             holes: np.ndarray, pairs, per_seam: np.ndarray, chosen: np.ndarray, left: np.ndarray,
              views: list[tuple[str, np.ndarray]]) -> np.ndarray:
-    """Contact sheet: the band (red) and holes (blue) over the texture, before and after, crops
-    of the worst repaired seams before and after, renders of the result, and any views."""
+    """Contact sheet: the band (red), holes (blue) and the seams left alone on hard edges (green,
+    ``left`` (E,) bool) over the texture, before and after, crops of the worst repaired seams before
+    and after, renders of the result, and any views."""
     from .export import contact_sheet, texture_renders
 
+    size = before.shape[0]
     overlay = before.astype(np.float32)
     for mask, tint in ((band.mask & ~holes, (255, 40, 40)), (holes, (40, 90, 255))):
         image = texels.to_image(mask.astype(np.float32)) > 0
         overlay[image] = 0.45 * overlay[image] + 0.55 * np.array(tint, np.float32)
-    tiles = [("band (red) and holes (blue)", overlay.astype(np.uint8)), ("before", before), ("after", after)]
+    for uv in (pairs.uv_a[left], pairs.uv_b[left]):  # (L, 2, 2) both sides of each seam left alone
+        pixels = np.stack([uv[..., 0] * size, (1.0 - uv[..., 1]) * size], axis=-1) - 0.5
+        cv2.polylines(overlay, list(np.round(pixels).astype(np.int32)), False, HARD_EDGE_TINT,
+                      thickness=max(1, size // 256))
+    tiles = [("band (red), holes (blue), hard edges left (green)", overlay.astype(np.uint8)), ("before", before),
+             ("after", after)]
     seams = np.flatnonzero(pairs.seam)
     worst = [k for k in np.argsort(-per_seam) if chosen[seams[k]]][:CROPS]
-    size = before.shape[0]
     half = max(16, size // 16)
     for rank, k in enumerate(worst, 1):
         centre = pairs.uv_a[seams[k]].mean(axis=0)
