@@ -18,10 +18,10 @@ from typing import Callable
 import numpy as np
 import pytest
 from rich.console import Console
-from test_batch import CRATE, SMALL, albedo, crate_folder, oracle
+from test_batch import CRATE, SMALL, VASE, albedo, crate_folder, oracle
 
-from texgen.batch.executors import (Executor, LocalExecutor, RayExecutor, ServerExecutor, Task, WorkerLost,
-                                    make_executor)
+from texgen.batch.executors import (Executor, LocalExecutor, RayExecutor, ServerExecutor, Task, TextureWorker,
+                                    WorkerLost, make_executor, task_files)
 from texgen.batch.ledger import LEDGER_NAME, Ledger
 from texgen.batch.runner import run_batch
 from texgen.batch.sources import BatchSource
@@ -67,6 +67,38 @@ def run_and_compare(reference: tuple[Path, Path, TextureSettings], dst: Path,
         if row.state == "done":
             np.testing.assert_array_equal(albedo(dst, key), albedo(local, key), err_msg=key)
     return {key: row.worker for key, row in rows.items() if row.state == "done"}
+
+
+def test_a_ray_worker_gets_the_files_a_mesh_reads(tmp_path: Path) -> None:
+    """A Ray worker may run on another machine: the mesh travels with its buffers, materials and maps,
+    and a starting texture image, and reads as it does here."""
+    import trimesh
+
+    from texgen.pipeline import texture_mesh
+
+    gltf = tmp_path / "gltf"  # a .gltf whose buffers lie beside it
+    gltf.mkdir()
+    for name, data in trimesh.load(VASE).export(file_type="gltf").items():
+        (gltf / name).write_bytes(data)
+    nested = tmp_path / "obj"  # an OBJ whose map lies in a folder of its own
+    (nested / "textures").mkdir(parents=True)
+    (nested / "crate.obj").write_bytes(CRATE.read_bytes())
+    (nested / "crate.mtl").write_text(CRATE.with_suffix(".mtl").read_text().replace(
+        "map_Kd crate_albedo.png", "map_Kd textures/crate_albedo.png"))
+    (nested / "textures" / "crate_albedo.png").write_bytes(CRATE.with_name("crate_albedo.png").read_bytes())
+    small = {key: value for key, value in SMALL.items() if key != "steps"}
+    cases = [(gltf / "model.gltf", TextureSettings(prompt="vase", model=oracle(VASE), **small)),
+             (nested / "crate.obj", TextureSettings(prompt="crate", model=oracle(CRATE), init_texture="mesh", **small)),
+             (CRATE, TextureSettings(prompt="crate", model=oracle(CRATE), init_texture=str(VASE.with_name(
+                 "crate_albedo.png")), **small))]
+    for source, settings in cases:
+        files = task_files(Task(source.name, source, settings))
+        assert source.name in files and len(files) > 1, sorted(files)
+        shipped = TextureWorker().texture(source.name, files, settings)
+        np.testing.assert_array_equal(shipped.texture, texture_mesh(source, settings=settings).texture,
+                                      err_msg=source.name)
+    assert sorted(task_files(Task("crate.obj", nested / "crate.obj", cases[1][1]))) == [
+        "crate.mtl", "crate.obj", "textures/crate_albedo.png"]
 
 
 @pytest.mark.slow  # about a minute on two loaded CPU cores (Ray start, two actors importing torch)

@@ -21,7 +21,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -413,6 +413,36 @@ def _as_rgb8(image: np.ndarray, name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- loading
+
+MTL_MAPS = re.compile(rb"^\s*(?:map_\w+|bump|disp|decal|norm|refl)\s+(.+?)\s*$", re.MULTILINE)
+
+
+def companion_files(path: Path) -> list[str]:
+    """The files a mesh file reads besides itself, as written in it (relative to its folder): an
+    OBJ's material libraries and the maps they name (the last word of a map line, after its
+    options), a .gltf's buffers and images that are not ``data:`` URIs. Those that do not exist are
+    left out; other formats read none."""
+    from urllib.parse import unquote
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    names: list[str] = []
+    if suffix == ".obj":
+        for library in re.findall(rb"^\s*mtllib\s+(.+?)\s*$", path.read_bytes(), re.MULTILINE):
+            for name in library.decode("utf-8", "replace").split():
+                names.append(name)
+                if (path.parent / name).is_file():
+                    folder = PurePosixPath(name.replace("\\", "/")).parent
+                    names += [str(folder / line.decode("utf-8", "replace").split()[-1])
+                              for line in MTL_MAPS.findall((path.parent / name).read_bytes())]
+    elif suffix == ".gltf":
+        tree = read_json(path)
+        for entry in [*(tree.get("buffers") or []), *(tree.get("images") or [])]:
+            uri = entry.get("uri") if isinstance(entry, dict) else None
+            if isinstance(uri, str) and not uri.startswith("data:"):
+                names.append(unquote(uri))
+    names = [PurePosixPath(name.replace("\\", "/")).as_posix() for name in names]
+    return [name for name in dict.fromkeys(names) if (path.parent / name).is_file()]
 
 
 def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "auto") -> Mesh:

@@ -14,8 +14,8 @@ import logging
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 from typing import Any, Optional, Protocol
 
 from ..errors import ConfigError, TexgenError
@@ -171,19 +171,45 @@ class ServerExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+START_FILE = ".texgen-start"  # the name under which a task's starting texture image travels to a worker
+
+
+def task_files(task: Task) -> dict[str, bytes]:
+    """What a worker on another machine needs to read ``task`` as this one does, by path relative to the
+    mesh's folder: the mesh file, the files it reads (an OBJ's materials and maps, a .gltf's buffers and
+    images: :func:`texgen.mesh.companion_files`) and, as START_FILE, a starting texture image."""
+    from ..mesh import companion_files
+
+    folder = task.source.parent
+    files = {name: (folder / name).read_bytes() for name in [task.source.name, *companion_files(task.source)]}
+    if task.settings.init_texture not in ("", "mesh"):
+        files[START_FILE] = Path(task.settings.init_texture).read_bytes()
+    return files
+
+
 class TextureWorker:
-    """The body of a Ray actor: textures meshes sent as file bytes, its model kept warm between tasks."""
+    """The body of a Ray actor: textures meshes sent as file bytes (:func:`task_files`), its model kept
+    warm between tasks."""
 
     def __init__(self, load_options: Optional[LoadOptions] = None) -> None:
         self.load_options = load_options
 
-    def texture(self, filename: str, data: bytes, settings: TextureSettings) -> TextureResult:
+    def texture(self, filename: str, files: dict[str, bytes], settings: TextureSettings) -> TextureResult:
         from ..pipeline import texture_mesh
 
-        with tempfile.TemporaryDirectory(prefix="texgen-ray-") as folder:
-            path = Path(folder) / filename
-            path.write_bytes(data)
-            return texture_mesh(path, settings=settings, load_options=self.load_options)
+        with tempfile.TemporaryDirectory(prefix="texgen-ray-") as root:
+            # a map in "../textures" needs the mesh that many folders down
+            depth = max(PurePosixPath(name).parts.count("..") for name in files)
+            folder = Path(root, *["mesh"] * depth)
+            for name, data in files.items():
+                path = (folder / name).resolve()
+                if not path.is_relative_to(Path(root).resolve()):
+                    raise ConfigError(f"{filename}: the file {name!r} it reads lies outside the folders sent")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            if START_FILE in files:
+                settings = replace(settings, init_texture=str(folder / START_FILE))
+            return texture_mesh(folder / filename, settings=settings, load_options=self.load_options)
 
 
 def import_ray() -> Any:
@@ -199,8 +225,8 @@ class RayExecutor:
     """One Ray actor per worker (per GPU when the cluster has GPUs), each keeping its model warm.
 
     address : ``auto`` or ``ray://HOST:PORT`` to join a cluster; None starts (or reuses) a local
-        Ray instance. Meshes travel as file bytes and results come back through Ray, so workers
-        need no shared file system.
+        Ray instance. Meshes travel as file bytes, with the files they read (:func:`task_files`), and
+        results come back through Ray, so workers need no shared file system.
     workers : actors to start; default one per GPU, or 2 on a cluster without GPUs
     load_options : how each actor loads its model
     """
@@ -234,7 +260,7 @@ class RayExecutor:
         with self._lock:
             index = min(range(len(self._actors)), key=self._busy.__getitem__)
             self._busy[index] += 1
-        ref = self._actors[index].texture.remote(task.source.name, task.source.read_bytes(), task.settings)
+        ref = self._actors[index].texture.remote(task.source.name, task_files(task), task.settings)
         future: Future[TextureResult] = Future()
         self._where[future] = index
 
@@ -286,4 +312,4 @@ def make_executor(kind: str, *, servers: Optional[list[str]] = None, server_key:
 
 
 __all__ = ["Task", "WorkerLost", "Executor", "LocalExecutor", "ServerExecutor", "RayExecutor", "TextureWorker",
-           "make_executor", "import_ray"]
+           "make_executor", "import_ray", "task_files"]
