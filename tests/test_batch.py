@@ -122,7 +122,9 @@ def test_batch_records_skips_redoes_and_retries(library: tuple[Path, Path], tmp_
     assert rows["shelf1/broken.obj"].error == "broken.obj: the file contains no triangle mesh"
     assert rows["../outside.obj"].error.startswith("refused: '..'")
     crate0 = rows["shelf0/crate0.obj"]
+    # the copies name crate.mtl, which is not beside them: they read no other file, and a GLB none
     assert crate0.input_sha256 == hashlib.sha256(CRATE.read_bytes()).hexdigest()
+    assert rows["vase.glb"].input_sha256 == hashlib.sha256(VASE.read_bytes()).hexdigest()
     assert set(crate0.outputs) == {"glb", "obj", "mtl", "albedo", "report", "preview"} and crate0.timings["texture"] > 0
     page = (dst / "index.html").read_text()
     assert "&lt;b&gt;vase&lt;/b&gt; &amp; &quot;jar&quot;" in page and "<b>vase" not in page
@@ -150,6 +152,38 @@ def test_batch_records_skips_redoes_and_retries(library: tuple[Path, Path], tmp_
 
     assert main(["batch", "--status", str(dst)]) == 1
     assert "shelf1/broken.obj" in capsys.readouterr().out
+
+
+def test_an_edited_map_or_buffer_redoes_its_asset(tmp_path: Path) -> None:
+    """An asset's input is its mesh and the files it reads: an OBJ's material and map, a .gltf's buffers."""
+    import trimesh
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "gltf").mkdir(parents=True)
+    for suffix in (".obj", ".mtl"):
+        shutil.copy(CRATE.with_suffix(suffix), src / f"crate{suffix}")
+    shutil.copy(REPO / "assets" / "crate_albedo.png", src / "crate_albedo.png")
+    for name, data in trimesh.load(VASE).export(file_type="gltf").items():
+        (src / "gltf" / name).write_bytes(data)
+    source = BatchSource(src, dst, TextureSettings(prompt="{stem}", model=oracle(CRATE), **SMALL))
+    summary, _ = run(source)
+    assert (summary.done, summary.failures) == (2, [])
+    files = "".join(f"{name}\0{hashlib.sha256((src / name).read_bytes()).hexdigest()}\n"
+                    for name in ("crate.obj", "crate.mtl", "crate_albedo.png"))
+    with Ledger(dst / LEDGER_NAME, readonly=True) as ledger:
+        assert ledger.get("crate.obj").input_sha256 == hashlib.sha256(files.encode()).hexdigest()
+    assert run(source)[0].skipped == 2
+
+    image = np.array(Image.open(src / "crate_albedo.png"))
+    Image.fromarray(255 - image).save(src / "crate_albedo.png")  # the map edited, the OBJ and MTL untouched
+    scaled = trimesh.load(VASE)
+    for geometry in scaled.geometry.values():
+        geometry.apply_scale(1.5)
+    for name, data in scaled.export(file_type="gltf").items():  # new positions in the buffers, the JSON untouched
+        if name.endswith(".bin"):
+            (src / "gltf" / name).write_bytes(data)
+    summary, _ = run(source)
+    assert (summary.done, summary.skipped) == (2, 0)
 
 
 def test_template_prompts_from_the_cli(tmp_path: Path) -> None:

@@ -53,8 +53,9 @@ CREATE INDEX IF NOT EXISTS events_key ON events (key);
 
 @dataclass(frozen=True)
 class InputFacts:
-    """What identifies an asset's input: the mesh file's sha256 (with the stat it was taken at),
-    the prompt, and the sha256 of the resolved options."""
+    """What identifies an asset's input: the sha256 of the mesh file and the files it reads
+    (:func:`inputs_sha256`, with their total size and newest mtime when it was taken), the prompt,
+    and the sha256 of the resolved options."""
 
     sha256: str
     size: int
@@ -98,6 +99,17 @@ def file_sha256(path: Path) -> str:
     with open(path, "rb") as stream:
         while block := stream.read(1 << 20):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def inputs_sha256(files: dict[str, Path]) -> str:
+    """sha256 hex digest of a mesh file and the files it reads, by name (the mesh first): the mesh
+    file's own digest when it reads none, else one over each file's name and digest."""
+    if len(files) == 1:
+        return file_sha256(next(iter(files.values())))
+    digest = hashlib.sha256()
+    for name, path in files.items():
+        digest.update(f"{name}\0{file_sha256(path)}\n".encode("utf-8"))
     return digest.hexdigest()
 
 

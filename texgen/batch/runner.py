@@ -2,7 +2,8 @@
 
 1. plan the assets (sources.py); a bad manifest or template stops here, before any work
 2. lock DST and open its ledger; record refused assets as failed
-3. hash each input (mesh sha256, reused while the file's size and mtime are unchanged) and
+3. hash each input (the sha256 of the mesh and the files it reads, reused while their size and mtime
+   are unchanged) and
    skip assets done with the same inputs and outputs still present (and failed ones, unless
    ``retry_failed``); everything else becomes pending, including rows left ``running`` by a
    killed batch
@@ -29,9 +30,10 @@ from typing import Any, Callable, Optional
 
 from ..errors import TexgenError
 from ..export import output_paths, write_outputs
+from ..mesh import companion_files
 from ..result import TextureResult
 from .executors import Executor, Task, WorkerLost
-from .ledger import LEDGER_NAME, AssetRow, BatchLock, InputFacts, Ledger, file_sha256, options_digest
+from .ledger import LEDGER_NAME, AssetRow, BatchLock, InputFacts, Ledger, file_sha256, inputs_sha256, options_digest
 from .report import BatchProgress, BatchSummary, print_summary, relative_to_dst, write_index
 from .sources import Asset, BatchSource, plan_assets, stale_temp_files
 
@@ -118,14 +120,17 @@ def _select(ledger: Ledger, assets: list[Asset], dst: Path, run: int, retry_fail
 
 
 def input_facts(asset: Asset, row: Optional[AssetRow]) -> InputFacts:
-    """The asset's InputFacts; the mesh is re-hashed only when its size or mtime changed."""
-    stat = asset.source.stat()
-    same_file = (row is not None and row.input_sha256 and row.source == str(asset.source)
-                 and row.input_size == stat.st_size and row.input_mtime_ns == stat.st_mtime_ns)
-    sha = row.input_sha256 if same_file else file_sha256(asset.source)
+    """The asset's InputFacts; the mesh and the files it reads (an OBJ's materials and maps, a .gltf's
+    buffers and images) are re-hashed only when their total size or newest mtime changed."""
+    files = {name: asset.source.parent / name for name in [asset.source.name, *companion_files(asset.source)]}
+    stats = [path.stat() for path in files.values()]
+    size, mtime_ns = sum(stat.st_size for stat in stats), max(stat.st_mtime_ns for stat in stats)
+    same_files = (row is not None and row.input_sha256 and row.source == str(asset.source)
+                  and row.input_size == size and row.input_mtime_ns == mtime_ns)
+    sha = row.input_sha256 if same_files else inputs_sha256(files)
     options = {key: value for key, value in asset.settings.to_dict().items() if key not in NOT_HASHED}
     text, digest = options_digest(options)
-    return InputFacts(sha, stat.st_size, stat.st_mtime_ns, asset.settings.prompt, digest, text)
+    return InputFacts(sha, size, mtime_ns, asset.settings.prompt, digest, text)
 
 
 def _outputs_present(row: AssetRow, dst: Path) -> bool:
