@@ -80,12 +80,13 @@ def test_a_ray_worker_gets_the_files_a_mesh_reads(tmp_path: Path) -> None:
     gltf.mkdir()
     for name, data in trimesh.load(VASE).export(file_type="gltf").items():
         (gltf / name).write_bytes(data)
-    nested = tmp_path / "obj"  # an OBJ whose map lies in a folder of its own
-    (nested / "textures").mkdir(parents=True)
+    nested = tmp_path / "obj" / "meshes"  # an OBJ whose map lies in a folder beside its own
+    nested.mkdir(parents=True)
     (nested / "crate.obj").write_bytes(CRATE.read_bytes())
     (nested / "crate.mtl").write_text(CRATE.with_suffix(".mtl").read_text().replace(
-        "map_Kd crate_albedo.png", "map_Kd textures/crate_albedo.png"))
-    (nested / "textures" / "crate_albedo.png").write_bytes(CRATE.with_name("crate_albedo.png").read_bytes())
+        "map_Kd crate_albedo.png", "map_Kd -s 1 1 1 ../textures/crate_albedo.png"))
+    (tmp_path / "obj" / "textures").mkdir()
+    (tmp_path / "obj" / "textures" / "crate_albedo.png").write_bytes(CRATE.with_name("crate_albedo.png").read_bytes())
     small = {key: value for key, value in SMALL.items() if key != "steps"}
     cases = [(gltf / "model.gltf", TextureSettings(prompt="vase", model=oracle(VASE), **small)),
              (nested / "crate.obj", TextureSettings(prompt="crate", model=oracle(CRATE), init_texture="mesh", **small)),
@@ -98,7 +99,7 @@ def test_a_ray_worker_gets_the_files_a_mesh_reads(tmp_path: Path) -> None:
         np.testing.assert_array_equal(shipped.texture, texture_mesh(source, settings=settings).texture,
                                       err_msg=source.name)
     assert sorted(task_files(Task("crate.obj", nested / "crate.obj", cases[1][1]))) == [
-        "crate.mtl", "crate.obj", "textures/crate_albedo.png"]
+        "../textures/crate_albedo.png", "crate.mtl", "crate.obj"]
 
 
 @pytest.mark.slow  # about a minute on two loaded CPU cores (Ray start, two actors importing torch)

@@ -13,7 +13,7 @@ import pytest
 from texgen.errors import MeshError
 from texgen.export import obj_bytes
 from texgen.gltf_json import glb_binary, pack_glb, read_json, with_attribute_renamed
-from texgen.mesh import Mesh, load_mesh, row_groups, sorted_unique
+from texgen.mesh import Mesh, companion_files, load_mesh, row_groups, sorted_unique
 from texgen.mesh import _obj_skeleton as ONE_PART_SKELETON
 
 trimesh = pytest.importorskip("trimesh")
@@ -1146,3 +1146,26 @@ def test_bad_normals_are_refused() -> None:
     mesh.normal_faces, mesh.normals = np.array([[0, 1, 2]]), np.full((3, 3), np.nan)
     with pytest.raises(MeshError, match="normals contain NaN or infinite values"):
         mesh.validate()
+
+
+def test_obj_maps_are_found_as_3d_tools_write_them(tmp_path: Path) -> None:
+    """A map in a folder beside the mesh's, a map line with options, and a map that is not there."""
+    from PIL import Image
+
+    (tmp_path / "meshes").mkdir()
+    (tmp_path / "textures").mkdir()
+    obj = tmp_path / "meshes" / "crate.obj"
+    obj.write_bytes((ASSETS / "crate.obj").read_bytes())
+    (tmp_path / "textures" / "crate_albedo.png").write_bytes((ASSETS / "crate_albedo.png").read_bytes())
+    expected = np.asarray(Image.open(ASSETS / "crate_albedo.png").convert("RGB"))
+    mtl = (ASSETS / "crate.mtl").read_text()
+    for line in ("map_Kd ../textures/crate_albedo.png", "map_Kd -s 1 1 1 -blendu on ../textures/crate_albedo.png"):
+        (obj.parent / "crate.mtl").write_text(mtl.replace("map_Kd crate_albedo.png", line))
+        mesh = load_mesh(obj)
+        assert mesh.texture is not None and np.array_equal(mesh.texture, expected), line
+        assert companion_files(obj) == ["crate.mtl", "../textures/crate_albedo.png"] and mesh.notes == []
+    (obj.parent / "crate.mtl").write_text(mtl.replace("map_Kd crate_albedo.png", "map_Kd textures/gone.png"))
+    mesh = load_mesh(obj)
+    assert mesh.texture is None and companion_files(obj) == ["crate.mtl"]
+    assert mesh.notes == ["the material names a base colour map that is not there (textures/gone.png); "
+                          "the mesh is read without it"]

@@ -20,9 +20,9 @@ import io
 import logging
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -414,35 +414,85 @@ def _as_rgb8(image: np.ndarray, name: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------- loading
 
-MTL_MAPS = re.compile(rb"^\s*(?:map_\w+|bump|disp|decal|norm|refl)\s+(.+?)\s*$", re.MULTILINE)
+MTL_MAPS = re.compile(rb"^\s*(map_\w+|bump|disp|decal|norm|refl)\s+(.+?)\s*$", re.MULTILINE)
+
+
+def file_resolver(path: Path) -> Any:
+    """trimesh's resolver for the files ``path`` reads, as 3D tools write them: anywhere relative to its
+    folder (``map_Kd ../textures/a.png``; trimesh 5 keeps to the folder and below), and a map line's
+    file after its options (``map_Kd -s 1 1 1 a.png``, which trimesh asks for whole)."""
+    return _resolver_type()(str(path), allow_anywhere=True)
+
+
+@cache
+def _resolver_type() -> type:
+    import trimesh
+
+    class FileResolver(trimesh.resolvers.FilePathResolver):
+        def get(self, name: str) -> bytes:
+            try:
+                return super().get(name)
+            except FileNotFoundError:
+                words = name.split()
+                if len(words) < 2:
+                    raise
+                return super().get(words[-1])
+
+    return FileResolver
 
 
 def companion_files(path: Path) -> list[str]:
     """The files a mesh file reads besides itself, as written in it (relative to its folder): an
-    OBJ's material libraries and the maps they name (the last word of a map line, after its
-    options), a .gltf's buffers and images that are not ``data:`` URIs. Those that do not exist are
-    left out; other formats read none."""
+    OBJ's material libraries and the maps they name (:func:`_obj_references`), a .gltf's buffers and
+    images that are not ``data:`` URIs. Those that do not exist are left out; other formats read none."""
     from urllib.parse import unquote
 
     path = Path(path)
     suffix = path.suffix.lower()
     names: list[str] = []
     if suffix == ".obj":
-        for library in re.findall(rb"^\s*mtllib\s+(.+?)\s*$", path.read_bytes(), re.MULTILINE):
-            for name in library.decode("utf-8", "replace").split():
-                names.append(name)
-                if (path.parent / name).is_file():
-                    folder = PurePosixPath(name.replace("\\", "/")).parent
-                    names += [str(folder / line.decode("utf-8", "replace").split()[-1])
-                              for line in MTL_MAPS.findall((path.parent / name).read_bytes())]
+        names = [name for _, name in _obj_references(path)]
     elif suffix == ".gltf":
         tree = read_json(path)
         for entry in [*(tree.get("buffers") or []), *(tree.get("images") or [])]:
             uri = entry.get("uri") if isinstance(entry, dict) else None
             if isinstance(uri, str) and not uri.startswith("data:"):
                 names.append(unquote(uri))
-    names = [PurePosixPath(name.replace("\\", "/")).as_posix() for name in names]
-    return [name for name in dict.fromkeys(names) if (path.parent / name).is_file()]
+    found = [_as_found(path.parent, name) for name in names]
+    return list(dict.fromkeys(name for name in found if name is not None))
+
+
+def _as_found(folder: Path, name: str) -> Optional[str]:
+    """``name`` as the resolver finds it in ``folder``: as written, without a leading slash, or its file
+    name alone (a path from another machine, C:/textures/a.png, next to the mesh); None when absent."""
+    for candidate in (name, name.lstrip("/"), PurePosixPath(name).name):
+        if candidate and (folder / candidate).is_file():
+            return candidate
+    return None
+
+
+def _obj_references(path: Path) -> list[tuple[str, str]]:
+    """(keyword, file) of each file an OBJ names, relative to its folder: its material libraries
+    ("mtllib") and the maps they name (the map line's keyword, "map_Kd" say; the file is the line's last
+    word, after its options)."""
+    def posix(name: str) -> PurePosixPath:
+        return PurePosixPath(name.replace("\\", "/"))
+
+    references = []
+    for libraries in re.findall(rb"^\s*mtllib\s+(.+?)\s*$", path.read_bytes(), re.MULTILINE):
+        for library in libraries.decode("utf-8", "replace").split():
+            references.append(("mtllib", posix(library).as_posix()))
+            if (path.parent / library).is_file():
+                references += [(keyword.decode(), (posix(library).parent / posix(rest.decode("utf-8", "replace")
+                                                                                   .split()[-1])).as_posix())
+                               for keyword, rest in MTL_MAPS.findall((path.parent / library).read_bytes())]
+    return references
+
+
+def _missing_obj_maps(path: Path) -> list[str]:
+    """The base colour maps (``map_Kd``) an OBJ's materials name that are not there."""
+    return [name for keyword, name in _obj_references(path)
+            if keyword.lower() == "map_kd" and _as_found(path.parent, name) is None]
 
 
 def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "auto") -> Mesh:
@@ -482,7 +532,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             readable = data
         if readable is not None:
             source = io.BytesIO(readable)
-            hints = {"file_type": "obj", "resolver": trimesh.resolvers.FilePathResolver(str(path))}
+            hints = {"file_type": "obj", "resolver": file_resolver(path)}
     elif suffix in (".glb", ".gltf"):
         gltf = read_json(path)  # the file's own tree: a file painted whole is written back from it
         if problem := _compression_problem(gltf):
@@ -513,8 +563,7 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
             readable = with_attribute_renamed(readable or path.read_bytes(), tree, "TEXCOORD_1", SECOND_UVS)
         if readable is not None:
             source = io.BytesIO(readable)
-            hints = {"file_type": "glb" if whole_file is not None else suffix[1:],
-                     "resolver": trimesh.resolvers.FilePathResolver(str(path))}
+            hints = {"file_type": "glb" if whole_file is not None else suffix[1:], "resolver": file_resolver(path)}
     try:
         loaded = trimesh.load(source, process=False, **hints)
     except Exception as exc:  # trimesh raises many types for corrupt files
@@ -553,6 +602,9 @@ def load_mesh(path: Union[str, Path], *, object_name: str = "", unwrap: str = "a
         if baked_uvs and unwrap != "always":
             mesh.notes.append("the UVs are stored as integers that the maps read through a texture transform (as "
                               "gltfpack quantizes them): they are read through it, and written back so, as floats")
+    if suffix == ".obj" and mesh.texture is None and (missing := _missing_obj_maps(path)):
+        mesh.notes.append(f"the material names a base colour map that is not there ({', '.join(missing)}); "
+                          "the mesh is read without it")
     if unusable is not None:
         reason, remedy = unusable
         if unwrap != "always":
@@ -1322,8 +1374,7 @@ def _binary_ply_of_polygons(path: Path):
     data.write(text)
     text.seek(0)
     try:
-        return trimesh.load(text, file_type="ply", process=False,
-                            resolver=trimesh.resolvers.FilePathResolver(str(path)))
+        return trimesh.load(text, file_type="ply", process=False, resolver=file_resolver(path))
     except Exception:  # what plyfile reads trimesh may still refuse; the caller names trimesh's first error
         return None
 
