@@ -21,8 +21,10 @@ def active_uv_name(obj: bpy.types.Object) -> Optional[str]:
     return layer.name if layer is not None else None
 
 
-def export_object(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph, space: str = "WORLD") -> MeshArrays:
-    """Arrays of ``obj`` as evaluated in ``depsgraph``; ``space`` is "WORLD" or "LOCAL"."""
+def export_object(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph, space: str = "WORLD",
+                  normals: bool = False) -> MeshArrays:
+    """Arrays of ``obj`` as evaluated in ``depsgraph``; ``space`` is "WORLD" or "LOCAL"; ``normals``: with
+    its corner normals (which Inpaint Seams sends; a texture job has no use for them)."""
     if obj.type != "MESH":
         raise ExportError(f"{obj.name} is a {obj.type.lower()}, not a mesh")
     uv_name = active_uv_name(obj)
@@ -41,7 +43,8 @@ def export_object(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph, space: 
         tri_vertices = _read(mesh.loop_triangles, "vertices", np.int32, 3)
         tri_loops = _read(mesh.loop_triangles, "loops", np.int32, 3)
         loop_uvs = _read(layer.data, "uv", np.float32, 2)
-        loop_normals = _read(mesh.corner_normals, "vector", np.float32, 3)  # split at sharp edges
+        # Blender splits corner normals at sharp edges and flat faces
+        loop_normals = _read(mesh.corner_normals, "vector", np.float32, 3) if normals else None
         matrix = np.array(evaluated.matrix_world, dtype=np.float64) if space == "WORLD" else None
     finally:
         evaluated.to_mesh_clear()

@@ -123,13 +123,13 @@ def plan_texture(context: bpy.types.Context, objects: Iterable[bpy.types.Object]
     meshes = [obj for obj in objects if obj.type == "MESH"]
     if not meshes:
         raise TexgenAddonError("Select one or more mesh objects to texture")
+    missing = [obj for obj in meshes if mesh_io.active_uv_name(obj) is None]
     starts: list[Optional[np.ndarray]] = [None] * len(meshes)
     if start_from_image:
-        if unmapped := [obj.name for obj in meshes if mesh_io.active_uv_name(obj) is None]:
-            raise TexgenAddonError(f"{', '.join(unmapped)}: no UV map that an image to start from could be on; "
-                                   "turn off Start from current image, or unwrap it")
+        if missing:
+            raise TexgenAddonError(f"{', '.join(o.name for o in missing)}: no UV map that an image to start from "
+                                   "could be on; turn off Start from current image, or unwrap it")
         starts = [materials.read_texture(base_colour_image(obj)) for obj in meshes]
-    missing = [obj for obj in meshes if mesh_io.active_uv_name(obj) is None]
     if missing and not create_uvs:
         raise TexgenAddonError(f"{', '.join(o.name for o in missing)}: no UV map. Unwrap it, or let texgen "
                                "create one (Without UVs: Smart UV Project)")
@@ -186,7 +186,7 @@ def plan_inpaint(context: bpy.types.Context, obj: Optional[bpy.types.Object], op
     if obj.mode == "EDIT":
         obj.update_from_editmode()
     try:
-        mesh = mesh_io.export_object(obj, context.evaluated_depsgraph_get(), space)
+        mesh = mesh_io.export_object(obj, context.evaluated_depsgraph_get(), space, normals=True)
     except mesh_io.ExportError as exc:
         raise TexgenAddonError(str(exc)) from None
     request = JobRequest("inpaint_seams", mesh, options, (obj.name,), texture)

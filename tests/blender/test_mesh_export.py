@@ -81,7 +81,7 @@ def test_cube_round_trips_with_marked_seams(scene, mesh_io, meshdata):
     bpy.ops.mesh.select_all(action="SELECT")
     bpy.ops.uv.seams_from_islands()
     bpy.ops.object.mode_set(mode="OBJECT")
-    arrays = mesh_io.export_object(obj, bpy.context.evaluated_depsgraph_get(), "WORLD")
+    arrays = mesh_io.export_object(obj, bpy.context.evaluated_depsgraph_get(), "WORLD", normals=True)
     assert arrays.name == obj.name and arrays.faces.shape == (12, 3) and len(arrays.positions) == 8
     exported, seams = _check_round_trip(obj, arrays, meshdata)
     assert seams and exported == seams  # UV seams on the wire are exactly Blender's marked seams
@@ -92,7 +92,7 @@ def test_cube_round_trips_with_marked_seams(scene, mesh_io, meshdata):
     face_normals /= np.linalg.norm(face_normals, axis=1, keepdims=True)
     assert np.allclose(corners, face_normals[:, None], atol=1e-5)
     bpy.ops.object.shade_smooth()  # one normal per vertex: no hard edge left
-    smooth = mesh_io.export_object(obj, bpy.context.evaluated_depsgraph_get(), "WORLD")
+    smooth = mesh_io.export_object(obj, bpy.context.evaluated_depsgraph_get(), "WORLD", normals=True)
     by_vertex = {}
     for vertex, normal in zip(smooth.faces.reshape(-1), smooth.normals[smooth.normal_faces].reshape(-1, 3)):
         assert np.allclose(by_vertex.setdefault(int(vertex), normal), normal, atol=1e-5)
@@ -106,6 +106,7 @@ def test_modifiers_ngons_and_local_space(scene, mesh_io, meshdata):
     world = mesh_io.export_object(obj, depsgraph, "WORLD")
     _check_round_trip(obj, world, meshdata)
     assert len(world.positions) > len(obj.data.vertices)  # the modifier was applied
+    assert world.normals is None and world.normal_faces is None  # asked for by Inpaint Seams only
     local = mesh_io.export_object(obj, depsgraph, "LOCAL")
     _check_round_trip(obj, local, meshdata, space="LOCAL")
     assert not np.allclose(world.positions, local.positions)
