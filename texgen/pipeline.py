@@ -34,8 +34,8 @@ from . import __version__
 from .camera import Camera, candidate_views, default_views, orbit_camera
 from .diffusion.base import Generator, SamplerSettings, ViewBatch, generator_report
 from .errors import MeshError
-from .images import resample_square, starting_image
 from .fill import fill_unseen, pad_texture
+from .images import resample_square, starting_image
 from .mesh import Mesh, apply_unwrap, load_mesh
 from .progress import CancelToken, ProgressCallback, ProgressEvent, Timer, no_progress
 from .project import ProjectionSettings, TextureState, ViewSamples, dilate, sample_colour, sample_view, sample_views
@@ -199,7 +199,6 @@ def texture_mesh(mesh: Union[Mesh, str, Path], prompt: Optional[str] = None, *,
     generator : a loaded Generator; by default ``settings.model`` is loaded (and cached) with ``load_options``
     load_options : how ``settings.model`` is loaded when no generator is given (default LoadOptions()); the
         report records the options the generator was loaded with
-        or used
     progress : receives ProgressEvents; cancel : checked between steps and views
     """
     progress = progress or no_progress
