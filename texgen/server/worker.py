@@ -126,11 +126,12 @@ class Worker:
             raise ConfigError(f"model {model!r} is not served here; served: {', '.join(generators)}")
         options.update(model=model, device=self.device)
         start = time.perf_counter()
+        # a texture job's texture frame is the texture to start from (init_texture "mesh"), checked as a mesh's own
+        own_texture = arrays.get("texture") if message.type == "texture" else None
         mesh = Mesh.from_arrays(arrays["positions"], arrays["faces"], arrays.get("uvs"), arrays.get("uv_faces"),
+                                None if own_texture is None else np.array(own_texture),
                                 name=message.fields.get("name") or "mesh", normals=arrays.get("normals"),
                                 normal_faces=arrays.get("normal_faces"))  # views of the received frames
-        if message.type == "texture" and "texture" in arrays:  # the starting texture (init_texture "mesh")
-            mesh.texture = np.array(arrays["texture"])
 
         def progress(event: ProgressEvent) -> None:
             self._send(_progress_message(job, event), png)
